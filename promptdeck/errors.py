@@ -1,0 +1,194 @@
+"""Every error PromptDeck raises on purpose.
+
+    PromptDeckError
+    ├── ConfigError            providers.yaml, environment, unknown provider, missing key
+    ├── PromptFileError        a prompt variant file that cannot be used (file, line, field)
+    ├── DatasetError           a dataset file that cannot be used (file, row, column)
+    ├── TemplateError          a template that does not render (missing variable, sandbox)
+    ├── CheckConfigError       a guardrail / check declared wrongly (variant, check)
+    └── ProviderError          a model call that failed
+        ├── AuthError              401 / 403: the key is missing, wrong or not allowed
+        ├── RateLimitError         429: too many requests (carries retry_after)
+        ├── QuotaError             the account is out of credit or over its spend limit
+        ├── ProviderTimeout        no answer, or too long a gap between chunks
+        ├── ProviderConnectionError  the server could not be reached or hung up
+        ├── HTTPStatusError        any other non-2xx status
+        └── ProtocolError          the server answered something that is not the protocol
+
+Messages are for a product manager: they say what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class PromptDeckError(Exception):
+    """Base of every error PromptDeck raises on purpose."""
+
+
+class ConfigError(PromptDeckError):
+    """Configuration that cannot be used (providers.yaml, environment, model reference)."""
+
+
+class PromptFileError(PromptDeckError):
+    """A prompt variant file that cannot be loaded; names the file, line and field."""
+
+    def __init__(
+        self, path: Path | str, message: str, *, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = self.path + (f", line {line}" if line else "")
+        what = f"field '{field}': " if field else ""
+        super().__init__(f"{where}: {what}{message}")
+
+
+class DatasetError(PromptDeckError):
+    """A dataset file that cannot be loaded; names the file and, where known, the row."""
+
+
+class TemplateError(PromptDeckError):
+    """A template that does not render, e.g. a variable that no input provides."""
+
+
+class CheckConfigError(PromptDeckError):
+    """A check (guardrail) whose configuration is wrong."""
+
+
+class ProviderError(PromptDeckError):
+    """A model call that failed. `retryable` is a hint for the retry policy."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+        self.provider = provider
+        self.status = status
+        prefix = f"{provider}: " if provider else ""
+        super().__init__(prefix + message)
+
+    @property
+    def kind(self) -> str:
+        """A short stable name for tables and exports, e.g. 'rate_limit'."""
+        return _KIND_NAMES.get(type(self), "provider_error")
+
+
+class AuthError(ProviderError):
+    """The server refused the key (401/403)."""
+
+
+class RateLimitError(ProviderError):
+    """429 Too Many Requests; `retry_after` is seconds the server asked us to wait."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+
+
+class QuotaError(ProviderError):
+    """Out of credit or over a spend limit: waiting does not help, so it is never retried."""
+
+
+class ProviderTimeout(ProviderError):
+    """The server did not answer, or paused between chunks for longer than allowed."""
+
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The server could not be reached, or closed the connection mid-answer."""
+
+    retryable = True
+
+
+class HTTPStatusError(ProviderError):
+    """A non-2xx status that has no class of its own. 408/409/5xx are retryable."""
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retryable = status is not None and (status in (408, 409) or status >= 500)
+
+
+class ProtocolError(ProviderError):
+    """The server's answer does not follow the protocol (bad JSON, missing fields)."""
+
+
+_KIND_NAMES: dict[type, str] = {
+    AuthError: "auth",
+    RateLimitError: "rate_limit",
+    QuotaError: "quota",
+    ProviderTimeout: "timeout",
+    ProviderConnectionError: "connection",
+    HTTPStatusError: "http_status",
+    ProtocolError: "protocol",
+}
+
+_QUOTA_WORDS = ("insufficient_quota", "quota", "billing", "credit balance", "spend limit")
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds only; dates ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if 0 <= seconds <= 600:
+            return seconds
+    return None
+
+
+def error_for_status(
+    status: int, body: str, headers: Mapping[str, str], *, provider: str
+) -> ProviderError:
+    """Map an HTTP error response to the error class a caller can act on."""
+    detail = _short(body)
+    lowered = body.lower()
+    if status in (401, 403):
+        return AuthError(
+            f"the server refused the API key (HTTP {status}). Check that the key's environment "
+            f"variable is set and valid for this model. Server said: {detail}",
+            provider=provider,
+            status=status,
+        )
+    if status in (402, 429) and any(word in lowered for word in _QUOTA_WORDS):
+        return QuotaError(
+            f"the account is out of quota or over its spend limit (HTTP {status}); add credit "
+            f"or raise the limit, retrying will not help. Server said: {detail}",
+            provider=provider,
+            status=status,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(headers)
+        wait = f" The server asked to wait {retry_after:g}s." if retry_after is not None else ""
+        return RateLimitError(
+            f"rate limited (HTTP 429).{wait} Lower the concurrency or try again shortly. "
+            f"Server said: {detail}",
+            provider=provider,
+            retry_after=retry_after,
+        )
+    return HTTPStatusError(
+        f"the server answered HTTP {status}. Server said: {detail}",
+        provider=provider,
+        status=status,
+    )
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,13 +1,13 @@
 """Every error PromptDeck raises on purpose.
 
     PromptDeckError
-    ├── ConfigError            providers.yaml, environment, unknown provider, missing key
+    ├── ConfigError            providers.yaml, environment, unknown provider, model file
     ├── PromptFileError        a prompt variant file that cannot be used (file, line, field)
     ├── DatasetError           a dataset file that cannot be used (file, row, column)
     ├── TemplateError          a template that does not render (missing variable, sandbox)
     ├── CheckConfigError       a guardrail / check declared wrongly (variant, check)
     └── ProviderError          a model call that failed
-        ├── AuthError              401 / 403: the key is missing, wrong or not allowed
+        ├── AuthError              no key configured, or 401 / 403: wrong or not allowed
         ├── RateLimitError         429: too many requests (carries retry_after)
         ├── QuotaError             the account is out of credit or over its spend limit
         ├── ProviderTimeout        no answer, or too long a gap between chunks
@@ -166,7 +166,8 @@ def error_for_status(
             provider=provider,
             status=status,
         )
-    if status in (402, 429) and any(word in lowered for word in _QUOTA_WORDS):
+    # Anthropic reports an empty credit balance as 400 invalid_request_error.
+    if status in (400, 402, 429) and any(word in lowered for word in _QUOTA_WORDS):
         return QuotaError(
             f"the account is out of quota or over its spend limit (HTTP {status}); add credit "
             f"or raise the limit, retrying will not help. Server said: {detail}",

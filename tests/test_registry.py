@@ -21,8 +21,18 @@ def test_builtins_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     status = {s.name: s for s in reg.statuses()}
     assert status["local"].usable and status["local"].key_display == "not needed"
     assert not status["openai"].usable and status["openai"].key_display == "missing"
-    assert {"openai", "anthropic", "azure", "ollama", "vllm", "lmstudio", "llamacpp",
-            "openrouter", "groq", "gemini"} <= set(status)  # fmt: skip
+    assert {
+        "openai",
+        "anthropic",
+        "azure",
+        "ollama",
+        "vllm",
+        "lmstudio",
+        "llamacpp",
+        "openrouter",
+        "groq",
+        "gemini",
+    } <= set(status)
 
 
 def test_key_comes_from_env_and_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,7 +54,9 @@ def test_dotenv_and_extra_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_providers_file_adds_provider_and_prices(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 providers:
   staging-vllm:
     kind: openai
@@ -54,11 +66,16 @@ providers:
     headers: {X-Team: pm}
 prices:
   staging-vllm/my-model: {input: 0.5, output: 1.5}
-""")
+""",
+    )
     configs, prices = load_providers_file(path)
     cfg = configs["staging-vllm"]
     assert (cfg.kind, cfg.base_url, cfg.api_key_env, cfg.max_concurrency) == (
-        "openai", "http://127.0.0.1:8000/v1", "STAGING_KEY", 8)  # fmt: skip
+        "openai",
+        "http://127.0.0.1:8000/v1",
+        "STAGING_KEY",
+        8,
+    )
     assert dict(cfg.headers) == {"X-Team": "pm"}
     assert prices["staging-vllm/my-model"].output_per_mtok == 1.5
 
@@ -66,12 +83,17 @@ prices:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("providers: {x: {kind: openai, base_url: http://a, colour: red}}", "unknown key(s) colour"),
+        (
+            "providers: {x: {kind: openai, base_url: http://a, colour: red}}",
+            "unknown key(s) colour",
+        ),
         ("providers: {x: {kind: telepathy}}", "'kind' must be one of"),
         ("providers: {x: {kind: openai, base_url: http://a, api_key: sk-123}}", "never put a key"),
         ("providers: {x: {kind: openai}}", "'base_url' is required"),
-        ("providers: {x: {kind: openai, base_url: http://a, max_concurrency: many}}",
-         "'max_concurrency' has the wrong type"),
+        (
+            "providers: {x: {kind: openai, base_url: http://a, max_concurrency: many}}",
+            "'max_concurrency' has the wrong type",
+        ),
         ("provider: {}", "unknown top-level key(s): provider"),
         ("providers: {x: [1, 2]}", "expected a mapping"),
         ("providers: {x: {kind: openai\n", "cannot read providers file"),

@@ -17,7 +17,7 @@ import yaml
 from promptdeck.config import Secrets, mask_secret
 from promptdeck.errors import ConfigError
 from promptdeck.pricing import Price, PriceTable
-from promptdeck.providers.base import Provider, Timeouts
+from promptdeck.providers.base import DEFAULT_TIMEOUTS, Provider, Timeouts
 
 KINDS = ("openai", "azure", "anthropic", "local")
 
@@ -34,7 +34,7 @@ class ProviderConfig:
     max_concurrency: int = 4
     api_version: str | None = None  # azure
     model_path: str | None = None  # local
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
     label: str = ""
 
 
@@ -48,44 +48,106 @@ def builtin_configs() -> dict[str, ProviderConfig]:
     if not ollama.startswith("http"):
         ollama = "http://" + ollama
     presets = [
-        ProviderConfig("local", "local", requires_key=False, free=True, max_concurrency=3,
-                       model_path=os.environ.get("PROMPTDECK_LOCAL_MODEL"),
-                       label="Embedded SmolLM2 (llama.cpp, offline)"),
-        ProviderConfig("openai", "openai", _env("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-                       "OPENAI_API_KEY", label="OpenAI"),
-        ProviderConfig("anthropic", "anthropic",
-                       _env("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-                       "ANTHROPIC_API_KEY", label="Anthropic"),
-        ProviderConfig("azure", "azure", os.environ.get("AZURE_OPENAI_ENDPOINT", ""),
-                       "AZURE_OPENAI_API_KEY",
-                       api_version=_env("OPENAI_API_VERSION", "2024-10-21"), label="Azure OpenAI"),
-        ProviderConfig("ollama", "openai", ollama + "/v1", requires_key=False, free=True,
-                       label="Ollama"),
-        ProviderConfig("vllm", "openai", _env("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-                       "VLLM_API_KEY", requires_key=False, label="vLLM"),
-        ProviderConfig("lmstudio", "openai",
-                       _env("LMSTUDIO_BASE_URL", "http://127.0.0.1:1234/v1"),
-                       requires_key=False, free=True, label="LM Studio"),
-        ProviderConfig("llamacpp", "openai",
-                       _env("LLAMACPP_BASE_URL", "http://127.0.0.1:8080/v1"),
-                       requires_key=False, free=True, label="llama.cpp server"),
-        ProviderConfig("openrouter", "openai", "https://openrouter.ai/api/v1",
-                       "OPENROUTER_API_KEY", label="OpenRouter"),
-        ProviderConfig("groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY",
-                       label="Groq"),
-        ProviderConfig("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY",
-                       label="Together"),
-        ProviderConfig("gemini", "openai",
-                       "https://generativelanguage.googleapis.com/v1beta/openai",
-                       "GEMINI_API_KEY", label="Gemini (OpenAI-compatible)"),
-    ]  # fmt: skip
+        ProviderConfig(
+            "local",
+            "local",
+            requires_key=False,
+            free=True,
+            max_concurrency=3,
+            model_path=os.environ.get("PROMPTDECK_LOCAL_MODEL"),
+            label="Embedded SmolLM2 (llama.cpp, offline)",
+        ),
+        ProviderConfig(
+            "openai",
+            "openai",
+            _env("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            "OPENAI_API_KEY",
+            label="OpenAI",
+        ),
+        ProviderConfig(
+            "anthropic",
+            "anthropic",
+            _env("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            "ANTHROPIC_API_KEY",
+            label="Anthropic",
+        ),
+        ProviderConfig(
+            "azure",
+            "azure",
+            os.environ.get("AZURE_OPENAI_ENDPOINT", ""),
+            "AZURE_OPENAI_API_KEY",
+            api_version=_env("OPENAI_API_VERSION", "2024-10-21"),
+            label="Azure OpenAI",
+        ),
+        ProviderConfig(
+            "ollama", "openai", ollama + "/v1", requires_key=False, free=True, label="Ollama"
+        ),
+        ProviderConfig(
+            "vllm",
+            "openai",
+            _env("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
+            "VLLM_API_KEY",
+            requires_key=False,
+            label="vLLM",
+        ),
+        ProviderConfig(
+            "lmstudio",
+            "openai",
+            _env("LMSTUDIO_BASE_URL", "http://127.0.0.1:1234/v1"),
+            requires_key=False,
+            free=True,
+            label="LM Studio",
+        ),
+        ProviderConfig(
+            "llamacpp",
+            "openai",
+            _env("LLAMACPP_BASE_URL", "http://127.0.0.1:8080/v1"),
+            requires_key=False,
+            free=True,
+            label="llama.cpp server",
+        ),
+        ProviderConfig(
+            "openrouter",
+            "openai",
+            "https://openrouter.ai/api/v1",
+            "OPENROUTER_API_KEY",
+            label="OpenRouter",
+        ),
+        ProviderConfig(
+            "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", label="Groq"
+        ),
+        ProviderConfig(
+            "together",
+            "openai",
+            "https://api.together.xyz/v1",
+            "TOGETHER_API_KEY",
+            label="Together",
+        ),
+        ProviderConfig(
+            "gemini",
+            "openai",
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            "GEMINI_API_KEY",
+            label="Gemini (OpenAI-compatible)",
+        ),
+    ]
     return {p.name: p for p in presets}
 
 
 _PROVIDER_KEYS = {
-    "kind", "base_url", "api_key_env", "headers", "max_concurrency", "api_version",
-    "model_path", "requires_key", "free", "timeout", "read_timeout", "label",
-}  # fmt: skip
+    "kind",
+    "base_url",
+    "api_key_env",
+    "headers",
+    "max_concurrency",
+    "api_version",
+    "model_path",
+    "requires_key",
+    "free",
+    "timeout",
+    "read_timeout",
+    "label",
+}
 
 
 def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str, Price]]:
@@ -104,8 +166,10 @@ def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str
         str(name): _parse_provider(path, str(name), body, builtins.get(str(name)))
         for name, body in (data.get("providers") or {}).items()
     }
-    prices = {str(ref): _parse_price(path, str(ref), body) for ref, body in
-              (data.get("prices") or {}).items()}  # fmt: skip
+    prices = {
+        str(ref): _parse_price(path, str(ref), body)
+        for ref, body in (data.get("prices") or {}).items()
+    }
     return configs, prices
 
 
@@ -125,7 +189,12 @@ def _parse_provider(
     kind = body.get("kind", base.kind if base else None)
     if kind not in KINDS:
         raise ConfigError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
-    cfg = base if base and base.kind == kind else ProviderConfig(name, kind, label=name)
+    # A new provider needs a key only when it names one (api_key_env).
+    cfg = (
+        base
+        if base and base.kind == kind
+        else ProviderConfig(name, kind, requires_key=False, label=name)
+    )
     updates: dict[str, Any] = {}
     for key in ("base_url", "api_key_env", "api_version", "model_path", "label"):
         if key in body:
@@ -230,24 +299,32 @@ class Registry:
         out = []
         for cfg in self.configs.values():
             key = self.secrets.get(cfg.api_key_env) if cfg.api_key_env else None
-            if cfg.api_key_env:
-                display = mask_secret(key)
-            else:
-                display = "not needed"
+            display = mask_secret(key) if cfg.api_key_env else "not needed"
             usable = bool(key) or not cfg.requires_key
             if cfg.kind == "azure" and not cfg.base_url:
                 usable = False
-            out.append(ProviderStatus(cfg.name, cfg.label or cfg.name, cfg.kind, cfg.base_url,
-                                      cfg.api_key_env, display, usable))  # fmt: skip
+            out.append(
+                ProviderStatus(
+                    cfg.name,
+                    cfg.label or cfg.name,
+                    cfg.kind,
+                    cfg.base_url,
+                    cfg.api_key_env,
+                    display,
+                    usable,
+                )
+            )
         return out
 
     def _build(self, cfg: ProviderConfig) -> Provider:
         # Imported here so that listing providers never loads llama.cpp or httpx.
         key = self.secrets.get(cfg.api_key_env) if cfg.api_key_env else None
         common: dict[str, Any] = {
-            "api_key": key, "api_key_env": cfg.api_key_env,
-            "headers": dict(cfg.headers), "timeouts": cfg.timeouts,
-        }  # fmt: skip
+            "api_key": key,
+            "api_key_env": cfg.api_key_env,
+            "headers": dict(cfg.headers),
+            "timeouts": cfg.timeouts,
+        }
         if cfg.kind == "local":
             from promptdeck.providers.local import LocalProvider
 
@@ -261,7 +338,9 @@ class Registry:
 
             if not cfg.base_url:
                 raise ConfigError("azure: set AZURE_OPENAI_ENDPOINT or base_url in providers.yaml")
-            return AzureProvider(cfg.name, cfg.base_url, api_version=cfg.api_version or "", **common)
+            return AzureProvider(
+                cfg.name, cfg.base_url, api_version=cfg.api_version or "", **common
+            )
         from promptdeck.providers.openai_compat import OpenAIProvider
 
         return OpenAIProvider(cfg.name, cfg.base_url, requires_key=cfg.requires_key, **common)

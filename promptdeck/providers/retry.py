@@ -34,6 +34,6 @@ def retry_delay(error: PromptDeckError, *, attempt: int, rng: random.Random | No
     """Seconds to wait before retry number `attempt + 1`: the server's wish, else backoff."""
     if isinstance(error, RateLimitError) and error.retry_after is not None:
         return error.retry_after
-    base = min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY)
+    base = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
     jitter = (rng or random).uniform(-JITTER, JITTER)
     return base * (1 + jitter)

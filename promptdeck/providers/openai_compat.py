@@ -1,0 +1,174 @@
+"""OpenAI-compatible chat completions over SSE, and Azure OpenAI.
+
+One class serves OpenAI and everything that copies its API (Ollama, vLLM, LM Studio,
+llama.cpp server, OpenRouter, Groq, Together, Gemini's compatible endpoint). Those
+servers differ in small ways, so `parse_chunk` tolerates usage-only chunks, empty
+`choices`, chunks without `delta`, unknown fields and a missing usage record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from promptdeck.errors import ProtocolError
+from promptdeck.providers.base import DEFAULT_TIMEOUTS, ChatRequest, Chunk, Timeouts
+from promptdeck.providers.http import (
+    StreamDelta,
+    error_from_payload,
+    load_json,
+    missing_key_error,
+    resolve_key,
+    stream_chat,
+)
+from promptdeck.providers.sse import ServerSentEvent
+
+
+class OpenAIProvider:
+    """Streams `POST {base_url}/chat/completions`; `base_url` usually ends in `/v1`."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        requires_key: bool = True,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.timeouts = timeouts
+        self.requires_key = requires_key
+        self._api_key = api_key
+        self._extra_headers = dict(headers or {})
+
+    def __repr__(self) -> str:
+        # Hand-written so that the key can never show up in a log or a traceback.
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        key = resolve_key(self._api_key, self.api_key_env)
+        if key is None and self.requires_key:
+            raise missing_key_error(self.name, self.api_key_env)
+        chunks = stream_chat(
+            request,
+            url=self._url(request),
+            body=self._body(request),
+            headers={**self._extra_headers, **self._auth_headers(key)},
+            timeouts=self.timeouts,
+            provider=self.name,
+            parse=self._parse,
+            secret=key,
+        )
+        async for chunk in chunks:
+            yield chunk
+
+    def _url(self, request: ChatRequest) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _auth_headers(self, key: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        return {"model": request.model, **chat_body(request)}
+
+    def _parse(self, event: ServerSentEvent) -> StreamDelta:
+        return parse_chunk(event.data, provider=self.name)
+
+
+class AzureProvider(OpenAIProvider):
+    """Azure OpenAI: the deployment (`request.model`) is in the URL, the key in `api-key`."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: str,
+        *,
+        api_version: str,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    ) -> None:
+        super().__init__(
+            name,
+            endpoint,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            headers=headers,
+            timeouts=timeouts,
+            requires_key=True,
+        )
+        self.api_version = api_version
+
+    def _url(self, request: ChatRequest) -> str:
+        deployment = quote(request.model, safe="")
+        version = quote(self.api_version, safe="")
+        return (
+            f"{self.base_url}/openai/deployments/{deployment}/chat/completions"
+            f"?api-version={version}"
+        )
+
+    def _auth_headers(self, key: str | None) -> dict[str, str]:
+        return {"api-key": key} if key else {}
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        return chat_body(request)
+
+
+def chat_body(request: ChatRequest) -> dict[str, Any]:
+    """The JSON body without `model`; params (temperature, seed, ...) pass through as given."""
+    params = {key: value for key, value in request.params.items() if value is not None}
+    stream_options = params.pop("stream_options", None)
+    extra_options = dict(stream_options) if isinstance(stream_options, Mapping) else {}
+    return {
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        **params,
+        "stream": True,
+        "stream_options": {**extra_options, "include_usage": True},
+    }
+
+
+def parse_chunk(data: str, *, provider: str) -> StreamDelta:
+    """One `data:` payload of a chat completion stream -> its text and usage."""
+    if not data.strip():
+        return StreamDelta()  # an empty data line: some servers' keep-alive
+    if data.strip() == "[DONE]":
+        return StreamDelta(done=True)
+    payload = load_json(data, provider=provider)
+    if not isinstance(payload, dict):
+        raise ProtocolError(
+            f"the server sent a chunk that is not a JSON object: {data[:120]!r}.",
+            provider=provider,
+        )
+    if payload.get("error"):
+        raise error_from_payload(payload["error"], provider=provider)
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
+    return StreamDelta(
+        text=_first_choice_text(payload.get("choices")),
+        input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+    )
+
+
+def _first_choice_text(choices: object) -> str:
+    # With n > 1 a server interleaves several answers; PromptDeck shows the first one.
+    if not isinstance(choices, list):
+        return ""
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            return content if isinstance(content, str) else ""
+    return ""
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,25 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+from promptdeck.config import Secrets
+from promptdeck.pricing import PriceTable
+from promptdeck.prompts import PromptVariant, variant_from_dict
+from promptdeck.providers.registry import ProviderConfig, Registry, builtin_configs
+from tests.llm_server import LLMServer
+
+
+def server_registry(server: LLMServer, *, key: str | None = None) -> Registry:
+    """The built-in providers plus `fake` (OpenAI wire format) and `fakeclaude` (Anthropic)."""
+    configs = builtin_configs()
+    configs["fake"] = ProviderConfig(
+        "fake", "openai", server.openai_url, "FAKE_KEY" if key else None, requires_key=bool(key)
+    )
+    configs["fakeclaude"] = ProviderConfig("fakeclaude", "anthropic", server.url, "FAKE_KEY")
+    secrets = Secrets(extra={"FAKE_KEY": key}.get if key else None)
+    return Registry(configs, secrets, PriceTable(free_providers=frozenset({"local"})))
+
+
+def variant(name: str, model: str, user: str = "{{ input }}", **extra: object) -> PromptVariant:
+    data: dict[str, object] = {"model": model, "user": user, **extra}
+    return variant_from_dict(data, name=name, path=f"prompts/{name}.yaml")

@@ -1,0 +1,547 @@
+"""A real HTTP server that speaks the OpenAI, Azure OpenAI and Anthropic streaming wire formats.
+
+For tests and benchmarks: HTTP/1.1, chunked streams, keep-alive, on 127.0.0.1 in a
+background thread. What each request gets is chosen by the `Scenario` registered for its
+model (`server.set_scenario(model, Scenario(...))`); unknown models get the default one.
+
+    with LLMServer() as server:
+        OpenAIProvider("openai", server.openai_url, api_key="k")   # POST /v1/chat/completions
+        AnthropicProvider("anthropic", server.url, api_key="k")    # POST /v1/messages
+        AzureProvider("azure", server.url, api_version="2024-10-21", api_key="k")
+
+Standalone: `python -m tests.llm_server --port 8765 --token-delay 0.02`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from promptdeck.errors import ProviderError
+from promptdeck.providers.base import ChatRequest, Chunk, Provider
+from promptdeck.providers.http import run_with_client
+
+
+@dataclass
+class Scenario:
+    """How the server answers one model. Delays are seconds."""
+
+    tokens: list[str] | None = None  # None: "Echo:" + the last user message, a word per chunk
+    token_delay: float = 0.0  # between two text chunks
+    first_token_delay: float = 0.0  # after the headers, before the first text chunk
+    fail_statuses: list[int] = field(default_factory=list)  # the first N requests get these
+    retry_after: float | None = None  # `retry-after` header on a 429
+    error_body: dict[str, Any] | None = None  # body of a failed request; None: the API's shape
+    drop_after: int | None = None  # send N text chunks, then close the socket abruptly
+    malformed_after: int | None = None  # send N text chunks, then one that is not JSON
+    stream_error: dict[str, Any] | None = None  # an in-stream error object after the tokens
+    include_usage: bool = True  # False: never send usage, whatever the client asked
+    require_key: str | None = None  # 401 unless the request carries exactly this key
+    quirks: bool = False  # add odd-but-legal chunks: comments, no delta, unknown fields
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    body: Any
+    model: str
+    arrived: float  # time.monotonic()
+
+
+_AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+
+
+class LLMServer:
+    """The server and what it saw: `requests`, `request_count(model)`, `max_in_flight`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.default_scenario = Scenario()
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._scenarios: dict[str, Scenario] = {}
+        self._attempts: Counter[str] = Counter()  # per model, since its scenario was set
+        self._counts: Counter[str] = Counter()
+        self._requests: list[RecordedRequest] = []
+        self._in_flight = 0
+        self.max_in_flight = 0
+        self.stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "start the server first"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def openai_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> LLMServer:
+        self.stopping.clear()
+        self._httpd = _HTTPServer(self._address, self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None or self._thread is None:
+            return
+        self.stopping.set()  # wakes handlers that are sleeping between chunks
+        self._httpd.shutdown()
+        with self._lock:
+            for conn in self._connections:
+                _shutdown(conn)  # unblocks handlers waiting on a kept-alive connection
+        self._httpd.server_close()  # joins the handler threads
+        self._thread.join()
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def set_scenario(self, model: str, scenario: Scenario) -> None:
+        with self._lock:
+            self._scenarios[model] = scenario
+            self._attempts[model] = 0
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def request_count(self, model: str) -> int:
+        with self._lock:
+            return self._counts[model]
+
+    def reset(self) -> None:
+        """Forget scenarios, recorded requests and counters."""
+        with self._lock:
+            self._scenarios.clear()
+            self._attempts.clear()
+            self._counts.clear()
+            self._requests.clear()
+            self.max_in_flight = 0
+
+    def begin(self, record: RecordedRequest) -> tuple[Scenario, int]:
+        """Record a request; return its scenario and its attempt number (0 = first)."""
+        with self._lock:
+            self._requests.append(record)
+            self._counts[record.model] += 1
+            attempt = self._attempts[record.model]
+            self._attempts[record.model] += 1
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            return self._scenarios.get(record.model, self.default_scenario), attempt
+
+    def end(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if not add:
+                self._connections.discard(conn)
+            elif self.stopping.is_set():
+                _shutdown(conn)  # accepted while stopping: do not let it block the join
+            else:
+                self._connections.add(conn)
+
+
+def _shutdown(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the peer may have closed it already
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = False  # so that server_close() joins them: nothing runs after stop()
+
+    def __init__(self, address: tuple[str, int], llm: LLMServer) -> None:
+        self.llm = llm
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Tests hang up mid-stream on purpose: only a real bug deserves a traceback.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Without it Nagle's algorithm would batch a slow trickle of small chunks.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.llm.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.llm.track(self.connection, add=False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query))
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._send_json(400, {"error": {"message": "the body is not a JSON object"}})
+        route = _route(parts.path, query, body)
+        if route is None:
+            return self._send_json(404, {"error": {"message": f"no route for {self.path}"}})
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        record = RecordedRequest(parts.path, query, headers, body, route[1], time.monotonic())
+        scenario, attempt = self.server.llm.begin(record)
+        try:
+            self._answer(route[0], route[1], scenario, attempt, body)
+        except OSError:
+            self.close_connection = True  # the client hung up mid-answer
+        finally:
+            self.server.llm.end()
+
+    def _answer(
+        self, kind: str, model: str, scenario: Scenario, attempt: int, body: dict[str, Any]
+    ) -> None:
+        if scenario.require_key is not None:
+            given = self.headers.get(_KEY_HEADER[kind]) or ""
+            if kind == "openai":
+                given = given.removeprefix("Bearer ")
+            if given != scenario.require_key:
+                # Echoes the key, as careless servers do, so that tests prove clients redact it.
+                return self._send_json(401, error_body(kind, 401, f"Incorrect API key: {given}"))
+        if attempt < len(scenario.fail_statuses):
+            status = scenario.fail_statuses[attempt]
+            extra = {}
+            if status == 429 and scenario.retry_after is not None:
+                extra["retry-after"] = f"{scenario.retry_after:g}"
+            payload = scenario.error_body or error_body(kind, status, _DEFAULT_MESSAGES.get(status))
+            return self._send_json(status, payload, extra)
+        prompt = count_words(body)
+        tokens = reply_tokens(body, scenario.tokens)
+        wire: _OpenAIWire | _AnthropicWire
+        if kind == "anthropic":
+            wire = _AnthropicWire(model, prompt, scenario.include_usage, scenario.quirks)
+        else:
+            usage = scenario.include_usage and _wants_usage(body)
+            wire = _OpenAIWire(model, prompt, usage, scenario.quirks, azure=kind == "azure")
+        self._stream(wire, scenario, tokens)
+
+    def _stream(
+        self, wire: _OpenAIWire | _AnthropicWire, scenario: Scenario, tokens: list[str]
+    ) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self._chunk(wire.start())
+        for index, token in enumerate([*tokens, None]):
+            if index == scenario.drop_after:
+                return self._drop()
+            if index == scenario.malformed_after:
+                return self._end(wire.malformed())
+            if token is None:
+                break
+            delay = scenario.first_token_delay if index == 0 else scenario.token_delay
+            if delay and self.server.llm.stopping.wait(delay):
+                return self._drop()
+            self._chunk(wire.token(token))
+        if scenario.stream_error is not None:
+            return self._end(wire.error(scenario.stream_error))
+        self._end(wire.finish(len(tokens)))
+
+    def _chunk(self, data: bytes) -> None:
+        if data:  # an empty chunk would end the body
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end(self, data: bytes) -> None:
+        self._chunk(data)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _drop(self) -> None:
+        """Hang up with no terminating chunk, as a crashed server or a cut network does."""
+        self.close_connection = True
+        _shutdown(self.connection)
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+_KEY_HEADER = {"openai": "authorization", "azure": "api-key", "anthropic": "x-api-key"}
+
+
+def _route(path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[str, str] | None:
+    """(API kind, model) for a request path, or None for 404."""
+    if path == "/v1/chat/completions":
+        return "openai", str(body.get("model", ""))
+    if path == "/v1/messages":
+        return "anthropic", str(body.get("model", ""))
+    match = _AZURE_PATH.match(path)
+    if match and "api-version" in query:
+        return "azure", unquote(match.group(1))
+    return None
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def count_words(body: dict[str, Any]) -> int:
+    """The server's "input tokens": words in the system field and every message."""
+    texts = [str(body.get("system", ""))]
+    texts += [str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)]
+    return sum(len(text.split()) for text in texts)
+
+
+def reply_tokens(body: dict[str, Any], tokens: list[str] | None) -> list[str]:
+    """The scenario's tokens, else "Echo:" + the last user message's words; capped by max_tokens."""
+    if tokens is None:
+        users = [
+            m for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        words = str(users[-1].get("content", "")).split() if users else []
+        tokens = ["Echo:", *(" " + word for word in words)]
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    return tokens[:limit] if isinstance(limit, int) else list(tokens)
+
+
+_DEFAULT_MESSAGES = {
+    429: "Rate limit reached for requests. Please try again in 1s.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    503: "The engine is currently overloaded, please try again later.",
+}
+_OPENAI_ERROR_TYPES = {
+    401: ("invalid_request_error", "invalid_api_key"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+_ANTHROPIC_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+QUOTA_ERROR = {
+    "error": {
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+}
+
+
+def error_body(kind: str, status: int, message: str | None = None) -> dict[str, Any]:
+    """The error body the real API sends for this status."""
+    message = message or f"simulated HTTP {status}"
+    if kind == "anthropic":
+        error_type = _ANTHROPIC_ERROR_TYPES.get(status, "invalid_request_error")
+        return {"type": "error", "error": {"type": error_type, "message": message}}
+    error_type, code = _OPENAI_ERROR_TYPES.get(status, ("invalid_request_error", None))
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def _event(payload: Any, name: str | None = None, newline: str = "\n") -> bytes:
+    data = json.dumps(payload, separators=(",", ":"))
+    head = f"event: {name}{newline}" if name else ""
+    return f"{head}data: {data}{newline}{newline}".encode()
+
+
+@dataclass(frozen=True)
+class _OpenAIWire:
+    """The bytes of an OpenAI (or Azure) stream; each method returns whole events."""
+
+    model: str
+    prompt_tokens: int
+    usage: bool
+    quirks: bool
+    azure: bool
+
+    def _chunk(self, choices: list[Any], **extra: Any) -> dict[str, Any]:
+        chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000}
+        chunk |= {"model": self.model, "system_fingerprint": "fp_test", "choices": choices}
+        if self.usage:
+            chunk["usage"] = None  # OpenAI sends usage: null until the last chunk
+        return chunk | extra
+
+    def _choice(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    def start(self) -> bytes:
+        out = b""
+        if self.azure:  # Azure's content-filter preamble
+            filters = [{"prompt_index": 0, "content_filter_results": {}}]
+            preamble = {"choices": [], "created": 0, "id": "", "model": "", "object": ""}
+            out += _event(preamble | {"prompt_filter_results": filters})
+        out += _event(
+            self._chunk([self._choice({"role": "assistant", "content": "", "refusal": None})])
+        )
+        if self.quirks:
+            out += b": keep-alive\n\n"
+            out += _event(self._chunk([{"index": 0, "finish_reason": None}], x_vendor={"a": 1}))
+            out += _event(self._chunk([self._choice({})]))
+            out += _event({"choices": [], "usage": None, "note": "usage-only chunk without usage"})
+        return out
+
+    def token(self, text: str) -> bytes:
+        newline = "\r\n" if self.quirks else "\n"
+        return _event(self._chunk([self._choice({"content": text})]), newline=newline)
+
+    def finish(self, output_tokens: int) -> bytes:
+        out = _event(self._chunk([self._choice({}, "stop")]))
+        if self.usage:
+            usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": output_tokens}
+            usage["total_tokens"] = self.prompt_tokens + output_tokens
+            out += _event(self._chunk([], usage=usage))
+        return out + b"data: [DONE]\n\n"
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        return _event({"error": error})
+
+    def malformed(self) -> bytes:
+        return b'data: {"choices": [{"index": 0, "delta": {"content": "trunc\n\n'
+
+
+@dataclass(frozen=True)
+class _AnthropicWire:
+    """The bytes of an Anthropic Messages stream, as the API sends them."""
+
+    model: str
+    prompt_tokens: int
+    usage: bool
+    quirks: bool
+
+    def start(self) -> bytes:
+        usage = {"input_tokens": self.prompt_tokens, "output_tokens": 1} if self.usage else {}
+        message: dict[str, Any] = {"id": "msg_test", "type": "message", "role": "assistant"}
+        message["content"] = []
+        message |= {"model": self.model, "stop_reason": None, "stop_sequence": None, "usage": usage}
+        out = _event({"type": "message_start", "message": message}, "message_start")
+        block = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        out += _event(block, "content_block_start")
+        if self.quirks:
+            out += b"event: future_event\ndata: not json at all\n\n"
+        return out + b'event: ping\ndata: {"type": "ping"}\n\n'
+
+    def token(self, text: str) -> bytes:
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": text},
+        }
+        return _event(delta, "content_block_delta")
+
+    def finish(self, output_tokens: int) -> bytes:
+        out = _event({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        delta: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        }
+        if self.usage:
+            delta["usage"] = {"output_tokens": output_tokens}
+        out += _event(delta, "message_delta")
+        return out + _event({"type": "message_stop"}, "message_stop")
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        return _event({"type": "error", "error": error}, "error")
+
+    def malformed(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"ty\n\n'
+
+
+@dataclass
+class Collected:
+    """What a consumer saw of one stream: its chunks (with arrival times) and how it ended."""
+
+    chunks: list[Chunk]
+    times: list[float]  # time.monotonic() per chunk
+    error: ProviderError | None
+
+    @property
+    def text(self) -> str:
+        return "".join(c for c in self.chunks if isinstance(c, str))
+
+
+def collect(provider: Provider, request: ChatRequest) -> Collected:
+    """Run one stream to its end in a fresh event loop, keeping a ProviderError as a value."""
+    result = Collected([], [], None)
+
+    async def consume() -> None:
+        try:
+            async for chunk in provider.stream(request):
+                result.chunks.append(chunk)
+                result.times.append(time.monotonic())
+        except ProviderError as exc:
+            result.error = exc
+
+    run_with_client(consume())
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A fake LLM server for tests and benchmarks.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--require-key", default=None)
+    args = parser.parse_args(argv)
+    server = LLMServer(args.host, args.port)
+    server.default_scenario = Scenario(
+        token_delay=args.token_delay,
+        first_token_delay=args.first_token_delay,
+        require_key=args.require_key,
+    )
+    with server:
+        print(f"serving on {server.url}  (OpenAI base URL: {server.openai_url})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""OpenAIProvider against a real local server that speaks the wire format byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import pytest
+
+from promptdeck.errors import (
+    AuthError,
+    HTTPStatusError,
+    ProtocolError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    QuotaError,
+    RateLimitError,
+)
+from promptdeck.providers.base import ChatRequest, Message, Timeouts, Usage, estimate_usage
+from promptdeck.providers.http import close_client, get_client, run_with_client
+from promptdeck.providers.openai_compat import OpenAIProvider
+from tests.llm_server import QUOTA_ERROR, LLMServer, Scenario, collect
+
+KEY = "sk-test-0123456789"
+REQUEST = ChatRequest(
+    model="gpt-test",
+    messages=(Message("system", "Be brief."), Message("user", "hello there world")),
+    params={"temperature": 0.2},
+)
+ECHO = ["Echo:", " hello", " there", " world"]
+USAGE = Usage(input_tokens=5, output_tokens=4)  # the server counts words
+
+
+def provider(server: LLMServer, **kwargs: Any) -> OpenAIProvider:
+    options: dict[str, Any] = {"api_key": KEY} | kwargs
+    return OpenAIProvider("openai", server.openai_url, **options)
+
+
+def test_streams_exact_text_then_usage(llm_server: LLMServer) -> None:
+    result = collect(provider(llm_server), REQUEST)
+    assert result.error is None
+    assert result.chunks == [*ECHO, USAGE]
+
+
+def test_sends_the_openai_request(llm_server: LLMServer) -> None:
+    params = {
+        "temperature": 0.2,
+        "max_tokens": 3,
+        "top_p": 0.9,
+        "stop": ["\n\n"],
+        "seed": 7,
+        "response_format": {"type": "json_object"},
+        "logit_bias": None,  # None means "not set": it is not sent
+    }
+    request = ChatRequest("gpt-test", REQUEST.messages, params)
+    result = collect(provider(llm_server, headers={"X-Team": "growth"}), request)
+    assert result.chunks == [*ECHO[:3], Usage(5, 3)]
+    [sent] = llm_server.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["x-team"] == "growth"
+    assert sent.body == {
+        "model": "gpt-test",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hello there world"},
+        ],
+        "temperature": 0.2,
+        "max_tokens": 3,
+        "top_p": 0.9,
+        "stop": ["\n\n"],
+        "seed": 7,
+        "response_format": {"type": "json_object"},
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_slow_trickle_arrives_chunk_by_chunk(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(tokens=["a", "b", "c", "d"], token_delay=0.1))
+    result = collect(provider(llm_server, timeouts=Timeouts(read=2.0)), REQUEST)
+    assert result.chunks == ["a", "b", "c", "d", Usage(5, 4)]
+    gaps = [
+        later - earlier for earlier, later in zip(result.times, result.times[1:4], strict=False)
+    ]
+    assert all(gap >= 0.07 for gap in gaps), gaps  # streamed, not buffered to the end
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kind", "status", "retryable"),
+    [
+        (Scenario(fail_statuses=[429], retry_after=1.5), RateLimitError, 429, True),
+        (Scenario(fail_statuses=[429], error_body=QUOTA_ERROR), QuotaError, 429, False),
+        (Scenario(fail_statuses=[500]), HTTPStatusError, 500, True),
+        (Scenario(fail_statuses=[503]), HTTPStatusError, 503, True),
+        (Scenario(fail_statuses=[400]), HTTPStatusError, 400, False),
+        (Scenario(require_key="another-key"), AuthError, 401, False),
+    ],
+    ids=["rate-limit", "quota", "500", "503", "400", "wrong-key"],
+)
+def test_error_status_becomes_typed_error_without_retry(
+    llm_server: LLMServer,
+    scenario: Scenario,
+    kind: type[ProviderError],
+    status: int,
+    retryable: bool,
+) -> None:
+    llm_server.set_scenario("gpt-test", scenario)
+    result = collect(provider(llm_server), REQUEST)
+    assert result.chunks == []
+    assert type(result.error) is kind
+    assert (result.error.status, result.error.retryable) == (status, retryable)
+    assert result.error.provider == "openai"
+    assert llm_server.request_count("gpt-test") == 1  # retrying is the caller's job
+
+
+def test_rate_limit_carries_retry_after(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(fail_statuses=[429], retry_after=1.5))
+    error = collect(provider(llm_server), REQUEST).error
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == 1.5
+
+
+def test_fails_then_succeeds_on_the_callers_retry(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(fail_statuses=[500, 502]))
+    first, second, third = (collect(provider(llm_server), REQUEST) for _ in range(3))
+    assert [first.error.status, second.error.status] == [500, 502]  # type: ignore[union-attr]
+    assert third.chunks == [*ECHO, USAGE]
+    assert llm_server.request_count("gpt-test") == 3
+
+
+def test_key_is_never_in_the_error(llm_server: LLMServer) -> None:
+    # The server echoes the key it got in its 401 body, as careless servers do.
+    llm_server.set_scenario("gpt-test", Scenario(require_key="the-right-key"))
+    error = collect(provider(llm_server), REQUEST).error
+    assert isinstance(error, AuthError)
+    assert "Incorrect API key: ***" in str(error)
+    assert KEY not in str(error) and KEY not in repr(provider(llm_server))
+
+
+def test_missing_key_fails_before_any_request(
+    llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PD_TEST_OPENAI_KEY", raising=False)
+    result = collect(provider(llm_server, api_key=None, api_key_env="PD_TEST_OPENAI_KEY"), REQUEST)
+    assert type(result.error) is AuthError
+    assert "set the environment variable PD_TEST_OPENAI_KEY" in str(result.error)
+    assert llm_server.requests == []
+
+
+def test_key_is_read_from_the_environment_at_call_time(
+    llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyless = provider(llm_server, api_key=None, api_key_env="PD_TEST_OPENAI_KEY")
+    monkeypatch.setenv("PD_TEST_OPENAI_KEY", "from-env")
+    assert collect(keyless, REQUEST).error is None
+    assert llm_server.requests[0].headers["authorization"] == "Bearer from-env"
+
+
+def test_server_without_keys_gets_no_authorization(llm_server: LLMServer) -> None:
+    local = provider(llm_server, api_key=None, requires_key=False)
+    assert collect(local, REQUEST).chunks == [*ECHO, USAGE]
+    assert "authorization" not in llm_server.requests[0].headers
+
+
+def test_dropped_connection_after_the_chunks_that_arrived(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(drop_after=2))
+    result = collect(provider(llm_server), REQUEST)
+    assert result.chunks == ECHO[:2]
+    assert type(result.error) is ProviderConnectionError
+    assert "closed the connection before the answer was complete" in str(result.error)
+
+
+def test_malformed_chunk_is_a_protocol_error_naming_it(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(malformed_after=1))
+    result = collect(provider(llm_server), REQUEST)
+    assert result.chunks == ECHO[:1]
+    assert type(result.error) is ProtocolError
+    assert """not JSON: '{"choices": [{"index": 0, "delta": {"content": "trunc'""" in str(
+        result.error
+    )
+
+
+def test_odd_but_legal_chunks_are_tolerated(llm_server: LLMServer) -> None:
+    # Comments, choices: [], a choice without delta, a delta without content, unknown
+    # fields, a usage-only chunk with usage: null, CRLF line endings.
+    llm_server.set_scenario("gpt-test", Scenario(quirks=True))
+    assert collect(provider(llm_server), REQUEST).chunks == [*ECHO, USAGE]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "retryable"),
+    [
+        ({"message": "Overloaded", "type": "server_error", "code": None}, HTTPStatusError, True),
+        (
+            {"message": "Slow down", "type": "requests", "code": "rate_limit_exceeded"},
+            RateLimitError,
+            True,
+        ),
+        ({"message": "Out of credit", "type": "insufficient_quota"}, QuotaError, False),
+        ({"message": "Content policy", "type": "invalid_request_error"}, ProviderError, False),
+    ],
+    ids=["server-error", "rate-limit", "quota", "other"],
+)
+def test_error_inside_the_stream(
+    llm_server: LLMServer, error: dict[str, Any], kind: type[ProviderError], retryable: bool
+) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(stream_error=error))
+    result = collect(provider(llm_server), REQUEST)
+    assert result.chunks == ECHO  # what arrived before the error was yielded
+    assert type(result.error) is kind
+    assert result.error.retryable is retryable
+    assert error["message"] in str(result.error)
+
+
+def test_stream_without_usage_gets_estimated_usage(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(include_usage=False))
+    result = collect(provider(llm_server), REQUEST)
+    assert result.chunks == [*ECHO, estimate_usage(REQUEST, "Echo: hello there world")]
+    assert result.chunks[-1] == Usage(input_tokens=14, output_tokens=6, estimated=True)
+
+
+def test_read_timeout_shorter_than_the_gap(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(tokens=["a", "b"], token_delay=1.0))
+    result = collect(provider(llm_server, timeouts=Timeouts(read=0.1)), REQUEST)
+    assert result.chunks == ["a"]
+    assert type(result.error) is ProviderTimeout
+    assert "sent nothing for 0.1s" in str(result.error)
+
+
+def test_unreachable_server_is_a_connection_error() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unreachable = OpenAIProvider("openai", f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    result = collect(unreachable, REQUEST)
+    assert type(result.error) is ProviderConnectionError
+    assert f"could not connect to http://127.0.0.1:{port}" in str(result.error)
+
+
+def test_streams_run_concurrently(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(tokens=["a", "b", "c"], token_delay=0.1))
+    openai = provider(llm_server)
+
+    async def one() -> list[Any]:
+        return [chunk async for chunk in openai.stream(REQUEST)]
+
+    async def three() -> list[list[Any]]:
+        return list(await asyncio.gather(one(), one(), one()))
+
+    results = run_with_client(three())
+    assert results == [["a", "b", "c", Usage(5, 3)]] * 3
+    assert llm_server.max_in_flight == 3
+
+
+def test_one_client_per_event_loop() -> None:
+    async def client_twice() -> tuple[object, object, bool]:
+        first, second = get_client(), get_client()
+        await close_client()
+        return first, second, first.is_closed  # type: ignore[attr-defined]
+
+    first, second, closed = asyncio.run(client_twice())
+    other, _, _ = asyncio.run(client_twice())
+    assert first is second and closed
+    assert other is not first

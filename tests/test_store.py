@@ -1,0 +1,61 @@
+import sqlite3
+import threading
+from pathlib import Path
+
+from promptdeck.call import CallResult
+from promptdeck.providers.base import ChatRequest, Message, Usage
+from promptdeck.store import MIGRATIONS, Store
+
+
+def request() -> ChatRequest:
+    return ChatRequest("smollm2", (Message("user", "Where is my order?"),), {"max_tokens": 5})
+
+
+def result(text: str = "On its way.") -> CallResult:
+    return CallResult("local/smollm2", text, Usage(12, 4), 80.0, 300.0, 0.0)
+
+
+def test_migrates_to_latest_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    store.close()
+    Store(tmp_path / "s.sqlite").close()  # re-opening applies nothing twice
+
+
+def test_record_call_and_thumbs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    call_id = store.record_call(result(), request(), source="playground", variant="support/x")
+    assert store.thumbs(call_id) is None
+    store.set_thumbs(call_id, 1)
+    store.set_thumbs(call_id, -1)
+    assert store.thumbs(call_id) == -1
+    [row] = store.recent_calls()
+    assert (row["variant"], row["output"], row["input_tokens"], row["thumbs"]) == (
+        "support/x",
+        "On its way.",
+        12,
+        -1,
+    )
+    assert '"Where is my order?"' in row["request_json"]
+    store.set_thumbs(call_id, None)
+    assert store.thumbs(call_id) is None
+    store.close()
+
+
+def test_writes_from_many_threads(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+
+    def write(i: int) -> None:
+        store.record_call(result(str(i)), request(), source="t", variant=None)
+        store.close()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["output"] for r in store.recent_calls(20)) == [str(i) for i in range(8)]
+    store.close()

@@ -46,6 +46,17 @@ class PromptFileError(PromptDeckError):
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}: {what}{message}")
 
+    def __reduce__(
+        self,
+    ) -> tuple[object, ...]:  # keyword arguments survive pickling (st.cache_data)
+        return (_prompt_file_error, (self.path, self.detail, self.line, self.field))
+
+
+def _prompt_file_error(
+    path: str, detail: str, line: int | None, field: str | None
+) -> PromptFileError:
+    return PromptFileError(path, detail, line=line, field=field)
+
 
 class DatasetError(PromptDeckError):
     """A dataset file that cannot be loaded; names the file and, where known, the row."""

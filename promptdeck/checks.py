@@ -1,0 +1,448 @@
+"""Deterministic checks (output guardrails): plain functions in a dict, promptfoo style.
+
+A variant file lists its checks as mappings; every answer is run through all of them:
+
+    checks:
+      - {type: max_chars, value: 800}
+      - {type: not_contains, value: ["as an AI", "language model"], case_sensitive: false}
+      - {type: similar, threshold: 0.7}          # compares with the row's `expected`
+
+type            value                               passes when
+contains        text, or list: ALL must appear      each text occurs in the answer
+icontains       text, or list: ALL must appear      the same, ignoring case
+not_contains    text, or list: NONE may appear      no text occurs in the answer
+regex           pattern, or list: ALL must match    re.search finds each pattern
+equals          optional text, or list: ONE OF      answer == value (else == expected)
+starts_with     text, or list: ONE OF               the answer starts with one of them
+min_chars       whole number                        len(answer) >= value
+max_chars       whole number                        len(answer) <= value
+max_words       whole number                        number of words <= value
+is_json         (none)                              the answer parses as JSON
+json_schema     a JSON schema (mapping)             the answer is JSON the schema accepts
+similar         optional text                       difflib ratio vs value (else expected)
+                                                    >= threshold (default 0.8)
+max_latency_ms  number                              the measured latency <= value
+max_cost_usd    number                              the known cost <= value
+
+Options: `case_sensitive` (default true) on contains, not_contains, regex, equals,
+starts_with and similar; `threshold` (0-1) on similar; `name` on every check (shown in
+tables instead of the generated label).
+Answers are compared without their surrounding whitespace: models often add a leading
+space or a trailing newline that nobody means. A check that lacks what it needs (no
+expected answer, no latency measured) fails with a reason; it never raises.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# jsonschema ships no type information; its two entry points used here are simple.
+import jsonschema  # type: ignore[import-untyped]
+
+from promptdeck.errors import CheckConfigError
+
+CheckValue = str | int | float | tuple[str, ...] | Mapping[str, Any] | None
+
+DEFAULT_SIMILARITY = 0.8
+
+
+@dataclass(frozen=True)
+class Check:
+    """One configured check. Construction validates the value, so a bad Check cannot exist."""
+
+    type: str
+    value: CheckValue = None
+    threshold: float | None = None
+    case_sensitive: bool = True
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        problem = _problem(self)
+        if problem:
+            raise CheckConfigError(problem)
+
+    @property
+    def label(self) -> str:
+        """The name shown in tables: the configured `name`, else type and value."""
+        if self.name:
+            return self.name
+        if self.value is None or isinstance(self.value, Mapping):
+            return self.type
+        return f"{self.type} {_show(self.value)}"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What is known about one answer besides its text."""
+
+    expected: str | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+
+
+Handler = Callable[[Check, str, Measurements], CheckResult]
+
+
+def run_checks(
+    checks: Sequence[Check],
+    output: str,
+    *,
+    expected: str | None = None,
+    latency_ms: float | None = None,
+    cost_usd: float | None = None,
+) -> list[CheckResult]:
+    """Run every check on one answer, in order."""
+    seen = Measurements(expected=expected, latency_ms=latency_ms, cost_usd=cost_usd)
+    return [HANDLERS[check.type](check, output, seen) for check in checks]
+
+
+def parse_checks(raw: object, where: str) -> tuple[Check, ...]:
+    """Checks from config (a list of mappings); errors name `where` and the check's index."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
+        raise CheckConfigError(f"{where}: 'checks' must be a list of checks, got {kind_of(raw)}")
+    checks = []
+    for index, item in enumerate(raw):
+        try:
+            checks.append(parse_check(item))
+        except CheckConfigError as exc:
+            raise CheckConfigError(f"{where}: checks[{index}]: {exc}") from None
+    return tuple(checks)
+
+
+def parse_check(raw: object) -> Check:
+    """One check from config. The error message names the check's type (not its place)."""
+    if not isinstance(raw, Mapping):
+        raise CheckConfigError(
+            f"a check must be a mapping like {{type: contains, value: ...}}, got {kind_of(raw)}"
+        )
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in HANDLERS:
+        raise CheckConfigError(_unknown_type(kind))
+    allowed = {"type", "value", "name", *_RULES[kind].options}
+    unknown = sorted(str(key) for key in raw if key not in allowed)
+    if unknown:
+        options = ", ".join(sorted(allowed))
+        raise CheckConfigError(f"{kind} check: unknown key '{unknown[0]}' (allowed: {options})")
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise CheckConfigError(f"{kind} check: 'name' must be text, got {kind_of(name)}")
+    value = raw.get("value")
+    if isinstance(value, list):
+        value = tuple(value)  # frozen: a list from YAML becomes a tuple
+    try:
+        return Check(
+            type=kind,
+            value=value,
+            threshold=raw.get("threshold"),
+            case_sensitive=raw.get("case_sensitive", True),
+            name=name,
+        )
+    except CheckConfigError as exc:
+        raise CheckConfigError(f"{kind} check: {exc}") from None
+
+
+def kind_of(value: object) -> str:
+    """The YAML word for a value's type, for messages read by people who write YAML."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, Sequence | set):
+        return "a list"
+    return type(value).__name__
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    value: str  # texts | optional_texts | optional_text | count | amount | schema | none
+    options: frozenset[str] = frozenset()
+
+
+_CASE = frozenset({"case_sensitive"})
+
+
+def _unknown_type(kind: object) -> str:
+    known = ", ".join(sorted(HANDLERS))
+    if not isinstance(kind, str):
+        return f"'type' is missing or not text; known types: {known}"
+    close = difflib.get_close_matches(kind.replace("-", "_"), list(HANDLERS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "."
+    return f"unknown check type '{kind}'{hint} Known types: {known}"
+
+
+def _problem(check: Check) -> str | None:
+    rule = _RULES.get(check.type)
+    if rule is None:
+        return _unknown_type(check.type)
+    if not isinstance(check.case_sensitive, bool):
+        return f"'case_sensitive' must be true or false, got {kind_of(check.case_sensitive)}"
+    threshold = check.threshold
+    if threshold is not None and not (_is_amount(threshold) and threshold <= 1):
+        return f"'threshold' must be a number between 0 and 1, got {_show(threshold)}"
+    problem = _value_problem(rule.value, check.value)
+    if problem is None and check.type == "regex":
+        problem = _regex_problem(_texts(check.value))
+    return problem
+
+
+def _value_problem(kind: str, value: object) -> str | None:
+    if value is None:
+        return f"needs a 'value': {_NEEDS[kind]}" if kind in _NEEDS else None
+    if kind == "none":
+        return "takes no 'value'"
+    if kind in ("texts", "optional_texts", "optional_text"):
+        return _texts_problem(value, allow_list=kind != "optional_text")
+    if kind in ("count", "amount"):
+        if not _is_amount(value, whole=kind == "count"):
+            return f"'value' must be {_NEEDS[kind]}, got {_show(value)}"
+        return None
+    if not isinstance(value, Mapping):
+        return f"'value' must be a JSON schema (a mapping), got {kind_of(value)}"
+    try:
+        jsonschema.validators.validator_for(value).check_schema(value)
+    except jsonschema.exceptions.SchemaError as exc:
+        return f"invalid JSON schema: {exc.message}"
+    return None
+
+
+def _texts_problem(value: object, *, allow_list: bool) -> str | None:
+    items = value if allow_list and isinstance(value, tuple) else (value,)
+    if not items:
+        return "'value' must not be an empty list"
+    for item in items:
+        if not isinstance(item, str):
+            wanted = "text or a list of texts" if allow_list else "text"
+            got = f"a list with {kind_of(item)} in it" if item is not value else kind_of(item)
+            return f"'value' must be {wanted}, got {got}"
+        if not item:
+            return "'value' must not be empty text"
+    return None
+
+
+def _regex_problem(patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"invalid regular expression {pattern!r}: {exc}"
+    return None
+
+
+_NEEDS = {  # what a required value must be, by kind
+    "texts": "text or a list of texts",
+    "count": "a whole number >= 0",
+    "amount": "a number >= 0",
+    "schema": "a JSON schema (a mapping)",
+}
+
+
+def _is_amount(value: object, *, whole: bool = False) -> bool:
+    """A number >= 0 (true/false is not a number here, although Python says it is)."""
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+        return False
+    return value >= 0  # NaN fails this too
+
+
+def _show(value: object) -> str:
+    """A value as a YAML writer would recognise it, short and on one line."""
+    if isinstance(value, tuple):
+        return ", ".join(_show(item) for item in value)
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:59] + "…"
+        return "'" + text.replace("\n", "\\n") + "'"  # not repr: regexes keep one backslash
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
+
+
+# --- handlers ---------------------------------------------------------------------------
+
+
+def _done(check: Check, passed: bool, reason: str, score: float | None = None) -> CheckResult:
+    if score is None:
+        score = 1.0 if passed else 0.0
+    return CheckResult(name=check.label, passed=passed, score=score, reason=reason)
+
+
+def _texts(value: CheckValue) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return value if isinstance(value, tuple) else ()
+
+
+def _folder(check: Check) -> Callable[[str], str]:
+    if check.case_sensitive and check.type != "icontains":
+        return lambda text: text
+    return str.casefold
+
+
+def _contains(check: Check, output: str, seen: Measurements) -> CheckResult:
+    fold = _folder(check)
+    texts = _texts(check.value)
+    missing = tuple(text for text in texts if fold(text) not in fold(output))
+    if missing:
+        return _done(check, False, f"missing {_show(missing)}")
+    return _done(check, True, f"contains {_show(texts)}")
+
+
+def _not_contains(check: Check, output: str, seen: Measurements) -> CheckResult:
+    fold = _folder(check)
+    found = tuple(text for text in _texts(check.value) if fold(text) in fold(output))
+    if found:
+        return _done(check, False, f"contains forbidden {_show(found)}")
+    return _done(check, True, f"does not contain {_show(check.value)}")
+
+
+def _regex(check: Check, output: str, seen: Measurements) -> CheckResult:
+    flags = 0 if check.case_sensitive else re.IGNORECASE
+    patterns = _texts(check.value)
+    missing = tuple(p for p in patterns if not re.search(p, output, flags))
+    if missing:
+        return _done(check, False, f"no match for {_show(missing)}")
+    return _done(check, True, f"matches {_show(patterns)}")
+
+
+def _target(check: Check, seen: Measurements) -> tuple[str, ...]:
+    return _texts(check.value) if check.value is not None else _texts(seen.expected)
+
+
+_NO_EXPECTED = "no expected answer to compare with: give the check a value or the row 'expected'"
+
+
+def _equals(check: Check, output: str, seen: Measurements) -> CheckResult:
+    targets = _target(check, seen)
+    if not targets:
+        return _done(check, False, _NO_EXPECTED)
+    fold = _folder(check)
+    answer = fold(output.strip())
+    for target in targets:
+        if answer == fold(target.strip()):
+            return _done(check, True, f"equals {_show(target)}")
+    wanted = f"one of {_show(targets)}" if len(targets) > 1 else _show(targets)
+    return _done(check, False, f"{_show(output.strip())} is not {wanted}")
+
+
+def _starts_with(check: Check, output: str, seen: Measurements) -> CheckResult:
+    fold = _folder(check)
+    prefixes = _texts(check.value)
+    if any(fold(output.lstrip()).startswith(fold(prefix)) for prefix in prefixes):
+        return _done(check, True, f"starts with {_show(prefixes)}")
+    return _done(check, False, f"does not start with {_show(prefixes)}")
+
+
+def _bound(
+    measure: Callable[[str, Measurements], float | None],
+    unit: str,
+    *,
+    at_most: bool,
+    unknown: str = "",
+) -> Handler:
+    """A handler that compares one measurement of the answer with the check's value."""
+
+    def handler(check: Check, output: str, seen: Measurements) -> CheckResult:
+        measured = measure(output, seen)
+        if measured is None:
+            return _done(check, False, unknown)
+        limit = float(check.value) if isinstance(check.value, int | float) else 0.0
+        passed = measured <= limit if at_most else measured >= limit
+        bound = "max" if at_most else "min"
+        return _done(check, passed, f"{measured:g} {unit} ({bound} {limit:g})")
+
+    return handler
+
+
+def _json(check: Check, output: str, seen: Measurements) -> CheckResult:
+    """is_json, and json_schema when the check has a schema."""
+    try:
+        document = json.loads(output)
+    except ValueError as exc:
+        return _done(check, False, f"not valid JSON: {exc}")
+    if check.value is None:
+        return _done(check, True, "valid JSON")
+    validator = jsonschema.validators.validator_for(check.value)(check.value)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        return _done(check, False, f"schema violation at {error.json_path}: {error.message}")
+    return _done(check, True, "matches the schema")
+
+
+def _similar(check: Check, output: str, seen: Measurements) -> CheckResult:
+    targets = _target(check, seen)
+    if not targets:
+        return _done(check, False, _NO_EXPECTED)
+    fold = _folder(check)
+    ratio = difflib.SequenceMatcher(None, fold(output.strip()), fold(targets[0].strip())).ratio()
+    threshold = DEFAULT_SIMILARITY if check.threshold is None else check.threshold
+    reason = f"similarity {ratio:.2f} (threshold {threshold:.2f})"
+    return _done(check, ratio >= threshold, reason, score=ratio)
+
+
+HANDLERS: dict[str, Handler] = {
+    "contains": _contains,
+    "icontains": _contains,
+    "not_contains": _not_contains,
+    "regex": _regex,
+    "equals": _equals,
+    "starts_with": _starts_with,
+    "min_chars": _bound(lambda out, _: len(out.strip()), "characters", at_most=False),
+    "max_chars": _bound(lambda out, _: len(out.strip()), "characters", at_most=True),
+    "max_words": _bound(lambda out, _: len(out.split()), "words", at_most=True),
+    "is_json": _json,
+    "json_schema": _json,
+    "similar": _similar,
+    "max_latency_ms": _bound(
+        lambda _, seen: seen.latency_ms,
+        "ms",
+        at_most=True,
+        unknown="no latency was measured for this answer",
+    ),
+    "max_cost_usd": _bound(
+        lambda _, seen: seen.cost_usd,
+        "USD",
+        at_most=True,
+        unknown="no cost is known for this answer (has the model a price?)",
+    ),
+}
+
+_RULES: dict[str, _Rule] = {
+    "contains": _Rule("texts", _CASE),
+    "icontains": _Rule("texts"),
+    "not_contains": _Rule("texts", _CASE),
+    "regex": _Rule("texts", _CASE),
+    "equals": _Rule("optional_texts", _CASE),
+    "starts_with": _Rule("texts", _CASE),
+    "min_chars": _Rule("count"),
+    "max_chars": _Rule("count"),
+    "max_words": _Rule("count"),
+    "is_json": _Rule("none"),
+    "json_schema": _Rule("schema"),
+    "similar": _Rule("optional_text", frozenset({"threshold", "case_sensitive"})),
+    "max_latency_ms": _Rule("amount"),
+    "max_cost_usd": _Rule("amount"),
+}
+
+CHECK_TYPES: tuple[str, ...] = tuple(sorted(HANDLERS))

@@ -24,7 +24,8 @@ class Workspace:
 
     @classmethod
     def from_env(cls, root: Path | str | None = None) -> Workspace:
-        return cls(Path(root) if root is not None else Path.cwd())
+        # Relative paths keep messages short: "prompts/support/x.yaml, line 3".
+        return cls(Path(root) if root is not None else Path("."))
 
     @property
     def prompts_dir(self) -> Path:

@@ -60,7 +60,7 @@ class Store:
     """A thread-safe handle on the SQLite file; opens one connection per thread."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self.path = Path(path).resolve()  # threads open their own connections later
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connect().execute("PRAGMA journal_mode=WAL")  # not allowed inside a transaction

@@ -1,0 +1,94 @@
+"""Home: what is configured, the prompt tasks found, a one-minute start, recent calls."""
+
+import pandas as pd
+import streamlit as st
+
+from promptdeck import ui
+from promptdeck.pricing import format_cost
+
+ui.frame("Home", ":material/home:")
+st.title("PromptDeck")
+st.caption("Edit prompt variants, stream them side by side, and measure every answer.")
+
+library = ui.prompt_library()
+registry = ui.registry_or_error()
+ready, local_text = ui.local_status()
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("One-minute start")
+    st.markdown(
+        "1. Open the **Playground**: three variants of the demo support prompt are selected.\n"
+        "2. Type a customer message (or fill one from `datasets/`) and press **Run**: all "
+        "answers stream at once, each with time to first token, latency, tokens and cost.\n"
+        "3. Edit a variant in `prompts/support/*.yaml`, run again, give a 👍 or 👎.\n"
+        "4. Connect a stronger model: set `OPENAI_API_KEY` (or another provider below) and "
+        "use `model: openai/gpt-4o-mini` in a variant."
+    )
+    st.page_link("pages/playground.py", label="Open the Playground", icon=":material/play_circle:")
+with right:
+    st.subheader("Embedded model")
+    if ready:
+        st.success(local_text, icon=":material/memory:")
+    else:
+        st.warning(local_text, icon=":material/memory:")
+
+st.subheader("Prompt tasks")
+ui.show_prompt_errors(library)
+if library.variants:
+    tasks = pd.DataFrame(
+        [
+            {
+                "task": v.name.split("/")[0],
+                "variant": v.name.split("/")[1],
+                "model": v.model,
+                "tags": ", ".join(v.tags),
+                "description": v.description,
+            }
+            for v in library.variants.values()
+        ]
+    )
+    st.dataframe(tasks, hide_index=True, width="stretch")
+else:
+    st.info("No prompt variants yet: add a YAML file under `prompts/<task>/` (see README).")
+
+if registry is not None:
+    st.subheader("Providers")
+    statuses = pd.DataFrame(
+        [
+            {
+                "provider": s.name,
+                "what": s.label,
+                "kind": s.kind,
+                "base URL": s.base_url,
+                "key variable": s.key_env or "",
+                "key": s.key_display,
+                "ready": s.usable,
+            }
+            for s in registry.statuses()
+        ]
+    )
+    st.dataframe(statuses, hide_index=True, width="stretch")
+
+calls = ui.store().recent_calls(10)
+st.subheader("Recent calls")
+if calls:
+    table = pd.DataFrame(
+        [
+            {
+                "when": c["created"][:19].replace("T", " "),
+                "variant": c["variant"],
+                "model": c["model"],
+                "TTFT ms": c["ttft_ms"],
+                "latency ms": c["latency_ms"],
+                "output tokens": c["output_tokens"],
+                "cost": format_cost(c["cost_usd"]),
+                "error": c["error_kind"] or "",
+                "thumbs": {1: "👍", -1: "👎"}.get(c["thumbs"], ""),
+            }
+            for c in calls
+        ]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+else:
+    st.caption("No calls yet: every Playground answer is recorded here with its timings.")

@@ -1,0 +1,210 @@
+"""Playground: 1-4 prompt variants streamed live, side by side, each measured."""
+
+import streamlit as st
+
+from promptdeck import ui
+from promptdeck.datasets import find_datasets, load_dataset
+from promptdeck.errors import PromptDeckError
+from promptdeck.live import ColumnView, LiveRun, plan_columns
+from promptdeck.pricing import format_cost
+from promptdeck.prompts import PromptVariant, template_variables, variant_from_dict
+
+MAX_COLUMNS = 4
+ui.frame("Playground", ":material/play_circle:")
+st.title("Playground")
+
+library = ui.prompt_library()
+ui.show_prompt_errors(library)
+registry = ui.registry_or_error()
+if registry is None:
+    st.stop()
+
+names = sorted(library.variants)
+if "pg_variants" not in st.session_state:
+    wanted = st.query_params.get_all("variant") or [n for n in names if n.startswith("support/")]
+    st.session_state.pg_variants = [n for n in wanted if n in library.variants][:3]
+st.session_state.pg_variants = [n for n in st.session_state.pg_variants if n in library.variants]
+
+run: LiveRun | None = st.session_state.get("pg_run")
+running = run is not None and run.running
+
+top = st.columns([4, 1])
+selected = top[0].multiselect(
+    "Variants",
+    names,
+    key="pg_variants",
+    max_selections=MAX_COLUMNS,
+    placeholder="Pick up to four prompt variants",
+)
+with top[1]:
+    st.write("")
+    scratch_on = st.toggle(
+        "Scratch prompt",
+        key="pg_scratch",
+        help="Add a column with a prompt typed here, not saved to a file.",
+    )
+
+
+def scratch_variant() -> PromptVariant | None:
+    with st.expander("Scratch prompt", expanded=True):
+        model = st.text_input("Model", "local/smollm2", key="pg_s_model", persist_state="session")
+        system = st.text_area(
+            "System",
+            "You are a helpful assistant.",
+            key="pg_s_system",
+            persist_state="session",
+            height=80,
+        )
+        user = st.text_area(
+            "User template (Jinja2)",
+            "{{ input }}",
+            key="pg_s_user",
+            persist_state="session",
+            height=80,
+        )
+    data = {"model": model, "system": system, "user": user, "params": {"max_tokens": 200}}
+    try:
+        return variant_from_dict(data, name="scratch/prompt", path="(scratch prompt)")
+    except PromptDeckError as exc:
+        st.error(str(exc))
+        return None
+
+
+variants = [library.variants[n] for n in selected]
+if scratch_on and (scratch := scratch_variant()) is not None:
+    variants.append(scratch)
+variants = variants[:MAX_COLUMNS]
+
+variables = sorted({v for variant in variants for v in template_variables(variant)})
+dataset_paths = find_datasets(ui.workspace().datasets_dir)
+
+
+def fill_from_row() -> None:
+    case = st.session_state.get("pg_row")
+    if case is not None:
+        for name in variables:
+            st.session_state[f"pg_in_{name}"] = str(case.values.get(name, ""))
+
+
+if variables:
+    st.subheader("Input")
+    if dataset_paths:
+        with st.expander("Fill from a dataset row"):
+            path = st.selectbox(
+                "Dataset", dataset_paths, format_func=lambda p: p.name, key="pg_dataset"
+            )
+            try:
+                cases = load_dataset(path).cases if path else ()
+            except PromptDeckError as exc:
+                st.error(str(exc))
+                cases = ()
+            st.selectbox(
+                "Row",
+                cases,
+                format_func=lambda c: c.label(90),
+                key="pg_row",
+                index=None,
+                on_change=fill_from_row,
+                placeholder="Pick a row",
+            )
+    for name in variables:
+        st.text_area(
+            name,
+            key=f"pg_in_{name}",
+            height=90,
+            persist_state="session",
+            placeholder=f"Value for {{{{ {name} }}}}",
+        )
+
+
+def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
+    # A callback runs before the script, so the page it draws already shows the run.
+    inputs = {name: st.session_state.get(f"pg_in_{name}", "") for name in variables}
+    plans = plan_columns(variants, inputs, registry)
+    st.session_state.pg_run = LiveRun(plans, registry, ui.store()).start()
+
+
+buttons = st.columns([1, 1, 6])
+buttons[0].button(
+    "Run",
+    type="primary",
+    icon=":material/play_arrow:",
+    disabled=running or not variants,
+    width="stretch",
+    on_click=start_run,
+    args=(variants, variables),
+)
+buttons[1].button(
+    "Stop",
+    icon=":material/stop:",
+    disabled=not running,
+    width="stretch",
+    on_click=run.stop if run is not None else None,
+)
+if not variants:
+    st.info("Pick one or more variants above (or turn on a scratch prompt), then press Run.")
+
+
+def metrics_line(view: ColumnView) -> str:
+    r = view.result
+    if r is None:
+        return ""
+    parts = [
+        f"TTFT **{r.ttft_ms:,.0f} ms**" if r.ttft_ms is not None else "TTFT –",
+        f"total **{r.latency_ms / 1000:,.2f} s**",
+    ]
+    if r.usage is not None:
+        approx = "≈" if r.usage.estimated else ""
+        parts.append(
+            f"**{approx}{r.usage.output_tokens}** tokens out ({approx}{r.usage.input_tokens} in)"
+        )
+    if r.tokens_per_s is not None:
+        parts.append(f"**{r.tokens_per_s:,.0f}** tok/s")
+    parts.append(f"cost **{format_cost(r.cost_usd)}**")
+    if r.attempts > 1:
+        parts.append(f"{r.attempts} attempts")
+    return " · ".join(parts)
+
+
+def draw_column(index: int, view: ColumnView) -> None:
+    name = view.key.split(":", 1)[1]
+    st.markdown(f"**{name}**  \n`{view.model_ref}`")
+    box = st.container(border=True, height=380, key=f"pg_out_{index}")
+    badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
+    if view.status in badge:
+        st.caption(badge[view.status] + (f" — {view.note}" if view.note else ""))
+    if view.text or view.status != "error":
+        box.markdown(view.text or ("…" if view.status in ("waiting", "streaming") else ""))
+    if view.status == "error":
+        box.error(view.note, icon=":material/error:")
+    if view.result is not None and (view.result.ok or view.text):
+        st.markdown(f"<small>{metrics_line(view)}</small>", unsafe_allow_html=True)
+        if view.result.usage is not None and view.result.usage.estimated:
+            st.caption("≈ estimated: the server reported no token counts.")
+    for check in view.checks:
+        icon = "✅" if check.passed else "❌"
+        st.caption(f"{icon} {check.name}: {check.reason}")
+    if view.call_id is not None and view.status in ("done", "stopped"):
+        key = f"pg_thumbs_{view.call_id}"
+        value = st.feedback("thumbs", key=key)
+        if value is not None and st.session_state.get(f"{key}_saved") != value:
+            ui.store().set_thumbs(view.call_id, 1 if value == 1 else -1)
+            st.session_state[f"{key}_saved"] = value
+
+
+@st.fragment(run_every=0.1 if running else None)
+def live_panel() -> None:
+    current: LiveRun | None = st.session_state.get("pg_run")
+    if current is None:
+        return
+    views = current.snapshot()
+    for i, (column, view) in enumerate(
+        zip(st.columns(len(views), gap="medium"), views, strict=True)
+    ):
+        with column:
+            draw_column(i, view)
+    if running and not current.running:
+        st.rerun()  # the run just ended: redraw the whole page once, without polling
+
+
+live_panel()

@@ -1,0 +1,101 @@
+"""The one streamlit-aware helper module: page frame, cached resources, error display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from promptdeck.config import Secrets, Workspace
+from promptdeck.errors import ConfigError, PromptDeckError
+from promptdeck.prompts import PromptLibrary, load_prompts
+from promptdeck.providers.local import local_model_status
+from promptdeck.providers.registry import Registry
+from promptdeck.store import Store
+
+PAGES = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/playground.py", "Playground", ":material/play_circle:"),
+)
+
+
+def frame(title: str, icon: str) -> None:
+    """Page config + sidebar; every page calls this first so a deep link shows the full app."""
+    st.set_page_config(page_title=f"{title} · PromptDeck", page_icon=icon, layout="wide")
+    with st.sidebar:
+        st.markdown("### PromptDeck")
+        for path, label, page_icon in PAGES:
+            st.page_link(path, label=label, icon=page_icon)
+        st.divider()
+        st.caption(f"Workspace: `{workspace().root.resolve()}`")
+
+
+def workspace() -> Workspace:
+    return Workspace.from_env()
+
+
+def _streamlit_secret(name: str) -> str | None:
+    try:  # st.secrets raises when no secrets.toml exists
+        value = st.secrets.get(name)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.is_file() else 0.0
+
+
+def registry() -> Registry:
+    """Providers from built-ins, providers.yaml and secrets; rebuilt when the file changes."""
+    ws = workspace()
+    env_file = (ws.root / ".env").resolve()
+    return _registry(
+        str(ws.providers_file.resolve()), str(env_file), _mtime(ws.providers_file), _mtime(env_file)
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(providers_file: str, env_file: str, *_mtimes: float) -> Registry:
+    secrets = Secrets(Path(env_file), extra=_streamlit_secret)
+    return Registry.from_workspace(Path(providers_file), secrets)
+
+
+def registry_or_error() -> Registry | None:
+    try:
+        return registry()
+    except ConfigError as exc:
+        st.error(f"**Provider configuration error.** {exc}")
+        return None
+
+
+def store() -> Store:
+    return _store(str(workspace().store_path.resolve()))
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> Store:
+    return Store(path)
+
+
+def prompt_library() -> PromptLibrary:
+    return load_prompts(workspace().prompts_dir)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def local_status() -> tuple[bool, str]:
+    return local_model_status()
+
+
+def show_prompt_errors(library: PromptLibrary) -> None:
+    """Broken prompt files, each with its file and line; the rest stays usable."""
+    if not library.errors:
+        return
+    noun = "file" if len(library.errors) == 1 else "files"
+    with st.expander(f"⚠️ {len(library.errors)} prompt {noun} could not be loaded", expanded=True):
+        for err in library.errors:
+            st.error(str(err), icon=":material/description:")
+
+
+def show_error(exc: PromptDeckError) -> None:
+    st.error(str(exc))

@@ -1,0 +1,127 @@
+"""The real app in a real browser: streamlit on a free port, Debian's chromium via Playwright.
+
+The app runs against the tests' local LLM server (OpenAI wire format), in a temporary
+workspace whose variants stream at a fixed, visible rate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.llm_server import LLMServer, Scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+WORDS = [f"word{i} " for i in range(60)]
+
+VARIANT = """description: {model} test variant
+model: fake/{model}
+params: {{max_tokens: 100}}
+user: "{{{{ input }}}}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llm() -> Iterator[LLMServer]:
+    with LLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def app_workspace(tmp_path_factory: pytest.TempPathFactory, llm: LLMServer) -> Path:
+    root = tmp_path_factory.mktemp("workspace")
+    (root / "prompts" / "demo").mkdir(parents=True)
+    for model in ("alpha", "beta", "gamma", "badkey"):
+        (root / "prompts" / "demo" / f"{model}.yaml").write_text(VARIANT.format(model=model))
+    shutil.copytree(ROOT / "datasets", root / "datasets")
+    (root / "prompts" / "demo" / "broken.yaml").write_text("model: fake/x\nuser: [unclosed\n")
+    (root / "providers.yaml").write_text(
+        f"providers:\n  fake: {{kind: openai, base_url: '{llm.openai_url}', free: true}}\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_url(app_workspace: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PROMPTDECK_HOME": str(app_workspace / ".promptdeck")}
+    env.pop("PROMPTDECK_PROVIDERS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=app_workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("streamlit did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required for the browser tests: apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, llm: LLMServer) -> Iterator[Page]:
+    llm.reset()
+    for model in ("alpha", "beta", "gamma"):
+        llm.set_scenario(model, Scenario(tokens=WORDS, token_delay=0.05))
+    llm.set_scenario("badkey", Scenario(fail_statuses=[401] * 10))
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def wait_idle(page: Page, timeout: float = 30_000) -> None:
+    page.wait_for_selector(
+        "[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout
+    )
+
+
+def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

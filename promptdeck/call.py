@@ -8,6 +8,7 @@ token; after it, a failure keeps the partial text and records the error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -67,15 +68,17 @@ async def stream_call(
     attempt = 0
     while True:
         try:
-            async for chunk in provider.stream(request):
-                if isinstance(chunk, Usage):
-                    usage = chunk
-                elif chunk:
-                    if ttft is None:
-                        ttft = (time.perf_counter() - start) * 1000
-                    parts.append(chunk)
-                    if on_text is not None:
-                        on_text(chunk)
+            # aclosing: a provider's cleanup (e.g. freeing a local model) runs right away.
+            async with contextlib.aclosing(provider.stream(request)) as stream:
+                async for chunk in stream:
+                    if isinstance(chunk, Usage):
+                        usage = chunk
+                    elif chunk:
+                        if ttft is None:
+                            ttft = (time.perf_counter() - start) * 1000
+                        parts.append(chunk)
+                        if on_text is not None:
+                            on_text(chunk)
             error: PromptDeckError | None = None
         except PromptDeckError as exc:
             error = exc

@@ -339,6 +339,9 @@ PARAM_RULES: dict[str, tuple[str, float | None, float | None]] = {
     "presence_penalty": ("number", -2, 2),
     "frequency_penalty": ("number", -2, 2),
     "response_format": ("format", None, None),
+    # Honoured by the embedded model (llama.cpp) and most self-hosted servers, not by OpenAI.
+    "top_k": ("whole", 1, None),
+    "repeat_penalty": ("number", 0, None),
 }
 
 

@@ -82,9 +82,18 @@ def prompt_library() -> PromptLibrary:
     return load_prompts(workspace().prompts_dir)
 
 
-@st.cache_data(show_spinner=False, ttl=30)
 def local_status() -> tuple[bool, str]:
-    return local_model_status()
+    """Is the embedded model ready (the configured GGUF file, else SmolLM2)?"""
+    try:
+        path = registry().config("local").model_path
+    except ConfigError:
+        path = None
+    return _local_status(path)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def _local_status(model_path: str | None) -> tuple[bool, str]:
+    return local_model_status(model_path)
 
 
 def show_prompt_errors(library: PromptLibrary) -> None:

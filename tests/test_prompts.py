@@ -23,7 +23,7 @@ GOOD = "model: local/smollm2\nuser: 'Customer message: {{ input }}'\n"
 TOP = "description, model, params, system, user, messages, checks, fallback, tags"
 PARAMS = (
     "temperature, max_tokens, top_p, stop, seed, presence_penalty, frequency_penalty, "
-    "response_format"
+    "response_format, top_k, repeat_penalty"
 )
 
 
@@ -54,7 +54,7 @@ def test_demo_prompts_load_without_errors() -> None:
 def test_demo_prompts_are_comparable(name: str) -> None:
     variant = load_prompts(REPO / "prompts").variants[name]
     assert variant.model == "local/smollm2"
-    assert variant.params == {"temperature": 0.2, "max_tokens": 200}
+    assert variant.params == {"temperature": 0.2, "max_tokens": 200, "repeat_penalty": 1.1}
     assert template_variables(variant) == ["input"]
     assert variant.user == "Customer message: {{ input }}\n"
     messages = render_messages(variant, {"input": "Where is my order?", "category": "shipping"})
@@ -109,10 +109,10 @@ BROKEN: list[tuple[str, int, str | None, str]] = [
     ),
     (GOOD + "owner: anna\n", 3, "owner", f"field 'owner': unknown key. Allowed: {TOP}"),
     (
-        "model: local/smollm2\nparams:\n  temperature: 0.2\n  top_k: 40\nuser: hi\n",
+        "model: local/smollm2\nparams:\n  temperature: 0.2\n  top_q: 40\nuser: hi\n",
         4,
-        "params.top_k",
-        f"field 'params.top_k': unknown parameter; did you mean 'top_p'? Allowed: {PARAMS}",
+        "params.top_q",
+        f"field 'params.top_q': unknown parameter; did you mean 'top_p'? Allowed: {PARAMS}",
     ),
     (
         "model: local/smollm2\nparams: {temperature: hot}\nuser: hi\n",

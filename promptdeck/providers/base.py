@@ -7,7 +7,7 @@ exactly one `Usage` record. It does not time, retry, cache or store: the caller
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -53,7 +53,7 @@ class Provider(Protocol):
 
     name: str
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]: ...
+    def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]: ...
 
 
 def estimate_tokens(text: str) -> int:

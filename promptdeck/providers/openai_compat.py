@@ -8,7 +8,7 @@ servers differ in small ways, so `parse_chunk` tolerates usage-only chunks, empt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -51,7 +51,7 @@ class OpenAIProvider:
         # Hand-written so that the key can never show up in a log or a traceback.
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         key = resolve_key(self._api_key, self.api_key_env)
         if key is None and self.requires_key:
             raise missing_key_error(self.name, self.api_key_env)

@@ -169,7 +169,7 @@ def metrics_line(view: ColumnView) -> str:
 def draw_column(index: int, view: ColumnView) -> None:
     name = view.key.split(":", 1)[1]
     st.markdown(f"**{name}**  \n`{view.model_ref}`")
-    box = st.container(border=True, height=380, key=f"pg_out_{index}")
+    box = st.container(border=True, height=300, key=f"pg_out_{index}")
     badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
     if view.status in badge:
         st.caption(badge[view.status] + (f" — {view.note}" if view.note else ""))

@@ -1,4 +1,5 @@
-"""The SQLite store (WAL): every call made, and the feedback on it.
+"""The SQLite store (WAL): Playground calls, eval runs and their results, scores,
+feedback, and the response cache.
 
 Schema changes are numbered migrations, applied in order and recorded in
 `PRAGMA user_version`. Each write commits at once, so nothing finished is lost.
@@ -8,48 +9,20 @@ API keys are never stored: only rendered messages, parameters and results.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from promptdeck.call import CallResult
-from promptdeck.providers.base import ChatRequest
-
-MIGRATIONS: Sequence[str] = (
-    # 1: the Playground's calls and thumbs
-    """
-    CREATE TABLE calls (
-        id INTEGER PRIMARY KEY,
-        created TEXT NOT NULL,
-        source TEXT NOT NULL,
-        variant TEXT,
-        model TEXT NOT NULL,
-        request_json TEXT NOT NULL,
-        output TEXT NOT NULL,
-        error TEXT,
-        error_kind TEXT,
-        ttft_ms REAL,
-        latency_ms REAL NOT NULL,
-        input_tokens INTEGER,
-        output_tokens INTEGER,
-        tokens_estimated INTEGER NOT NULL DEFAULT 0,
-        cost_usd REAL,
-        attempts INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE TABLE feedback (
-        id INTEGER PRIMARY KEY,
-        created TEXT NOT NULL,
-        call_id INTEGER REFERENCES calls(id),
-        thumbs INTEGER CHECK (thumbs IN (-1, 1)),
-        note TEXT
-    );
-    CREATE UNIQUE INDEX feedback_call ON feedback(call_id);
-    """,
-)
+from promptdeck.errors import ConfigError
+from promptdeck.migrations import MIGRATIONS, migrate
+from promptdeck.providers.base import ChatRequest, Usage
 
 
 def _now() -> str:
@@ -65,7 +38,7 @@ class Store:
         self._local = threading.local()
         self._connect().execute("PRAGMA journal_mode=WAL")  # not allowed inside a transaction
         with self._tx() as db:
-            migrate(db)
+            migrate(db, MIGRATIONS)
 
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -153,6 +126,224 @@ class Store:
         )
         return [dict(r) for r in rows]
 
+    # --- eval runs ---------------------------------------------------------------------
+
+    def create_run(self, snapshot: Mapping[str, Any], *, name: str, total_cells: int) -> str:
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs (id, created, status, name, snapshot_json, total_cells)"
+                " VALUES (?,?,?,?,?,?)",
+                (run_id, _now(), "running", name, json.dumps(snapshot), total_cells),
+            )
+        return run_id
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        finished = _now() if status in ("done", "cancelled", "failed") else None
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id)
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A run by id; 'latest' is the newest."""
+        if run_id == "latest":
+            row = (
+                self._connect()
+                .execute("SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT 1")
+                .fetchone()
+            )
+        else:
+            row = self._connect().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise ConfigError(f"no run {run_id!r} in {self.path}")
+        return RunRecord.from_row(row)
+
+    def find_unfinished_run(self, fingerprint: str) -> str | None:
+        """The newest run of the same plan that did not finish (killed or cancelled)."""
+        rows = self._connect().execute(
+            "SELECT id, snapshot_json FROM runs WHERE status != 'done' ORDER BY created DESC"
+        )
+        for row in rows:
+            if json.loads(row["snapshot_json"]).get("fingerprint") == fingerprint:
+                return str(row["id"])
+        return None
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        rows = self._connect().execute(
+            "SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT ?", (limit,)
+        )
+        return [RunRecord.from_row(r) for r in rows]
+
+    def add_result(self, run_id: str, cell: CellRecord, scores: Sequence[ScoreRecord]) -> None:
+        """One finished cell and its scores, committed together at once."""
+        r = cell.result
+        usage = r.usage
+        with self._tx() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO results (run_id, row_id, variant, repeat, category,
+                   model, output, error, error_kind, ttft_ms, latency_ms, input_tokens,
+                   output_tokens, tokens_estimated, cost_usd, cached, fallback_used, attempts,
+                   created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id,
+                    cell.row_id,
+                    cell.variant,
+                    cell.repeat,
+                    cell.category,
+                    r.model_ref,
+                    r.text,
+                    r.error,
+                    r.error_kind,
+                    r.ttft_ms,
+                    r.latency_ms,
+                    usage.input_tokens if usage else None,
+                    usage.output_tokens if usage else None,
+                    int(bool(usage and usage.estimated)),
+                    r.cost_usd,
+                    int(cell.cached),
+                    int(cell.fallback_used),
+                    r.attempts,
+                    _now(),
+                ),
+            )
+            db.executemany(
+                """INSERT OR REPLACE INTO scores (run_id, row_id, variant, repeat, scorer, value,
+                   passed, reason, judge_model, raw) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                [
+                    (
+                        run_id,
+                        cell.row_id,
+                        cell.variant,
+                        cell.repeat,
+                        s.scorer,
+                        s.value,
+                        None if s.passed is None else int(s.passed),
+                        s.reason,
+                        s.judge_model,
+                        s.raw,
+                    )
+                    for s in scores
+                ],
+            )
+
+    def done_cells(self, run_id: str) -> set[tuple[str, str, int]]:
+        rows = self._connect().execute(
+            "SELECT row_id, variant, repeat FROM results WHERE run_id = ?", (run_id,)
+        )
+        return {(r[0], r[1], int(r[2])) for r in rows}
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY created, row_id, variant, repeat",
+            (run_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def scores(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT * FROM scores WHERE run_id = ?", (run_id,))
+        return [dict(r) for r in rows]
+
+    def typical_latency_ms(self, model_ref: str) -> float | None:
+        """Median latency of this model's recent real (uncached, successful) answers."""
+        rows = (
+            self._connect()
+            .execute(
+                """SELECT latency_ms FROM (
+                 SELECT latency_ms, created FROM results
+                  WHERE model = ? AND error IS NULL AND cached = 0
+                 UNION ALL
+                 SELECT latency_ms, created FROM calls WHERE model = ? AND error IS NULL
+               ) ORDER BY created DESC LIMIT 200""",
+                (model_ref, model_ref),
+            )
+            .fetchall()
+        )
+        values = sorted(float(r[0]) for r in rows if r[0] is not None)
+        return values[len(values) // 2] if values else None
+
+    # --- response cache -------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> CallResult | None:
+        row = self._connect().execute("SELECT * FROM cache WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        usage = None
+        if row["input_tokens"] is not None:
+            usage = Usage(row["input_tokens"], row["output_tokens"], bool(row["tokens_estimated"]))
+        return CallResult(
+            row["model"], row["output"], usage, row["ttft_ms"], row["latency_ms"], row["cost_usd"]
+        )
+
+    def cache_put(self, key: str, result: CallResult) -> None:
+        usage = result.usage
+        with self._tx() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO cache (key, created, model, output, ttft_ms, latency_ms,
+                   input_tokens, output_tokens, tokens_estimated, cost_usd)
+                   VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    key,
+                    _now(),
+                    result.model_ref,
+                    result.text,
+                    result.ttft_ms,
+                    result.latency_ms,
+                    usage.input_tokens if usage else None,
+                    usage.output_tokens if usage else None,
+                    int(bool(usage and usage.estimated)),
+                    result.cost_usd,
+                ),
+            )
+
+    def cache_clear(self) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM cache").rowcount
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    created: str
+    status: str  # running | done | cancelled | failed
+    name: str
+    snapshot: Mapping[str, Any]
+    total_cells: int
+    finished: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        return cls(
+            row["id"],
+            row["created"],
+            row["status"],
+            row["name"],
+            json.loads(row["snapshot_json"]),
+            row["total_cells"],
+            row["finished"],
+        )
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    row_id: str
+    variant: str
+    repeat: int
+    category: str
+    result: CallResult
+    cached: bool = False
+    fallback_used: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    scorer: str  # "check:<label>", later "judge"
+    value: float | None
+    passed: bool | None
+    reason: str
+    judge_model: str | None = None
+    raw: str | None = None
+
 
 def request_json(request: ChatRequest) -> str:
     return json.dumps(
@@ -164,13 +355,3 @@ def request_json(request: ChatRequest) -> str:
         sort_keys=True,
         ensure_ascii=False,
     )
-
-
-def migrate(db: sqlite3.Connection) -> int:
-    """Apply the migrations this database has not seen; returns the new version."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-        for statement in filter(str.strip, sql.split(";")):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number}")
-    return len(MIGRATIONS)

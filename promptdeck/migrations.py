@@ -1,0 +1,115 @@
+"""Numbered schema migrations of the SQLite store, applied in order.
+
+`PRAGMA user_version` records how many have run. Never edit a migration that has shipped:
+append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+MIGRATIONS: Sequence[str] = (
+    # 1: the Playground's calls and thumbs
+    """
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        source TEXT NOT NULL,
+        variant TEXT,
+        model TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        output TEXT NOT NULL,
+        error TEXT,
+        error_kind TEXT,
+        ttft_ms REAL,
+        latency_ms REAL NOT NULL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        tokens_estimated INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        attempts INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        call_id INTEGER REFERENCES calls(id),
+        thumbs INTEGER CHECK (thumbs IN (-1, 1)),
+        note TEXT
+    );
+    CREATE UNIQUE INDEX feedback_call ON feedback(call_id);
+    """,
+    # 2: eval runs, one result per (row, variant, repeat), scores, and the response cache
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        status TEXT NOT NULL,
+        name TEXT NOT NULL,
+        snapshot_json TEXT NOT NULL,
+        total_cells INTEGER NOT NULL,
+        finished TEXT
+    );
+    CREATE TABLE results (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        row_id TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        repeat INTEGER NOT NULL DEFAULT 0,
+        category TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL,
+        output TEXT NOT NULL,
+        error TEXT,
+        error_kind TEXT,
+        ttft_ms REAL,
+        latency_ms REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        tokens_estimated INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        cached INTEGER NOT NULL DEFAULT 0,
+        fallback_used INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        created TEXT NOT NULL,
+        PRIMARY KEY (run_id, row_id, variant, repeat)
+    );
+    CREATE TABLE scores (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        row_id TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        repeat INTEGER NOT NULL DEFAULT 0,
+        scorer TEXT NOT NULL,
+        value REAL,
+        passed INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        judge_model TEXT,
+        raw TEXT,
+        PRIMARY KEY (run_id, row_id, variant, repeat, scorer)
+    );
+    CREATE TABLE cache (
+        key TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        model TEXT NOT NULL,
+        output TEXT NOT NULL,
+        ttft_ms REAL,
+        latency_ms REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        tokens_estimated INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL
+    );
+    ALTER TABLE feedback ADD COLUMN run_id TEXT REFERENCES runs(id);
+    ALTER TABLE feedback ADD COLUMN row_id TEXT;
+    ALTER TABLE feedback ADD COLUMN variant TEXT;
+    ALTER TABLE feedback ADD COLUMN score_override REAL
+    """,
+)
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> int:
+    """Apply the migrations this database has not seen; returns the new version."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    for number, sql in enumerate(migrations[version:], start=version + 1):
+        for statement in filter(str.strip, sql.split(";")):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    return len(migrations)

@@ -1,7 +1,8 @@
-"""Eval datasets: one row per case, from CSV, JSONL or YAML files in `datasets/`.
+"""Eval datasets: one row per case, from CSV, JSONL, YAML or Parquet files in `datasets/`.
 
 Reserved columns: `id` (else a stable hash of the row), `category`, `expected`,
-`rubric`. Every other column is a template variable.
+`rubric`, `human_score`. Every other column is a template variable. Cells are kept
+exactly as written (a spreadsheet formula stays text); neutralising them is an export concern.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,12 @@ import yaml
 
 from promptdeck.errors import DatasetError
 
-RESERVED = ("id", "category", "expected", "rubric")
-SUFFIXES = (".csv", ".jsonl", ".yaml", ".yml")
+RESERVED = ("id", "category", "expected", "rubric", "human_score")
+SUFFIXES = (".csv", ".jsonl", ".yaml", ".yml", ".parquet")
+# Listed so that a spreadsheet dropped into datasets/ shows up and says how to convert it.
+SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
+
+Row = dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,58 @@ class Dataset:
 def find_datasets(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.suffix in SUFFIXES and ".suite." not in p.name)
+    wanted = SUFFIXES + SPREADSHEET_SUFFIXES
+    return sorted(
+        p for p in root.iterdir() if p.suffix.lower() in wanted and ".suite." not in p.name
+    )
 
 
 def load_dataset(path: Path) -> Dataset:
+    suffix = path.suffix.lower()
+    if suffix in SPREADSHEET_SUFFIXES:
+        raise DatasetError(
+            f"{path}: Excel workbooks cannot be read; in Excel use File > Save As > "
+            "CSV UTF-8 (.csv) and put the .csv file in datasets/"
+        )
+    if suffix not in SUFFIXES:
+        raise DatasetError(
+            f"{path}: unsupported file type {suffix or '(none)'!r}; "
+            "use .csv, .jsonl (one JSON object per line), .yaml or .parquet"
+        )
+    rows = _read_parquet(path) if suffix == ".parquet" else _read_text_rows(path, suffix)
+    if not rows:
+        raise DatasetError(f"{path}: no rows; add at least one case")
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    cases = tuple(_case(row) for row in rows)
+    _check_unique_ids(path, cases)
+    return Dataset(path.stem, path, tuple(columns), cases)
+
+
+def check_variables(
+    dataset: Dataset, variables_by_variant: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """One message per template variable that no column of the dataset provides."""
+    have = ", ".join(dataset.columns)
+    problems: list[str] = []
+    for variant, variables in variables_by_variant.items():
+        for name in dict.fromkeys(variables):
+            if name not in dataset.columns:
+                problems.append(
+                    f"{variant} uses {{{{ {name} }}}} but {dataset.path} has no column "
+                    f"{name!r} (columns: {have})"
+                )
+    return problems
+
+
+def stable_id(values: Mapping[str, str]) -> str:
+    """A short hash of the row's content, stable across runs and machines."""
+    blob = json.dumps({k: v for k, v in values.items() if k != "id"}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _read_text_rows(path: Path, suffix: str) -> list[Row]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -65,80 +118,150 @@ def load_dataset(path: Path) -> Dataset:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DatasetError(
-            f"{path}: line {line}, byte {exc.start}: not UTF-8 text; save the file as UTF-8"
+            f"{path}: line {line}, byte {exc.start}: not UTF-8 text "
+            f"(0x{data[exc.start]:02x} cannot be decoded as UTF-8); save the file as UTF-8"
         ) from exc
     if not text.strip():
-        raise DatasetError(f"{path}: the file is empty")
-    rows = _read_rows(path, text)
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    cases = tuple(_case(path, i, row) for i, row in enumerate(rows, start=1))
-    seen: dict[str, int] = {}
-    for i, case in enumerate(cases, start=1):
-        if case.id in seen:
-            raise DatasetError(
-                f"{path}: row {i}: duplicate id {case.id!r} (first in row {seen[case.id]})"
-            )
-        seen[case.id] = i
-    return Dataset(path.stem, path, tuple(columns), cases)
-
-
-def _read_rows(path: Path, text: str) -> list[dict[str, object]]:
-    if path.suffix == ".csv":
+        raise DatasetError(
+            f"{path}: the file is empty (no rows); add a header and at least one row"
+        )
+    if suffix == ".csv":
         return _read_csv(path, text)
-    if path.suffix == ".jsonl":
-        rows = []
-        for line_no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(_mapping(path, json.loads(line), f"line {line_no}"))
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}: line {line_no}: invalid JSON: {exc.msg}") from exc
-        return rows
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DatasetError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a YAML list of rows")
-    return [_mapping(path, row, f"item {i}") for i, row in enumerate(data, start=1)]
+    if suffix == ".jsonl":
+        return _read_jsonl(path, text)
+    return _read_yaml(path, text)
 
 
-def _read_csv(path: Path, text: str) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader)
-    if len(set(header)) != len(header) or any(not h.strip() for h in header):
-        raise DatasetError(f"{path}: line 1: column names must be unique and non-empty")
-    for record in reader:
+def _read_csv(path: Path, text: str) -> list[Row]:
+    # strict: an unterminated quote would otherwise swallow the rest of the file silently
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[Row] = []
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader, None)
+        except csv.Error as exc:
+            raise DatasetError(f"{path}: line {start}: {_csv_problem(str(exc))}") from exc
+        if record is None:
+            return rows
         if not any(cell.strip() for cell in record):
             continue
-        if len(record) != len(header):
+        if header is None:
+            header = _header(path, start, record)
+        elif len(record) != len(header):
             raise DatasetError(
-                f"{path}: line {reader.line_num}: {len(record)} fields, "
-                f"the header has {len(header)}"
+                f"{path}: line {start}: {len(record)} fields, the header has {len(header)}"
             )
-        rows.append(dict(zip(header, record, strict=True)))
+        else:
+            rows.append(dict(zip(header, record, strict=True)))
+
+
+def _csv_problem(detail: str) -> str:
+    if "unexpected end of data" in detail:
+        return 'a quoted field starts here but its closing quote (") is missing'
+    if "field larger than field limit" in detail:
+        return f"a field is too long ({detail}); is a closing quote missing?"
+    return f'malformed CSV ({detail}); write "" for a quote inside a quoted field'
+
+
+def _header(path: Path, line: int, record: list[str]) -> list[str]:
+    for i, name in enumerate(record, start=1):
+        if not name.strip():
+            raise DatasetError(f"{path}: line {line}: column {i} of the header has no name")
+        if name in record[: i - 1]:
+            raise DatasetError(f"{path}: line {line}: column {name!r} appears twice in the header")
+    return record
+
+
+def _read_jsonl(path: Path, text: str) -> list[Row]:
+    rows: list[Row] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(
+                f"{path}: line {line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from exc
+        rows.append(_mapping(path, value, f"line {line_no}"))
     return rows
 
 
-def _mapping(path: Path, row: object, where: str) -> dict[str, object]:
+def _read_yaml(path: Path, text: str) -> list[Row]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        detail = getattr(exc, "problem", None) or str(exc)
+        raise DatasetError(f"{path}: {where}invalid YAML: {detail}") from exc
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise DatasetError(
+            f"{path}: expected a YAML list of rows (each '- column: value'), got {_kind(data)}"
+        )
+    return [_mapping(path, row, f"item {i}") for i, row in enumerate(data, start=1)]
+
+
+def _read_parquet(path: Path) -> list[Row]:
+    import pyarrow as pa  # type: ignore[import-untyped]  # lazy: heavy, and only for .parquet
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    try:
+        table = pq.read_table(path)
+    except OSError as exc:  # a missing file, or bytes that are not Parquet
+        raise DatasetError(f"{path}: cannot read as Parquet: {exc}") from exc
+    except pa.ArrowException as exc:
+        raise DatasetError(f"{path}: cannot read as Parquet: {exc}") from exc
+    rows: list[Row] = table.to_pylist()
+    return [{str(k): v for k, v in row.items()} for row in rows]
+
+
+def _mapping(path: Path, row: object, where: str) -> Row:
     if not isinstance(row, dict):
-        raise DatasetError(f"{path}: {where}: expected an object of column: value")
+        raise DatasetError(
+            f"{path}: {where}: expected an object of column: value, got {_kind(row)}"
+        )
     return {str(k): v for k, v in row.items()}
 
 
-def _case(path: Path, index: int, row: Mapping[str, object]) -> Case:
-    values = {
-        k: "" if v is None else v if isinstance(v, str) else json.dumps(v) for k, v in row.items()
-    }
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _case(row: Mapping[str, object]) -> Case:
+    values = {k: _cell(v) for k, v in row.items()}
     given = values.get("id", "").strip()
     return Case(given or stable_id(values), values)
 
 
-def stable_id(values: Mapping[str, str]) -> str:
-    """A short hash of the row's content, stable across runs and machines."""
-    blob = json.dumps({k: v for k, v in values.items() if k != "id"}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float | list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)  # dates, decimals, ... (YAML, Parquet): their text, not a JSON string
+
+
+def _check_unique_ids(path: Path, cases: Sequence[Case]) -> None:
+    seen: dict[str, int] = {}
+    for i, case in enumerate(cases, start=1):
+        first = seen.setdefault(case.id, i)
+        if first == i:
+            continue
+        if case.values.get("id", "").strip():
+            raise DatasetError(f"{path}: row {i}: duplicate id {case.id!r} (first in row {first})")
+        raise DatasetError(
+            f"{path}: row {i}: same content as row {first} and no id to tell them apart; "
+            "remove the copy or give each row an id"
+        )

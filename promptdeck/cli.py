@@ -1,0 +1,163 @@
+"""`python -m promptdeck ...`: headless evals for scripts and CI.
+
+    run SUITE [--sample N] [--seed S] [--concurrency C] [--rpm R] [--repeats K]
+              [--no-cache] [--new]
+
+`run` resumes the newest unfinished run of the same plan (same prompts, sample and
+repeats) unless --new is given. Progress goes to stderr; stdout gets `run_id: <ID>` and a
+summary table. Exit codes: 0 done, 1 not every cell finished, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from promptdeck.config import Secrets, Workspace
+from promptdeck.errors import PromptDeckError
+from promptdeck.evalplan import build_plan
+from promptdeck.pricing import format_cost
+from promptdeck.prompts import load_prompts
+from promptdeck.providers.http import run_with_client
+from promptdeck.providers.registry import Registry
+from promptdeck.runner import Progress, Runner
+from promptdeck.store import Store
+from promptdeck.suite import load_suite
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except PromptDeckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished cells are stored; run again to resume", file=sys.stderr)
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m promptdeck", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run (or resume) an eval suite")
+    run.add_argument("suite", help="a datasets/<name>.suite.yaml file")
+    run.add_argument("--sample", type=int, metavar="N", help="rows to sample (overrides suite)")
+    run.add_argument("--seed", type=int, metavar="S", help="sampling seed (overrides suite)")
+    run.add_argument("--concurrency", type=int, metavar="C", help="calls in flight per provider")
+    run.add_argument("--rpm", type=float, metavar="R", help="max requests per minute per provider")
+    run.add_argument("--repeats", type=int, metavar="K", help="answers per (case, variant)")
+    run.add_argument("--no-cache", action="store_true", help="call the models even if cached")
+    run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def open_workspace() -> tuple[Workspace, Registry, Store]:
+    ws = Workspace.from_env()
+    registry = Registry.from_workspace(ws.providers_file, Secrets(ws.root / ".env"))
+    return ws, registry, Store(ws.store_path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    ws, registry, store = open_workspace()
+    suite = load_suite(Path(args.suite))
+    library = load_prompts(ws.prompts_dir)
+    plan = build_plan(suite, library, n=args.sample, seed=args.seed, repeats=args.repeats)
+    snapshot = plan.snapshot()
+    run_id = None if args.new else store.find_unfinished_run(snapshot["fingerprint"])
+    if run_id is None:
+        run_id = store.create_run(snapshot, name=suite.name, total_cells=len(plan.cells()))
+    else:
+        done = len(store.done_cells(run_id))
+        print(f"resuming run {run_id}: {done} of {len(plan.cells())} cells done", file=sys.stderr)
+    print(f"run_id: {run_id}", flush=True)
+    runner = Runner(
+        registry, store, concurrency=args.concurrency, rpm=args.rpm, use_cache=not args.no_cache
+    )
+    bar = ProgressBar(sys.stderr)
+    final = run_with_client(runner.run(run_id, plan, on_progress=bar.update))
+    bar.close()
+    print_summary(store.results(run_id), sys.stdout)
+    return 0 if final.done == final.total else 1
+
+
+class ProgressBar:
+    """A one-line bar on a terminal; a line per ~10% when stderr is a file (CI logs)."""
+
+    def __init__(self, out: TextIO, width: int = 30) -> None:
+        self.out, self.width, self.last_decile = out, width, -1
+        self.tty = out.isatty()
+
+    def update(self, p: Progress) -> None:
+        filled = int(self.width * p.fraction)
+        eta = f" eta {p.eta_s:.0f}s" if p.eta_s is not None else ""
+        spend = format_cost(p.spend_usd) + ("+unknown" if p.unpriced else "")
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {p.done}/{p.total} "
+            f"errors {p.errors} cached {p.cached} {p.elapsed_s:.0f}s{eta} spend {spend}"
+        )
+        if self.tty:
+            print("\r" + line, end="", file=self.out, flush=True)
+        elif int(p.fraction * 10) > self.last_decile:
+            self.last_decile = int(p.fraction * 10)
+            print(line, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=self.out)
+
+
+def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per variant: cells, errors, cached, fallbacks, latency p50/p95, tokens, cost."""
+    rows = []
+    for variant in sorted({r["variant"] for r in results}):
+        mine = [r for r in results if r["variant"] == variant]
+        ok = [r for r in mine if r["error"] is None]
+        lat = sorted(r["latency_ms"] for r in ok if not r["cached"] and r["latency_ms"])
+        costs = [r["cost_usd"] for r in mine]
+        rows.append(
+            {
+                "variant": variant,
+                "cells": len(mine),
+                "errors": len(mine) - len(ok),
+                "cached": sum(r["cached"] for r in mine),
+                "fallback": sum(r["fallback_used"] for r in mine),
+                "p50_ms": statistics.median(lat) if lat else None,
+                "p95_ms": _p95(lat),
+                "tokens_out": statistics.mean(r["output_tokens"] or 0 for r in ok) if ok else None,
+                "cost_usd": None if any(c is None for c in costs) else sum(costs),
+            }
+        )
+    return rows
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+
+
+def print_summary(results: Sequence[dict[str, Any]], out: TextIO) -> None:
+    head = (
+        f"{'variant':<28} {'cells':>5} {'errors':>6} {'cached':>6} {'fallbk':>6} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'tok out':>7} {'cost':>10}"
+    )
+    print(head, file=out)
+    for row in summarize(results):
+        p50 = f"{row['p50_ms']:.0f}" if row["p50_ms"] is not None else "-"
+        p95 = f"{row['p95_ms']:.0f}" if row["p95_ms"] is not None else "-"
+        tok = f"{row['tokens_out']:.0f}" if row["tokens_out"] is not None else "-"
+        print(
+            f"{row['variant']:<28} {row['cells']:>5} {row['errors']:>6} {row['cached']:>6} "
+            f"{row['fallback']:>6} {p50:>8} {p95:>8} {tok:>7} "
+            f"{format_cost(row['cost_usd']):>10}",
+            file=out,
+        )

@@ -1,0 +1,152 @@
+"""What an eval will do before it does it: the sampled cases, the cells, and an estimate.
+
+Everything that can be wrong with a suite (unknown variant, a template variable that no
+dataset column provides, a bad sample) is found here, before any model call is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+from promptdeck.datasets import Case, Dataset, check_variables, load_dataset
+from promptdeck.errors import ConfigError
+from promptdeck.pricing import PriceTable
+from promptdeck.prompts import PromptLibrary, PromptVariant, render_messages, template_variables
+from promptdeck.providers.base import DEFAULT_MAX_TOKENS, estimate_tokens
+from promptdeck.sampling import sample_cases
+from promptdeck.suite import Suite
+
+
+@dataclass(frozen=True)
+class Cell:
+    case: Case
+    variant: PromptVariant
+    repeat: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.case.id, self.variant.name, self.repeat)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    suite: Suite
+    dataset: Dataset
+    cases: tuple[Case, ...]
+    variants: tuple[PromptVariant, ...]
+
+    @property
+    def repeats(self) -> int:
+        return self.suite.repeats
+
+    def cells(self) -> list[Cell]:
+        """Case by case, so the results grid fills row by row."""
+        return [
+            Cell(c, v, r) for c in self.cases for v in self.variants for r in range(self.repeats)
+        ]
+
+    def category_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(c.category or "(none)" for c in self.cases).items()))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to read the run later, even after prompts or data change."""
+        data = {
+            "suite": self.suite.to_dict(),
+            "dataset": {"path": str(self.dataset.path), "columns": list(self.dataset.columns)},
+            "cases": [{"id": c.id, **c.values} for c in self.cases],
+            "variants": {v.name: variant_snapshot(v) for v in self.variants},
+        }
+        data["fingerprint"] = hashlib.sha256(
+            json.dumps(data, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        return data
+
+
+def variant_snapshot(v: PromptVariant) -> dict[str, Any]:
+    return {
+        "model": v.model,
+        "params": dict(v.params),
+        "system": v.system,
+        "user": v.user,
+        "messages": [{"role": m.role, "content": m.content} for m in v.messages],
+        "checks": [c.label for c in v.checks],
+        "fallback": v.fallback,
+        "path": v.path,
+    }
+
+
+def build_plan(
+    suite: Suite,
+    prompts: PromptLibrary,
+    *,
+    n: int | None = None,
+    seed: int | None = None,
+    repeats: int | None = None,
+) -> EvalPlan:
+    """Resolve variants, load and sample the dataset; overrides win over the suite."""
+    missing = [name for name in suite.variants if name not in prompts.variants]
+    if missing:
+        known = ", ".join(sorted(prompts.variants)) or "none"
+        raise ConfigError(f"unknown variant(s) {', '.join(missing)}; known: {known}")
+    variants = tuple(prompts.variants[name] for name in suite.variants)
+    dataset = load_dataset(suite.dataset)
+    problems = check_variables(dataset, {v.name: template_variables(v) for v in variants})
+    if problems:
+        raise ConfigError("; ".join(problems))
+    sample = suite.sample
+    if n is not None:
+        sample = replace(sample, n=n, fraction=None)
+    if seed is not None:
+        sample = replace(sample, seed=seed)
+    suite = replace(suite, sample=sample, repeats=repeats or suite.repeats)
+    cases = sample_cases(
+        dataset.cases,
+        n=sample.n,
+        fraction=sample.fraction,
+        seed=sample.seed,
+        stratify=sample.stratify,
+        floor=sample.floor,
+    )
+    return EvalPlan(suite, dataset, tuple(cases), variants)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    calls: int
+    judge_calls: int
+    cost_usd: float | None  # an upper bound (every answer uses max_tokens); None: unknown
+    unpriced_models: tuple[str, ...]
+    seconds: float | None  # from this machine's past latencies; None: no history yet
+
+
+def estimate(
+    plan: EvalPlan, prices: PriceTable, latency_ms: dict[str, float | None], concurrency: int
+) -> Estimate:
+    """Calls, the most it can cost, and how long it should take at this concurrency."""
+    cost: float | None = 0.0
+    unpriced: set[str] = set()
+    busy_ms: float | None = 0.0
+    for cell in plan.cells():
+        v = cell.variant
+        price = prices.price(v.model)
+        if price is None:
+            unpriced.add(v.model)
+        elif cost is not None:
+            prompt = "".join(m.content for m in render_messages(v, cell.case.values))
+            max_out = int(v.params.get("max_tokens", DEFAULT_MAX_TOKENS))
+            cost += (
+                estimate_tokens(prompt) * price.input_per_mtok + max_out * price.output_per_mtok
+            ) / 1e6
+        past = latency_ms.get(v.model)
+        busy_ms = None if past is None or busy_ms is None else busy_ms + past
+    return Estimate(
+        calls=len(plan.cells()),
+        judge_calls=0,
+        cost_usd=None if unpriced else cost,
+        unpriced_models=tuple(sorted(unpriced)),
+        seconds=None if busy_ms is None else busy_ms / 1000 / max(1, concurrency),
+    )

@@ -8,6 +8,7 @@ import streamlit as st
 
 from promptdeck.config import Secrets, Workspace
 from promptdeck.errors import ConfigError, PromptDeckError
+from promptdeck.jobs import JobRegistry
 from promptdeck.prompts import PromptLibrary, load_prompts
 from promptdeck.providers.local import local_model_status
 from promptdeck.providers.registry import Registry
@@ -16,6 +17,7 @@ from promptdeck.store import Store
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/playground.py", "Playground", ":material/play_circle:"),
+    ("pages/evaluate.py", "Evaluate", ":material/fact_check:"),
 )
 
 
@@ -76,6 +78,12 @@ def store() -> Store:
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
     return Store(path)
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> JobRegistry:
+    """Background eval jobs of this server process, shared by every browser session."""
+    return JobRegistry()
 
 
 def prompt_library() -> PromptLibrary:

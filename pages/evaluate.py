@@ -1,0 +1,225 @@
+"""Evaluate: plan an eval (suite or dataset, sample, variants), run it in the background,
+watch progress and the results grid fill; the run survives page switches and refreshes."""
+
+import pandas as pd
+import streamlit as st
+
+from promptdeck import ui
+from promptdeck.datasets import find_datasets, load_dataset
+from promptdeck.errors import PromptDeckError
+from promptdeck.evalplan import EvalPlan, build_plan, estimate
+from promptdeck.pricing import format_cost
+from promptdeck.runner import Runner
+from promptdeck.suite import SampleSpec, Suite, find_suites, load_suite
+
+ui.frame("Evaluate", ":material/fact_check:")
+st.title("Evaluate")
+
+workspace = ui.workspace()
+library = ui.prompt_library()
+ui.show_prompt_errors(library)
+registry = ui.registry_or_error()
+if registry is None:
+    st.stop()
+store = ui.store()
+jobs = ui.jobs()
+
+
+def choose_suite() -> Suite | None:
+    """The suite file picked, or one built here from a dataset; None when not ready."""
+    suites = find_suites(workspace.datasets_dir)
+    source = st.radio(
+        "Start from",
+        ["A suite file", "A dataset"],
+        horizontal=True,
+        index=0 if suites else 1,
+        key="ev_source",
+    )
+    if source == "A suite file":
+        if not suites:
+            st.info("No `*.suite.yaml` in `datasets/` yet: start from a dataset instead.")
+            return None
+        path = st.selectbox("Suite", suites, format_func=lambda p: p.name, key="ev_suite")
+        try:
+            return load_suite(path)
+        except PromptDeckError as exc:
+            st.error(str(exc))
+            return None
+    datasets = find_datasets(workspace.datasets_dir)
+    if not datasets:
+        st.info("No dataset in `datasets/`: add a CSV, JSONL or YAML file with an `input` column.")
+        return None
+    path = st.selectbox("Dataset", datasets, format_func=lambda p: p.name, key="ev_dataset")
+    names = sorted(library.variants)
+    variants = st.multiselect(
+        "Variants",
+        names,
+        key="ev_variants",
+        default=[n for n in names if n.startswith("support/")][:3],
+    )
+    if not variants:
+        st.info("Pick the variants to compare.")
+        return None
+    baseline = st.selectbox("Baseline", variants, key="ev_baseline")
+    return Suite(path=None, dataset=path, variants=tuple(variants), baseline=baseline)
+
+
+def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
+    try:
+        dataset = load_dataset(suite.dataset)
+    except PromptDeckError as exc:
+        st.error(str(exc))
+        st.stop()
+    cols = st.columns(4)
+    n = cols[0].number_input(
+        "Sample size (rows)",
+        1,
+        len(dataset.cases),
+        min(suite.sample.n or 20, len(dataset.cases)),
+        key="ev_n",
+    )
+    seed = cols[1].number_input("Seed", 0, 10**9, suite.sample.seed, key="ev_seed")
+    options = ["(none)", *[c for c in dataset.columns if c != "id"]]
+    default = suite.sample.stratify if suite.sample.stratify in options else "(none)"
+    stratify = cols[2].selectbox("Stratify by", options, options.index(default), key="ev_strat")
+    repeats = cols[3].number_input("Repeats per cell", 1, 20, suite.repeats, key="ev_repeats")
+    return int(n), int(seed), None if stratify == "(none)" else stratify, int(repeats)
+
+
+def show_plan(plan: EvalPlan, concurrency: int) -> None:
+    latency = {v.model: store.typical_latency_ms(v.model) for v in plan.variants}
+    est = estimate(plan, registry.prices, latency, concurrency)
+    cols = st.columns(4)
+    cols[0].metric("Rows", len(plan.cases))
+    cols[1].metric("Model calls", est.calls, help="answers; judging arrives with the judge")
+    cost = "unknown" if est.cost_usd is None else f"≤ {format_cost(est.cost_usd)}"
+    cols[2].metric(
+        "Cost",
+        cost,
+        help="upper bound: every answer using its max_tokens"
+        + (f"; no price for {', '.join(est.unpriced_models)}" if est.unpriced_models else ""),
+    )
+    when = "no history yet" if est.seconds is None else f"~{est.seconds:,.0f} s"
+    cols[3].metric(
+        "Time",
+        when,
+        help="from this machine's past latencies of these models, "
+        f"at {concurrency} calls in flight per provider",
+    )
+    counts = pd.DataFrame(plan.category_counts().items(), columns=["category", "rows"])
+    st.dataframe(counts.set_index("category").T, width="stretch")
+
+
+def start(plan: EvalPlan, concurrency: int) -> None:
+    snapshot = plan.snapshot()
+    run_id = store.create_run(snapshot, name=plan.suite.name, total_cells=len(plan.cells()))
+    jobs.start(run_id, plan, Runner(registry, store, concurrency=concurrency))
+    st.session_state.ev_run = run_id
+    st.query_params["run"] = run_id
+
+
+run_id = st.query_params.get("run") or st.session_state.get("ev_run")
+if run_id:  # keep the run in the URL, so a refresh or a shared link reattaches to it
+    st.session_state.ev_run = st.query_params["run"] = run_id
+with st.expander("Plan a new run", expanded=run_id is None):
+    suite = choose_suite()
+    if suite is not None:
+        n, seed, stratify, repeats = sample_controls(suite)
+        suite = Suite(
+            suite.path,
+            suite.dataset,
+            suite.variants,
+            SampleSpec(n=n, stratify=stratify, seed=seed, floor=suite.sample.floor),
+            suite.baseline,
+            repeats,
+            suite.judge,
+            suite.gates,
+        )
+        concurrency = st.slider("Calls in flight per provider", 1, 32, 3, key="ev_conc")
+        try:
+            plan = build_plan(suite, library)
+        except PromptDeckError as exc:
+            st.error(str(exc))
+        else:
+            show_plan(plan, concurrency)
+            st.button(
+                "Run",
+                type="primary",
+                icon=":material/play_arrow:",
+                on_click=start,
+                args=(plan, concurrency),
+            )
+
+
+def progress_panel(run_id: str) -> None:
+    try:
+        record = store.get_run(run_id)
+    except PromptDeckError as exc:
+        st.warning(str(exc))
+        return
+    job = jobs.get(run_id)
+    running = job is not None and job.running
+    results = store.results(run_id)
+    st.subheader(f"Run {record.id} · {record.name}")
+    done, total = len(results), record.total_cells
+    errors = sum(r["error"] is not None for r in results)
+    p = job.progress if job else None
+    detail = f"{done}/{total} cells · {errors} errors"
+    if p is not None:
+        eta = f" · ETA {p.eta_s:,.0f} s" if running and p.eta_s is not None else ""
+        spend = format_cost(p.spend_usd) + (" + unknown" if p.unpriced else "")
+        detail += f" · {p.cached} cached · {p.elapsed_s:,.0f} s{eta} · spend {spend}"
+    st.progress(done / total if total else 1.0, text=detail)
+    if running:
+        st.button("Cancel", icon=":material/cancel:", on_click=job.cancel.set)
+    elif record.status != "done":
+        why = job.error if job and job.error else f"status: {record.status}"
+        st.warning(
+            f"This run did not finish ({why}). Plan the same run above and press Run "
+            "to start again, or resume it from the command line: "
+            f"`python -m promptdeck run <suite>` resumes unfinished runs."
+        )
+    else:
+        st.success(f"Done: {total} cells, {errors} errors.")
+    results_grid(results)
+    if errors:
+        with st.expander(f"Errors ({errors})", expanded=errors <= 5):
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "row": r["row_id"],
+                            "variant": r["variant"],
+                            "kind": r["error_kind"],
+                            "error": r["error"],
+                        }
+                        for r in results
+                        if r["error"]
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+    if live and not running:
+        st.rerun()  # the run just ended: redraw the page once, and stop polling
+
+
+def results_grid(results: list[dict]) -> None:  # type: ignore[type-arg]
+    if not results:
+        st.caption("Waiting for the first cell…")
+        return
+    frame = pd.DataFrame(results)
+    frame["cell"] = frame.apply(
+        lambda r: f"⚠️ {r['error_kind']}: {r['error']}" if r["error"] else r["output"], axis=1
+    )
+    grid = frame.pivot_table(
+        index=["row_id", "category"], columns="variant", values="cell", aggfunc="first"
+    ).reset_index()
+    st.dataframe(grid, hide_index=True, width="stretch", height=min(600, 38 + 35 * len(grid)))
+
+
+if run_id:
+    live = (job := jobs.get(run_id)) is not None and job.running
+    st.fragment(run_every=0.5 if live else None)(progress_panel)(run_id)
+elif not library.variants:
+    st.info("Add prompt variants under `prompts/<task>/` first.")

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from promptdeck import ui
+from promptdeck.store import Store
+from tests.llm_server import LLMServer
+from tests.pages.conftest import ROOT
+
+
+def open_evaluate() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    return at
+
+
+def plan_sample(at: AppTest) -> None:
+    at.radio(key="ev_source").set_value("A dataset").run()
+    at.selectbox(key="ev_dataset").select_index(0).run()
+    at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
+    at.number_input(key="ev_n").set_value(10).run()
+
+
+def test_plan_then_run_a_ten_row_sample(workspace: Path, llm_server: LLMServer) -> None:
+    at = open_evaluate()
+    assert not at.exception
+    plan_sample(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows"] == "10" and metrics["Model calls"] == "20"
+    assert metrics["Cost"] == "≤ $0"  # the test provider is declared free
+    at.button[0].click().run()
+    run_id = at.session_state["ev_run"]
+    job = ui.jobs().get(run_id)  # the page's job registry: one per server process
+    assert job is not None and job.wait(30)
+    at.run()
+    assert not at.exception
+    grid = at.dataframe[-1].value
+    assert len(grid) == 10 and {"t/alpha", "t/beta"} <= set(grid.columns)
+    assert all(str(v).startswith("Echo: ") for v in grid["t/alpha"])
+    assert any("Done: 20 cells, 0 errors." in s.value for s in at.success)
+    assert len(Store(workspace / ".promptdeck" / "promptdeck.sqlite").results(run_id)) == 20
+    assert llm_server.request_count("alpha") == 10
+
+
+def test_missing_template_variable_is_named_before_any_call(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    (workspace / "prompts" / "t" / "needs.yaml").write_text(
+        "model: fake/needs\nuser: '{{ input }} {{ customer_name }}'\n"
+    )
+    at = open_evaluate()
+    plan_sample(at)
+    at.multiselect(key="ev_variants").set_value(["t/alpha", "t/needs"]).run()
+    errors = " ".join(e.value for e in at.error)
+    assert "t/needs uses {{ customer_name }}" in errors
+    assert "support_sample.csv" in errors
+    assert len(llm_server.requests) == 0

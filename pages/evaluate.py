@@ -8,9 +8,13 @@ from promptdeck import ui
 from promptdeck.datasets import find_datasets, load_dataset
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import EvalPlan, build_plan, estimate
+from promptdeck.judge import judge_messages
 from promptdeck.pricing import format_cost
+from promptdeck.prompts import render_messages
+from promptdeck.report import cell_rows
 from promptdeck.runner import Runner
-from promptdeck.suite import SampleSpec, Suite, find_suites, load_suite
+from promptdeck.scoring import question_of, rubric_for
+from promptdeck.suite import DEFAULT_RUBRIC, JudgeSpec, SampleSpec, Suite, find_suites, load_suite
 
 ui.frame("Evaluate", ":material/fact_check:")
 st.title("Evaluate")
@@ -86,12 +90,71 @@ def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
     return int(n), int(seed), None if stratify == "(none)" else stratify, int(repeats)
 
 
+def judge_controls(suite: Suite) -> JudgeSpec | None:
+    """The judge, as the suite sets it, editable here: model, mode and the rubric text."""
+    base = suite.judge or JudgeSpec("local/smollm2", DEFAULT_RUBRIC)
+    on = st.toggle(
+        "Judge every answer",
+        value=True,
+        key="ev_judge_on",
+        help="An LLM scores each answer against the rubric",
+    )
+    if not on:
+        return None
+    cols = st.columns([2, 2, 1])
+    model = cols[0].text_input("Judge model", base.model, key="ev_judge_model")
+    modes = ["pointwise", "pairwise"]
+    mode = cols[1].radio(
+        "Mode",
+        modes,
+        modes.index(base.mode),
+        horizontal=True,
+        key="ev_judge_mode",
+        help="pairwise: each variant against the baseline, asked in both orders",
+    )
+    low, high = base.scale
+    cols[2].markdown(f"Scale  \n**{low}–{high}**")
+    rubric = st.text_area("Rubric", base.rubric, height=160, key="ev_rubric")
+    if model.startswith("local/"):
+        st.caption(
+            "The local judge is a small demo model (SmolLM2-135M): its scores show the "
+            "pipeline working, not a verdict to ship on. Connect a stronger judge, e.g. "
+            "`openai/gpt-4o-mini` with OPENAI_API_KEY set."
+        )
+    return JudgeSpec(model, rubric, base.scale, mode)
+
+
+def show_judge_prompt(plan: EvalPlan) -> None:
+    judge = plan.suite.judge
+    if judge is None or not plan.cases:
+        return
+    case, variant = plan.cases[0], plan.variants[0]
+    messages = judge_messages(
+        rubric_for(judge, case),
+        question_of(render_messages(variant, case.values)),
+        "(the variant's answer goes here)",
+        reference=case.values.get("expected") or None,
+        scale=judge.scale,
+    )
+    with st.expander("The judge's exact prompt, for the first sampled row"):
+        for m in messages:
+            st.markdown(f"**{m.role}**")
+            st.code(m.content, language=None, wrap_lines=True)
+
+
 def show_plan(plan: EvalPlan, concurrency: int) -> None:
-    latency = {v.model: store.typical_latency_ms(v.model) for v in plan.variants}
+    models = {v.model for v in plan.variants} | (
+        {plan.suite.judge.model} if plan.suite.judge else set()
+    )
+    latency = {m: store.typical_latency_ms(m) for m in models}
     est = estimate(plan, registry.prices, latency, concurrency)
     cols = st.columns(4)
     cols[0].metric("Rows", len(plan.cases))
-    cols[1].metric("Model calls", est.calls, help="answers; judging arrives with the judge")
+    cols[1].metric(
+        "Model calls",
+        est.calls + est.judge_calls,
+        help=f"{est.calls} answers + {est.judge_calls} judge verdicts",
+    )
     cost = "unknown" if est.cost_usd is None else f"≤ {format_cost(est.cost_usd)}"
     cols[2].metric(
         "Cost",
@@ -132,7 +195,7 @@ with st.expander("Plan a new run", expanded=run_id is None):
             SampleSpec(n=n, stratify=stratify, seed=seed, floor=suite.sample.floor),
             suite.baseline,
             repeats,
-            suite.judge,
+            judge_controls(suite),
             suite.gates,
         )
         concurrency = st.slider("Calls in flight per provider", 1, 32, 3, key="ev_conc")
@@ -142,6 +205,7 @@ with st.expander("Plan a new run", expanded=run_id is None):
             st.error(str(exc))
         else:
             show_plan(plan, concurrency)
+            show_judge_prompt(plan)
             st.button(
                 "Run",
                 type="primary",
@@ -181,7 +245,7 @@ def progress_panel(run_id: str) -> None:
         )
     else:
         st.success(f"Done: {total} cells, {errors} errors.")
-    results_grid(results)
+    results_grid(run_id, results)
     if errors:
         with st.expander(f"Errors ({errors})", expanded=errors <= 5):
             st.dataframe(
@@ -204,18 +268,82 @@ def progress_panel(run_id: str) -> None:
         st.rerun()  # the run just ended: redraw the page once, and stop polling
 
 
-def results_grid(results: list[dict]) -> None:  # type: ignore[type-arg]
+def results_grid(run_id: str, results: list[dict]) -> None:  # type: ignore[type-arg]
     if not results:
         st.caption("Waiting for the first cell…")
         return
-    frame = pd.DataFrame(results)
-    frame["cell"] = frame.apply(
-        lambda r: f"⚠️ {r['error_kind']}: {r['error']}" if r["error"] else r["output"], axis=1
+    scores = store.scores(run_id)
+    frame = pd.DataFrame(cell_rows(run_id, results, scores))
+    frame["answer"] = [
+        f"⚠️ {e}" if e else o for o, e in zip(frame["output"], frame["error"], strict=True)
+    ]
+    frame["judge"] = [
+        _verdict(s, r) for s, r in zip(frame["judge_score"], frame["judge_reason"], strict=True)
+    ]
+    frame["checks"] = [
+        f"{p}/{t}" if t else ""
+        for p, t in zip(frame["checks_passed"], frame["checks_total"], strict=True)
+    ]
+    wide = frame.pivot_table(
+        index=["row_id", "category", "repeat"],
+        columns="variant",
+        values=["answer", "judge", "checks"],
+        aggfunc="first",
     )
-    grid = frame.pivot_table(
-        index=["row_id", "category"], columns="variant", values="cell", aggfunc="first"
-    ).reset_index()
-    st.dataframe(grid, hide_index=True, width="stretch", height=min(600, 38 + 35 * len(grid)))
+    wide.columns = [
+        f"{variant} · {what}" if what != "answer" else variant for what, variant in wide.columns
+    ]
+    wide = wide[sorted(wide.columns)].reset_index()
+    if frame["repeat"].max() == 0:
+        wide = wide.drop(columns="repeat")
+    st.dataframe(wide, hide_index=True, width="stretch", height=min(500, 38 + 35 * len(wide)))
+    cell_details(frame, scores)
+
+
+def _verdict(score: object, reason: object) -> str:
+    if reason is None or reason != reason:  # no judge (None / NaN)
+        return ""
+    return "unscored" if score is None or score != score else f"{float(score):g}"
+
+
+def cell_details(frame: pd.DataFrame, scores: list[dict]) -> None:  # type: ignore[type-arg]
+    rows = sorted(frame["row_id"].unique())
+    row = st.selectbox(
+        "Look at one case",
+        rows,
+        key="ev_detail_row",
+        index=None,
+        placeholder="Pick a row to see every answer, verdict and check",
+    )
+    if row is None:
+        return
+    mine = frame[frame["row_id"] == row]
+    for column, (_, cell) in zip(st.columns(len(mine)), mine.iterrows(), strict=True):
+        with column:
+            st.markdown(
+                f"**{cell['variant']}**" + (f" · repeat {cell['repeat']}" if cell["repeat"] else "")
+            )
+            box = st.container(border=True, height=220)
+            box.markdown(cell["answer"])
+            verdict = _verdict(cell["judge_score"], cell["judge_reason"])
+            if verdict:
+                st.markdown(f"**Judge: {verdict}** — {cell['judge_reason']}")
+            for s in scores:
+                if (s["row_id"], s["variant"], s["repeat"]) == (
+                    row,
+                    cell["variant"],
+                    cell["repeat"],
+                ) and s["scorer"].startswith("check:"):
+                    st.caption(
+                        ("✅ " if s["passed"] else "❌ ") + s["scorer"][6:] + ": " + s["reason"]
+                    )
+            extras = " · cached" if cell["cached"] else ""
+            extras += " · fallback model" if cell["fallback_used"] else ""
+            cost = format_cost(None if cell["cost_usd"] != cell["cost_usd"] else cell["cost_usd"])
+            latency = cell["latency_ms"] if cell["latency_ms"] == cell["latency_ms"] else 0
+            st.caption(
+                f"{latency:,.0f} ms · {cell['output_tokens'] or 0:.0f} tokens · {cost}{extras}"
+            )
 
 
 if run_id:

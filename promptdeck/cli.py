@@ -134,9 +134,28 @@ def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "p95_ms": _p95(lat),
                 "tokens_out": statistics.mean(r["output_tokens"] or 0 for r in ok) if ok else None,
                 "cost_usd": None if any(c is None for c in costs) else sum(costs),
+                "judge": _judge_summary(mine),
+                "checks": _checks_summary(mine),
             }
         )
     return rows
+
+
+def _judge_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """'3.80 (n=58, 2 unscored)': the mean verdict over scored answers, the rest counted."""
+    judged = [r for r in rows if r.get("judge_reason") is not None]
+    scored = [float(r["judge_score"]) for r in judged if r["judge_score"] is not None]
+    if not judged:
+        return "-"
+    mean = f"{statistics.mean(scored):.2f}" if scored else "-"
+    unscored = len(judged) - len(scored)
+    return f"{mean} (n={len(scored)}" + (f", {unscored} unscored)" if unscored else ")")
+
+
+def _checks_summary(rows: Sequence[dict[str, Any]]) -> str:
+    total = sum(r.get("checks_total") or 0 for r in rows)
+    passed = sum(r.get("checks_passed") or 0 for r in rows)
+    return f"{passed / total:.0%} of {total}" if total else "-"
 
 
 def _p95(values: list[float]) -> float | None:
@@ -148,7 +167,7 @@ def _p95(values: list[float]) -> float | None:
 def print_summary(results: Sequence[dict[str, Any]], out: TextIO) -> None:
     head = (
         f"{'variant':<28} {'cells':>5} {'errors':>6} {'cached':>6} {'fallbk':>6} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'tok out':>7} {'cost':>10}"
+        f"{'p50 ms':>8} {'p95 ms':>8} {'tok out':>7} {'cost':>10}  {'checks':<12} judge"
     )
     print(head, file=out)
     for row in summarize(results):
@@ -158,6 +177,6 @@ def print_summary(results: Sequence[dict[str, Any]], out: TextIO) -> None:
         print(
             f"{row['variant']:<28} {row['cells']:>5} {row['errors']:>6} {row['cached']:>6} "
             f"{row['fallback']:>6} {p50:>8} {p95:>8} {tok:>7} "
-            f"{format_cost(row['cost_usd']):>10}",
+            f"{format_cost(row['cost_usd']):>10}  {row['checks']:<12} {row['judge']}",
             file=out,
         )

@@ -123,29 +123,56 @@ class Estimate:
     seconds: float | None  # from this machine's past latencies; None: no history yet
 
 
+def judge_calls(plan: EvalPlan) -> int:
+    """Pointwise: one verdict per answer. Pairwise: two per non-baseline answer (order swapped)."""
+    judge = plan.suite.judge
+    if judge is None:
+        return 0
+    if judge.mode == "pointwise":
+        return len(plan.cells())
+    others = sum(v.name != plan.suite.baseline for v in plan.variants)
+    return 2 * others * len(plan.cases) * plan.repeats
+
+
 def estimate(
     plan: EvalPlan, prices: PriceTable, latency_ms: dict[str, float | None], concurrency: int
 ) -> Estimate:
-    """Calls, the most it can cost, and how long it should take at this concurrency."""
-    cost: float | None = 0.0
+    """Calls, the most they can cost, and how long they should take at this concurrency."""
+    cost = 0.0
     unpriced: set[str] = set()
     busy_ms: float | None = 0.0
+    judge = plan.suite.judge
+    n_judge = judge_calls(plan)
     for cell in plan.cells():
         v = cell.variant
+        prompt_tokens = estimate_tokens(
+            "".join(m.content for m in render_messages(v, cell.case.values))
+        )
+        max_out = int(v.params.get("max_tokens", DEFAULT_MAX_TOKENS))
         price = prices.price(v.model)
         if price is None:
             unpriced.add(v.model)
-        elif cost is not None:
-            prompt = "".join(m.content for m in render_messages(v, cell.case.values))
-            max_out = int(v.params.get("max_tokens", DEFAULT_MAX_TOKENS))
-            cost += (
-                estimate_tokens(prompt) * price.input_per_mtok + max_out * price.output_per_mtok
-            ) / 1e6
+        else:
+            cost += (prompt_tokens * price.input_per_mtok + max_out * price.output_per_mtok) / 1e6
         past = latency_ms.get(v.model)
         busy_ms = None if past is None or busy_ms is None else busy_ms + past
+        if judge is not None and n_judge:
+            # A verdict reads the question, the answer and the rubric (~prompt + answer).
+            share = n_judge / len(plan.cells())
+            judge_price = prices.price(judge.model)
+            if judge_price is None:
+                unpriced.add(judge.model)
+            else:
+                judge_in = prompt_tokens + max_out + estimate_tokens(judge.rubric) + 150
+                cost += share * (judge_in * judge_price.input_per_mtok
+                                 + 300 * judge_price.output_per_mtok) / 1e6  # fmt: skip
+            past_judge = latency_ms.get(judge.model)
+            busy_ms = (
+                None if past_judge is None or busy_ms is None else busy_ms + share * past_judge
+            )
     return Estimate(
         calls=len(plan.cells()),
-        judge_calls=0,
+        judge_calls=n_judge,
         cost_usd=None if unpriced else cost,
         unpriced_models=tuple(sorted(unpriced)),
         seconds=None if busy_ms is None else busy_ms / 1000 / max(1, concurrency),

@@ -102,6 +102,13 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE feedback ADD COLUMN variant TEXT;
     ALTER TABLE feedback ADD COLUMN score_override REAL
     """,
+    # 3: a judge's call is auditable from its score: the prompt, latency and cost
+    """
+    ALTER TABLE scores ADD COLUMN prompt_json TEXT;
+    ALTER TABLE scores ADD COLUMN latency_ms REAL;
+    ALTER TABLE scores ADD COLUMN cost_usd REAL;
+    ALTER TABLE scores ADD COLUMN cached INTEGER NOT NULL DEFAULT 0
+    """,
 )
 
 

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from promptdeck.call import CallResult, stream_call
-from promptdeck.checks import run_checks
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import Cell, EvalPlan
 from promptdeck.prompts import render_messages
 from promptdeck.providers.base import ChatRequest, Message
 from promptdeck.providers.registry import Registry, split_model_ref
 from promptdeck.providers.retry import MAX_RETRIES
-from promptdeck.store import CellRecord, ScoreRecord, Store, request_json
+from promptdeck.scoring import check_scores, pairwise_score, pointwise_score, question_of
+from promptdeck.store import CellRecord, Store, request_json
+from promptdeck.suite import JudgeSpec
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Progress:
     spend_usd: float  # what the finished cells of this session cost, where known
     unpriced: int  # finished cells whose cost is unknown
     eta_s: float | None
+    pairs_done: int = 0  # pairwise judging, after every answer is in
+    pairs_total: int = 0
 
     @property
     def fraction(self) -> float:
@@ -94,6 +97,10 @@ class Runner:
             else 4
         )
 
+    def is_local(self, model_ref: str) -> bool:
+        name = _provider(model_ref)
+        return name in self.registry.configs and self.registry.configs[name].kind == "local"
+
     async def run(
         self,
         run_id: str,
@@ -118,14 +125,17 @@ class Runner:
             queue.put_nowait(cell)
         providers = {_provider(c.variant.model) for c in pending}
         workers = [
-            asyncio.create_task(self._worker(run_id, queue, tally, on_progress))
+            asyncio.create_task(self._worker(run_id, queue, tally, plan.suite.judge, on_progress))
             for _ in range(max(1, sum(self.limit_for(p) for p in providers)))
         ]
-        watcher = asyncio.create_task(_watch(cancel, workers))
-        await asyncio.gather(*workers, return_exceptions=True)
-        watcher.cancel()
+        await _run_workers(workers, cancel)
         cancelled = cancel is not None and cancel.is_set()
         finished = tally.done == total
+        judge = plan.suite.judge
+        if judge and judge.mode == "pairwise" and plan.suite.baseline and not cancelled:
+            await self._judge_pairs(run_id, plan, judge, tally, cancel, on_progress)
+            cancelled = cancel is not None and cancel.is_set()
+            finished = finished and tally.pairs_done == tally.pairs_total
         self.store.set_run_status(
             run_id, "done" if finished else "cancelled" if cancelled else "failed"
         )
@@ -139,6 +149,7 @@ class Runner:
         run_id: str,
         queue: asyncio.Queue[Cell],
         tally: _Tally,
+        judge: JudgeSpec | None,
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
         while not queue.empty():
@@ -159,22 +170,81 @@ class Runner:
                 record = CellRecord(
                     cell.case.id, cell.variant.name, cell.repeat, cell.case.category, failed
                 )
-            checks = (
-                run_checks(
-                    cell.variant.checks,
-                    record.result.text,
-                    expected=cell.case.values.get("expected") or None,
-                    latency_ms=record.result.latency_ms,
-                    cost_usd=record.result.cost_usd,
+            scores = check_scores(cell, record.result)
+            if judge is not None and judge.mode == "pointwise" and record.result.ok:
+                messages = render_messages(cell.variant, cell.case.values)
+                scores.append(
+                    await pointwise_score(
+                        self.call,
+                        judge,
+                        cell.case,
+                        messages,
+                        record.result.text,
+                        cap_reasoning=self.is_local(judge.model),
+                    )
                 )
-                if record.result.ok
-                else []
-            )
-            scores = [ScoreRecord(f"check:{c.name}", c.score, c.passed, c.reason) for c in checks]
             self.store.add_result(run_id, record, scores)
             tally.add(record)
+            for score in scores:
+                if score.judge_model is not None:
+                    tally.add_cost(score.cost_usd, score.cached)
             if on_progress is not None:
                 on_progress(tally.progress())
+
+    async def _judge_pairs(
+        self,
+        run_id: str,
+        plan: EvalPlan,
+        judge: JudgeSpec,
+        tally: _Tally,
+        cancel: threading.Event | None,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        """Pairwise verdicts of each variant's answer against the baseline's, same row."""
+        base = plan.suite.baseline
+        answers = {(r["row_id"], r["variant"], r["repeat"]): r for r in self.store.results(run_id)}
+        judged = {
+            (s["row_id"], s["variant"], s["repeat"])
+            for s in self.store.scores(run_id)
+            if s["scorer"] == "pairwise"
+        }
+        pairs = [
+            (key, r["output"], answers[(key[0], base, key[2])]["output"])
+            for key, r in answers.items()
+            if key[1] != base
+            and r["error"] is None
+            and key not in judged
+            and answers.get((key[0], base, key[2]), {"error": "missing"})["error"] is None
+        ]
+        tally.pairs_total, tally.pairs_done = len(pairs) + len(judged), len(judged)
+        cases = {c.id: c for c in plan.cases}
+        baseline = next(v for v in plan.variants if v.name == base)
+        queue: asyncio.Queue[tuple[tuple[str, str, int], str, str]] = asyncio.Queue()
+        for pair in pairs:
+            queue.put_nowait(pair)
+
+        async def worker() -> None:
+            while not queue.empty():
+                (row, variant, repeat), candidate, reference_answer = queue.get_nowait()
+                case = cases[row]
+                question = question_of(render_messages(baseline, case.values))
+                score = await pairwise_score(
+                    self.call,
+                    judge,
+                    case,
+                    question,
+                    candidate,
+                    reference_answer,
+                    cap_reasoning=self.is_local(judge.model),
+                )
+                self.store.add_scores(run_id, row, variant, repeat, [score])
+                tally.pairs_done += 1
+                tally.add_cost(score.cost_usd, score.cached)
+                if on_progress is not None:
+                    on_progress(tally.progress())
+
+        limit = self.limit_for(_provider(judge.model))
+        await _run_workers([asyncio.create_task(worker()) for _ in range(limit)], cancel)
 
     async def run_cell(self, cell: Cell) -> CellRecord:
         variant, case = cell.variant, cell.case
@@ -236,6 +306,12 @@ def _provider(model_ref: str) -> str:
         return model_ref
 
 
+async def _run_workers(workers: list[asyncio.Task[None]], cancel: threading.Event | None) -> None:
+    watcher = asyncio.create_task(_watch(cancel, workers))
+    await asyncio.gather(*workers, return_exceptions=True)
+    watcher.cancel()
+
+
 async def _watch(cancel: threading.Event | None, workers: list[asyncio.Task[None]]) -> None:
     """Cancel the workers when another thread sets `cancel` (the UI's Cancel button)."""
     if cancel is None:
@@ -256,17 +332,14 @@ class _Tally:
     cached: int = 0
     spend: float = 0.0
     unpriced: int = 0
+    pairs_done: int = 0
+    pairs_total: int = 0
 
     def add(self, record: CellRecord) -> None:
         self.done += 1
         self.errors += not record.result.ok
         self.cached += record.cached
-        if record.cached:
-            return  # a cached answer costs nothing now
-        if record.result.cost_usd is None:
-            self.unpriced += 1
-        else:
-            self.spend += record.result.cost_usd
+        self.add_cost(record.result.cost_usd, record.cached)
 
     def progress(self) -> Progress:
         elapsed = time.monotonic() - self.started
@@ -274,5 +347,22 @@ class _Tally:
         remaining = self.total - self.done
         eta = elapsed / new * remaining if new else None
         return Progress(
-            self.done, self.total, self.errors, self.cached, elapsed, self.spend, self.unpriced, eta
+            self.done,
+            self.total,
+            self.errors,
+            self.cached,
+            elapsed,
+            self.spend,
+            self.unpriced,
+            eta,
+            self.pairs_done,
+            self.pairs_total,
         )
+
+    def add_cost(self, cost: float | None, cached: bool) -> None:
+        if cached:
+            return  # a cached answer costs nothing now
+        if cost is None:
+            self.unpriced += 1
+        else:
+            self.spend += cost

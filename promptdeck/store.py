@@ -207,25 +207,34 @@ class Store:
                     _now(),
                 ),
             )
-            db.executemany(
-                """INSERT OR REPLACE INTO scores (run_id, row_id, variant, repeat, scorer, value,
-                   passed, reason, judge_model, raw) VALUES (?,?,?,?,?,?,?,?,?,?)""",
-                [
-                    (
-                        run_id,
-                        cell.row_id,
-                        cell.variant,
-                        cell.repeat,
-                        s.scorer,
-                        s.value,
-                        None if s.passed is None else int(s.passed),
-                        s.reason,
-                        s.judge_model,
-                        s.raw,
-                    )
-                    for s in scores
-                ],
-            )
+            self._insert_scores(db, run_id, cell.row_id, cell.variant, cell.repeat, scores)
+
+    def add_scores(
+        self, run_id: str, row_id: str, variant: str, repeat: int, scores: Sequence[ScoreRecord]
+    ) -> None:
+        with self._tx() as db:
+            self._insert_scores(db, run_id, row_id, variant, repeat, scores)
+
+    @staticmethod
+    def _insert_scores(
+        db: sqlite3.Connection,
+        run_id: str,
+        row_id: str,
+        variant: str,
+        repeat: int,
+        scores: Sequence[ScoreRecord],
+    ) -> None:
+        db.executemany(
+            """INSERT OR REPLACE INTO scores (run_id, row_id, variant, repeat, scorer, value,
+               passed, reason, judge_model, raw, prompt_json, latency_ms, cost_usd, cached)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            [
+                (run_id, row_id, variant, repeat, s.scorer, s.value,
+                 None if s.passed is None else int(s.passed), s.reason, s.judge_model, s.raw,
+                 s.prompt_json, s.latency_ms, s.cost_usd, int(s.cached))
+                for s in scores
+            ],
+        )  # fmt: skip
 
     def done_cells(self, run_id: str) -> set[tuple[str, str, int]]:
         rows = self._connect().execute(
@@ -342,7 +351,11 @@ class ScoreRecord:
     passed: bool | None
     reason: str
     judge_model: str | None = None
-    raw: str | None = None
+    raw: str | None = None  # the judge's output, verbatim
+    prompt_json: str | None = None  # the judge's request (messages, params)
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    cached: bool = False
 
 
 def request_json(request: ChatRequest) -> str:

@@ -22,6 +22,9 @@ import yaml
 
 from promptdeck.errors import ConfigError
 
+DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
+politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 = wrong,
+harmful or off-topic."""
 SUITE_KEYS = ("dataset", "sample", "variants", "baseline", "repeats", "judge", "gates")
 SAMPLE_KEYS = ("n", "fraction", "stratify", "seed", "floor")
 JUDGE_KEYS = ("model", "rubric", "scale", "mode")

@@ -1,4 +1,5 @@
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from promptdeck.datasets import Case, Dataset
@@ -7,7 +8,7 @@ from promptdeck.prompts import PromptVariant
 from promptdeck.providers.http import run_with_client
 from promptdeck.runner import Progress, Runner
 from promptdeck.store import Store
-from promptdeck.suite import Suite
+from promptdeck.suite import JudgeSpec, Suite
 from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer, Scenario
 
@@ -133,3 +134,57 @@ def test_repeats_keep_every_answer(llm_server: LLMServer, tmp_path: Path) -> Non
         ("r1", 1),
         ("r1", 2),
     ]
+
+
+def judged_plan(variants: list[PromptVariant], rows: int, judge: JudgeSpec) -> EvalPlan:
+    plan = make_plan(variants, rows)
+    return replace(plan, suite=replace(plan.suite, judge=judge, baseline=variants[0].name))
+
+
+def test_pointwise_judge_scores_every_answer(llm_server: LLMServer, tmp_path: Path) -> None:
+    llm_server.set_scenario(
+        "judge", Scenario(tokens=['{"reasoning": "Polite and correct.", ', '"score": 4}'])
+    )
+    llm_server.set_scenario("mute", Scenario(tokens=["I cannot grade this."]))
+    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))
+    for model, value, reason in (
+        ("judge", 4.0, "Polite and correct."),
+        ("mute", None, "unscored: no verdict found"),
+    ):
+        plan = judged_plan([variant("t/v", "fake/m")], 3, JudgeSpec(f"fake/{model}", "Be fair."))
+        run_id, progress = run(runner, plan)
+        judge = [s for s in runner.store.scores(run_id) if s["scorer"] == "judge"]
+        assert progress.done == 3 and len(judge) == 3
+        assert {(s["value"], s["reason"], s["judge_model"]) for s in judge} == {
+            (value, reason, f"fake/{model}")
+        }
+        assert all(
+            '"Be fair."' in s["prompt_json"] or "Be fair." in s["prompt_json"] for s in judge
+        )
+        assert all(s["latency_ms"] > 0 and s["raw"] for s in judge)
+    asked = [r.body for r in llm_server.requests if r.model == "judge"]
+    assert len(asked) == 3 and all(b["temperature"] == 0 for b in asked)
+    assert asked[0]["response_format"]["type"] == "json_schema"
+
+
+def test_pairwise_judge_asks_both_orders(llm_server: LLMServer, tmp_path: Path) -> None:
+    # A judge that always prefers the first answer shown: position bias, so a tie.
+    llm_server.set_scenario(
+        "pj", Scenario(tokens=['{"reasoning": "A reads better", "winner": "A"}'])
+    )
+    llm_server.set_scenario("b", Scenario(tokens=["the baseline answer"]))
+    llm_server.set_scenario("n", Scenario(tokens=["the new answer"]))
+    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))
+    plan = judged_plan(
+        [variant("t/base", "fake/b"), variant("t/new", "fake/n")],
+        4,
+        JudgeSpec("fake/pj", "Which is better?", mode="pairwise"),
+    )
+    run_id, progress = run(runner, plan)
+    pair = [s for s in runner.store.scores(run_id) if s["scorer"] == "pairwise"]
+    assert (progress.pairs_done, progress.pairs_total) == (4, 4)
+    assert {(s["variant"], s["value"]) for s in pair} == {("t/new", 0.5)}
+    assert len(pair) == 4 and llm_server.request_count("pj") == 8
+    bodies = [r.body["messages"][-1]["content"] for r in llm_server.requests if r.model == "pj"]
+    assert not any("t/new" in b or "t/base" in b for b in bodies)  # names hidden from the judge
+    assert runner.store.get_run(run_id).status == "done"

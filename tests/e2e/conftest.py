@@ -65,11 +65,26 @@ def app_url(app_workspace: Path) -> Iterator[str]:
     env = {**os.environ, "PROMPTDECK_HOME": str(app_workspace / ".promptdeck")}
     env.pop("PROMPTDECK_PROVIDERS", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=app_workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=app_workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -95,15 +110,21 @@ def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+            args=[
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield b
         b.close()
 
 
 @pytest.fixture
-def page(browser: Browser, llm: LLMServer) -> Iterator[Page]:
+def page(browser: Browser, llm: LLMServer, request: pytest.FixtureRequest) -> Iterator[Page]:
     llm.reset()
     for model in ("alpha", "beta", "gamma"):
         llm.set_scenario(model, Scenario(tokens=WORDS, token_delay=0.05))
@@ -111,7 +132,17 @@ def page(browser: Browser, llm: LLMServer) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1500, "height": 1100})
     pg = context.new_page()
     yield pg
+    if getattr(request.node, "failed", False):  # what the browser showed when it failed
+        shot(pg, f"FAILED-{request.node.name}")
     context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.failed = True  # type: ignore[attr-defined]
+    return report
 
 
 def wait_idle(page: Page, timeout: float = 30_000) -> None:

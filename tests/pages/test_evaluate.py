@@ -4,7 +4,7 @@ from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
 from promptdeck.store import Store
-from tests.llm_server import LLMServer
+from tests.llm_server import LLMServer, Scenario
 from tests.pages.conftest import ROOT
 
 
@@ -20,14 +20,16 @@ def plan_sample(at: AppTest) -> None:
     at.selectbox(key="ev_dataset").select_index(0).run()
     at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
     at.number_input(key="ev_n").set_value(10).run()
+    at.text_input(key="ev_judge_model").input("fake/judge").run()
 
 
 def test_plan_then_run_a_ten_row_sample(workspace: Path, llm_server: LLMServer) -> None:
+    llm_server.set_scenario("judge", Scenario(tokens=['{"reasoning": "Clear.", "score": 5}']))
     at = open_evaluate()
     assert not at.exception
     plan_sample(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Rows"] == "10" and metrics["Model calls"] == "20"
+    assert metrics["Rows"] == "10" and metrics["Model calls"] == "40"  # 20 answers + 20 verdicts
     assert metrics["Cost"] == "≤ $0"  # the test provider is declared free
     at.button[0].click().run()
     run_id = at.session_state["ev_run"]
@@ -38,6 +40,9 @@ def test_plan_then_run_a_ten_row_sample(workspace: Path, llm_server: LLMServer) 
     grid = at.dataframe[-1].value
     assert len(grid) == 10 and {"t/alpha", "t/beta"} <= set(grid.columns)
     assert all(str(v).startswith("Echo: ") for v in grid["t/alpha"])
+    assert set(grid["t/alpha · judge"]) == {"5"} and set(grid["t/alpha · checks"]) == {"1/1"}
+    at.selectbox(key="ev_detail_row").select_index(0).run()
+    assert any(m.value.startswith("**Judge: 5** — Clear.") for m in at.markdown)
     assert any("Done: 20 cells, 0 errors." in s.value for s in at.success)
     assert len(Store(workspace / ".promptdeck" / "promptdeck.sqlite").results(run_id)) == 20
     assert llm_server.request_count("alpha") == 10

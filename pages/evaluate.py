@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from promptdeck import ui
+from promptdeck.calibration import describe, run_agreement
 from promptdeck.datasets import find_datasets, load_dataset
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import EvalPlan, build_plan, estimate
@@ -297,6 +298,11 @@ def results_grid(run_id: str, results: list[dict]) -> None:  # type: ignore[type
     if frame["repeat"].max() == 0:
         wide = wide.drop(columns="repeat")
     st.dataframe(wide, hide_index=True, width="stretch", height=min(500, 38 + 35 * len(wide)))
+    calibration = run_agreement(
+        store.get_run(run_id).snapshot.get("cases", []), scores, store.score_overrides(run_id)
+    )
+    if calibration is not None:
+        st.info(describe(calibration), icon=":material/balance:")
     cell_details(frame, scores)
 
 

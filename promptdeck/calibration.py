@@ -9,7 +9,7 @@ in one category), so an empty review never reads as "the judge disagrees".
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,3 +91,43 @@ def weighted_kappa(
     if expected == 0:
         return None
     return 1 - observed / expected
+
+
+def run_agreement(
+    cases: Sequence[Mapping[str, object]],
+    scores: Sequence[Mapping[str, object]],
+    overrides: Mapping[tuple[str, str, int], float] | None = None,
+) -> Agreement | None:
+    """Judge vs human on one run: human labels from the dataset's `human_score` column
+    (per case) and human overrides from review (per cell). None when there are no labels."""
+    labels = {str(c["id"]): _number(c.get("human_score")) for c in cases}
+    judge, human = [], []
+    for s in scores:
+        if s["scorer"] != "judge":
+            continue
+        key = (str(s["row_id"]), str(s["variant"]), int(str(s["repeat"])))
+        label = (overrides or {}).get(key, labels.get(key[0]))
+        if label is not None:
+            judge.append(_number(s["value"]))
+            human.append(label)
+    return agreement(judge, human) if human else None
+
+
+def _number(value: object) -> float | None:
+    try:
+        return None if value in (None, "") else float(str(value))
+    except ValueError:
+        return None
+
+
+def describe(a: Agreement) -> str:
+    """One line for a PM: 'Judge vs human on 12 answers: exact 58%, within one 92%, κ 0.61'."""
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{x:.0%}"
+
+    kappa = "–" if a.kappa_quadratic is None else f"{a.kappa_quadratic:.2f}"
+    return (
+        f"Judge vs human on {a.n} answer{'s' if a.n != 1 else ''}: exact {pct(a.exact)}, "
+        f"within one {pct(a.within_one)}, weighted κ {kappa}"
+    )

@@ -2,6 +2,7 @@
 
     run SUITE [--sample N] [--seed S] [--concurrency C] [--rpm R] [--repeats K]
               [--no-cache] [--new]
+    report RUN_ID --csv FILE      (RUN_ID may be 'latest')
 
 `run` resumes the newest unfinished run of the same plan (same prompts, sample and
 repeats) unless --new is given. Progress goes to stderr; stdout gets `run_id: <ID>` and a
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from promptdeck.calibration import describe, run_agreement
 from promptdeck.config import Secrets, Workspace
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import build_plan
@@ -23,6 +25,7 @@ from promptdeck.pricing import format_cost
 from promptdeck.prompts import load_prompts
 from promptdeck.providers.http import run_with_client
 from promptdeck.providers.registry import Registry
+from promptdeck.report import cell_rows, to_csv
 from promptdeck.runner import Progress, Runner
 from promptdeck.store import Store
 from promptdeck.suite import load_suite
@@ -55,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="call the models even if cached")
     run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
     run.set_defaults(func=cmd_run)
+    report = sub.add_parser("report", help="export a stored run")
+    report.add_argument("run_id", help="a run id, or 'latest'")
+    report.add_argument("--csv", metavar="F", help="one row per cell: answer, judge, checks")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -85,8 +92,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr)
     final = run_with_client(runner.run(run_id, plan, on_progress=bar.update))
     bar.close()
-    print_summary(store.results(run_id), sys.stdout)
+    scores = store.scores(run_id)
+    print_summary(cell_rows(run_id, store.results(run_id), scores), sys.stdout)
+    calibration = run_agreement(snapshot["cases"], scores, store.score_overrides(run_id))
+    if calibration is not None:
+        print(describe(calibration))
     return 0 if final.done == final.total else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    _, _, store = open_workspace()
+    run = store.get_run(args.run_id)
+    if not args.csv:
+        print("error: say what to export, e.g. --csv results.csv", file=sys.stderr)
+        return 2
+    rows = cell_rows(run.id, store.results(run.id), store.scores(run.id))
+    Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
+    print(f"{args.csv}: {len(rows)} cells of run {run.id}")
+    return 0
 
 
 class ProgressBar:

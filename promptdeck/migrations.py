@@ -109,6 +109,14 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE scores ADD COLUMN cost_usd REAL;
     ALTER TABLE scores ADD COLUMN cached INTEGER NOT NULL DEFAULT 0
     """,
+    # 4: answer confidence (from token logprobs); human review of one eval cell
+    """
+    ALTER TABLE results ADD COLUMN confidence REAL;
+    ALTER TABLE cache ADD COLUMN confidence REAL;
+    ALTER TABLE feedback ADD COLUMN repeat INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX feedback_cell ON feedback(run_id, row_id, variant, repeat)
+        WHERE run_id IS NOT NULL
+    """,
 )
 
 

@@ -253,6 +253,43 @@ class Store:
         rows = self._connect().execute("SELECT * FROM scores WHERE run_id = ?", (run_id,))
         return [dict(r) for r in rows]
 
+    def review_cell(
+        self,
+        run_id: str,
+        row_id: str,
+        variant: str,
+        repeat: int,
+        *,
+        score: float | None = None,
+        thumbs: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Replaces the human review of one cell: a score overriding the judge, thumbs, a note."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO feedback (created, run_id, row_id, variant, repeat,
+                   score_override, thumbs, note) VALUES (?,?,?,?,?,?,?,?)
+                   ON CONFLICT(run_id, row_id, variant, repeat) WHERE run_id IS NOT NULL
+                   DO UPDATE SET score_override = excluded.score_override,
+                   thumbs = excluded.thumbs, note = excluded.note, created = excluded.created""",
+                (_now(), run_id, row_id, variant, repeat, score, thumbs, note),
+            )
+
+    def reviews(self, run_id: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+        rows = self._connect().execute(
+            """SELECT row_id, variant, repeat, score_override, thumbs, note, created
+               FROM feedback WHERE run_id = ?""",
+            (run_id,),
+        )
+        return {(r["row_id"], r["variant"], int(r["repeat"])): dict(r) for r in rows}
+
+    def score_overrides(self, run_id: str) -> dict[tuple[str, str, int], float]:
+        return {
+            key: float(r["score_override"])
+            for key, r in self.reviews(run_id).items()
+            if r["score_override"] is not None
+        }
+
     def typical_latency_ms(self, model_ref: str) -> float | None:
         """Median latency of this model's recent real (uncached, successful) answers."""
         rows = (

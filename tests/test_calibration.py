@@ -109,3 +109,21 @@ def test_bad_input_is_refused() -> None:
         weighted_kappa([1, 7], [1, 2], [1, 2, 3], "linear")
     with pytest.raises(ValueError, match="weights must be"):
         weighted_kappa([1, 2], [1, 2], [1, 2], "cubic")  # type: ignore[arg-type]
+
+
+def test_run_agreement_uses_dataset_labels_and_overrides() -> None:
+    from promptdeck.calibration import run_agreement
+
+    cases = [{"id": "a", "human_score": "4"}, {"id": "b", "human_score": ""}, {"id": "c"}]
+    scores = [
+        {"scorer": "judge", "row_id": "a", "variant": "v", "repeat": 0, "value": 4.0},
+        {"scorer": "judge", "row_id": "b", "variant": "v", "repeat": 0, "value": 2.0},
+        {"scorer": "judge", "row_id": "c", "variant": "v", "repeat": 0, "value": None},
+        {"scorer": "check:x", "row_id": "a", "variant": "v", "repeat": 0, "value": 1.0},
+    ]
+    assert run_agreement(cases, scores) is not None
+    only_labels = run_agreement(cases, scores)
+    assert only_labels is not None and (only_labels.n, only_labels.exact) == (1, 1.0)
+    both = run_agreement(cases, scores, {("b", "v", 0): 3.0})
+    assert both is not None and (both.n, both.exact, both.within_one) == (2, 0.5, 1.0)
+    assert run_agreement([{"id": "a"}], scores) is None

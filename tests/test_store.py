@@ -59,3 +59,15 @@ def test_writes_from_many_threads(tmp_path: Path) -> None:
         t.join()
     assert sorted(r["output"] for r in store.recent_calls(20)) == [str(i) for i in range(8)]
     store.close()
+
+
+def test_human_review_of_a_cell(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    run_id = store.create_run({"x": 1}, name="t", total_cells=1)
+    store.review_cell(run_id, "r1", "v", 0, score=2.0, note="misses the refund window")
+    store.review_cell(run_id, "r1", "v", 0, score=3.0, thumbs=1)
+    store.review_cell(run_id, "r2", "v", 1, thumbs=-1)
+    assert store.score_overrides(run_id) == {("r1", "v", 0): 3.0}
+    reviews = store.reviews(run_id)
+    assert (reviews[("r1", "v", 0)]["thumbs"], reviews[("r2", "v", 1)]["thumbs"]) == (1, -1)
+    store.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from promptdeck.calibration import describe, run_agreement
@@ -50,11 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run (or resume) an eval suite")
     run.add_argument("suite", help="a datasets/<name>.suite.yaml file")
-    run.add_argument("--sample", type=int, metavar="N", help="rows to sample (overrides suite)")
+    run.add_argument("--sample", type=_at_least(1), metavar="N", help="rows to sample")
     run.add_argument("--seed", type=int, metavar="S", help="sampling seed (overrides suite)")
-    run.add_argument("--concurrency", type=int, metavar="C", help="calls in flight per provider")
-    run.add_argument("--rpm", type=float, metavar="R", help="max requests per minute per provider")
-    run.add_argument("--repeats", type=int, metavar="K", help="answers per (case, variant)")
+    run.add_argument(
+        "--concurrency", type=_at_least(1), metavar="C", help="calls in flight per provider"
+    )
+    run.add_argument(
+        "--rpm", type=_positive, metavar="R", help="max requests per minute per provider"
+    )
+    run.add_argument(
+        "--repeats", type=_at_least(1, 20), metavar="K", help="answers per (case, variant), 1-20"
+    )
     run.add_argument("--no-cache", action="store_true", help="call the models even if cached")
     run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
     run.set_defaults(func=cmd_run)
@@ -63,6 +69,24 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--csv", metavar="F", help="one row per cell: answer, judge, checks")
     report.set_defaults(func=cmd_report)
     return parser
+
+
+def _at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {span}, not {text}")
+        return value
+
+    return parse
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
 
 
 def open_workspace() -> tuple[Workspace, Registry, Store]:
@@ -74,10 +98,12 @@ def open_workspace() -> tuple[Workspace, Registry, Store]:
 def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    ws, registry, store = open_workspace()
+    ws = Workspace.from_env()
     suite = load_suite(Path(args.suite))
-    library = load_prompts(ws.prompts_dir)
-    plan = build_plan(suite, library, n=args.sample, seed=args.seed, repeats=args.repeats)
+    plan = build_plan(
+        suite, load_prompts(ws.prompts_dir), n=args.sample, seed=args.seed, repeats=args.repeats
+    )
+    _, registry, store = open_workspace()  # only once the plan is sound: no stray store
     snapshot = plan.snapshot()
     run_id = None if args.new else store.find_unfinished_run(snapshot["fingerprint"])
     if run_id is None:

@@ -117,6 +117,12 @@ MIGRATIONS: Sequence[str] = (
     CREATE UNIQUE INDEX feedback_cell ON feedback(run_id, row_id, variant, repeat)
         WHERE run_id IS NOT NULL
     """,
+    # 5: who runs a run and when it last stored something, so that a second process never
+    # resumes a run that is still going
+    """
+    ALTER TABLE runs ADD COLUMN heartbeat TEXT;
+    ALTER TABLE runs ADD COLUMN owner TEXT
+    """,
 )
 
 

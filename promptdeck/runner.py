@@ -255,10 +255,12 @@ class Runner:
                 variant.model, "", None, None, 0.0, None, error=str(exc), error_kind="template"
             )
             return CellRecord(case.id, variant.name, cell.repeat, case.category, failed)
-        result, cached = await self.call(variant.model, messages, variant.params)
+        result, cached = await self.call(variant.model, messages, variant.params, cell.repeat)
         fallback_used = False
         if not result.ok and variant.fallback:
-            second, cached = await self.call(variant.fallback, messages, variant.params)
+            second, cached = await self.call(
+                variant.fallback, messages, variant.params, cell.repeat
+            )
             if second.ok:
                 result, fallback_used = second, True
         return CellRecord(
@@ -266,9 +268,12 @@ class Runner:
         )
 
     async def call(
-        self, model_ref: str, messages: tuple[Message, ...], params: object
+        self, model_ref: str, messages: tuple[Message, ...], params: object, sample: int = 0
     ) -> tuple[CallResult, bool]:
-        """One cached, bounded, rate-limited, measured call. Returns (result, cached)."""
+        """One cached, bounded, rate-limited, measured call. Returns (result, cached).
+
+        `sample` tells repeats apart: repeat k of a cell is its own cache entry, so k
+        repeats are k real answers (and re-running them is still free)."""
         try:
             provider, model = self.registry.resolve(model_ref)
         except PromptDeckError as exc:
@@ -276,7 +281,7 @@ class Runner:
                 model_ref, "", None, None, 0.0, None, error=str(exc), error_kind="config"
             ), False
         request = ChatRequest(model, messages, dict(params) if isinstance(params, dict) else {})
-        key = request_key(model_ref, request)
+        key = request_key(model_ref, request) + (f"#{sample}" if sample else "")
         if self.use_cache and (hit := self.store.cache_get(key)) is not None:
             return hit, True
         name = _provider(model_ref)

@@ -9,13 +9,15 @@ API keys are never stored: only rendered messages, parameters and results.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,9 @@ from promptdeck.call import CallResult
 from promptdeck.errors import ConfigError
 from promptdeck.migrations import MIGRATIONS, migrate
 from promptdeck.providers.base import ChatRequest, Usage
+
+LIVE_RUN_S = 60.0  # a run of another machine that stored nothing for this long is dead
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _now() -> str:
@@ -142,7 +147,8 @@ class Store:
         finished = _now() if status in ("done", "cancelled", "failed") else None
         with self._tx() as db:
             db.execute(
-                "UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id)
+                "UPDATE runs SET status = ?, finished = ?, heartbeat = ?, owner = ? WHERE id = ?",
+                (status, finished, _now(), OWNER, run_id),
             )
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -160,13 +166,18 @@ class Store:
         return RunRecord.from_row(row)
 
     def find_unfinished_run(self, fingerprint: str) -> str | None:
-        """The newest run of the same plan that did not finish (killed or cancelled)."""
+        """The newest run of the same plan that did not finish (killed or cancelled) and
+        that no live process is still running."""
         rows = self._connect().execute(
-            "SELECT id, snapshot_json FROM runs WHERE status != 'done' ORDER BY created DESC"
+            """SELECT id, snapshot_json, status, owner, heartbeat FROM runs
+               WHERE status != 'done' ORDER BY created DESC"""
         )
         for row in rows:
-            if json.loads(row["snapshot_json"]).get("fingerprint") == fingerprint:
-                return str(row["id"])
+            if json.loads(row["snapshot_json"]).get("fingerprint") != fingerprint:
+                continue
+            if row["status"] == "running" and _alive(row["owner"], row["heartbeat"]):
+                continue
+            return str(row["id"])
         return None
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
@@ -208,6 +219,7 @@ class Store:
                 ),
             )
             self._insert_scores(db, run_id, cell.row_id, cell.variant, cell.repeat, scores)
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
 
     def add_scores(
         self, run_id: str, row_id: str, variant: str, repeat: int, scores: Sequence[ScoreRecord]
@@ -405,3 +417,21 @@ def request_json(request: ChatRequest) -> str:
         sort_keys=True,
         ensure_ascii=False,
     )
+
+
+def _alive(owner: str | None, heartbeat: str | None) -> bool:
+    """Is the process that runs this run still there? Exact on this machine (its pid),
+    by the heartbeat's age for another machine sharing the store."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # it exists, it is just not ours
+        return True
+    if heartbeat is None:
+        return False
+    age = datetime.now(UTC) - datetime.fromisoformat(heartbeat)
+    return age < timedelta(seconds=LIVE_RUN_S)

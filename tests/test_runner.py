@@ -123,9 +123,12 @@ def test_a_failing_cell_is_a_row_and_checks_are_scores(
 
 
 def test_repeats_keep_every_answer(llm_server: LLMServer, tmp_path: Path) -> None:
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"), use_cache=False)
-    run_id, progress = run(runner, make_plan([variant("t/v", "fake/m")], 2, repeats=3))
-    assert progress.total == 6
+    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))  # cache on
+    plan = make_plan([variant("t/v", "fake/m")], 2, repeats=3)
+    run_id, progress = run(runner, plan)
+    assert (progress.total, progress.cached, llm_server.request_count("m")) == (6, 0, 6)
+    _, again = run(runner, plan)  # an unchanged re-run: every repeat from the cache
+    assert (again.cached, llm_server.request_count("m")) == (6, 6)
     assert sorted((r["row_id"], r["repeat"]) for r in runner.store.results(run_id)) == [
         ("r0", 0),
         ("r0", 1),

@@ -71,3 +71,28 @@ def test_human_review_of_a_cell(tmp_path: Path) -> None:
     reviews = store.reviews(run_id)
     assert (reviews[("r1", "v", 0)]["thumbs"], reviews[("r2", "v", 1)]["thumbs"]) == (1, -1)
     store.close()
+
+
+def test_a_live_run_is_never_resumed_by_another_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "s.sqlite")
+    live = store.create_run({"fingerprint": "f"}, name="t", total_cells=1)
+    store.set_run_status(live, "running")  # owned by this (live) process
+    assert store.find_unfinished_run("f") is None
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    owner = f"{__import__('socket').gethostname()}:{dead.stdout.strip()}"
+    db.execute("UPDATE runs SET owner = ? WHERE id = ?", (owner, live))
+    db.commit()
+    db.close()
+    assert store.find_unfinished_run("f") == live  # its process is gone: resume it
+    store.set_run_status(live, "done")
+    assert store.find_unfinished_run("f") is None
+    store.close()

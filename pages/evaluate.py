@@ -6,6 +6,7 @@ import streamlit as st
 
 from promptdeck import ui
 from promptdeck.calibration import describe, run_agreement
+from promptdeck.confidence import Confidence, from_logprobs, sample_agreement
 from promptdeck.datasets import find_datasets, load_dataset
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import EvalPlan, build_plan, estimate
@@ -306,6 +307,15 @@ def results_grid(run_id: str, results: list[dict]) -> None:  # type: ignore[type
     cell_details(frame, scores)
 
 
+def cell_confidence(frame: pd.DataFrame, cell: pd.Series) -> Confidence | None:  # type: ignore[type-arg]
+    """Token logprobs where the provider gave them, else agreement across repeats."""
+    if cell["confidence"] == cell["confidence"] and cell["confidence"] is not None:
+        return from_logprobs(float(cell["confidence"]))
+    same = frame[(frame["row_id"] == cell["row_id"]) & (frame["variant"] == cell["variant"])]
+    scores = [None if s != s else float(s) for s in same["judge_score"]]
+    return sample_agreement(list(same["output"]), scores)
+
+
 def _verdict(score: object, reason: object) -> str:
     if reason is None or reason != reason:  # no judge (None / NaN)
         return ""
@@ -343,6 +353,9 @@ def cell_details(frame: pd.DataFrame, scores: list[dict]) -> None:  # type: igno
                     st.caption(
                         ("✅ " if s["passed"] else "❌ ") + s["scorer"][6:] + ": " + s["reason"]
                     )
+            confidence = cell_confidence(frame, cell)
+            if confidence is not None:
+                st.caption(f"🎯 {confidence.badge}")
             extras = " · cached" if cell["cached"] else ""
             extras += " · fallback model" if cell["fallback_used"] else ""
             cost = format_cost(None if cell["cost_usd"] != cell["cost_usd"] else cell["cost_usd"])

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from promptdeck import ui
+from promptdeck.confidence import from_logprobs
 from promptdeck.datasets import find_datasets, load_dataset
 from promptdeck.errors import PromptDeckError
 from promptdeck.live import ColumnView, LiveRun, plan_columns
@@ -161,6 +162,8 @@ def metrics_line(view: ColumnView) -> str:
     if r.tokens_per_s is not None:
         parts.append(f"**{r.tokens_per_s:,.0f}** tok/s")
     parts.append(f"cost **{format_cost(r.cost_usd)}**")
+    if (conf := from_logprobs(r.confidence)) is not None:
+        parts.append(conf.badge)
     if r.attempts > 1:
         parts.append(f"{r.attempts} attempts")
     return " · ".join(parts)

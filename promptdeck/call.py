@@ -3,19 +3,30 @@
 TTFT and latency are measured from the moment the call starts (so they include any
 retry waits, as the user experiences them). Retries happen only before the first
 token; after it, a failure keeps the partial text and records the error.
+
+`confidence` is the geometric-mean probability of the answer's tokens, exp(mean log-prob),
+when the provider sent TokenLogprobs (a variant with `params: {logprobs: true}` on an
+OpenAI-compatible or the local provider); None otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from promptdeck.errors import PromptDeckError, ProviderError
 from promptdeck.pricing import PriceTable
-from promptdeck.providers.base import ChatRequest, Provider, Usage, estimate_usage
+from promptdeck.providers.base import (
+    ChatRequest,
+    Provider,
+    TokenLogprobs,
+    Usage,
+    estimate_usage,
+)
 from promptdeck.providers.retry import MAX_RETRIES, retry_delay, should_retry
 
 
@@ -30,6 +41,7 @@ class CallResult:
     attempts: int = 1
     error: str | None = None
     error_kind: str | None = None
+    confidence: float | None = None  # exp(mean token log-prob), 0..1; None: no log-probs
 
     @property
     def ok(self) -> bool:
@@ -65,14 +77,18 @@ async def stream_call(
     parts: list[str] = []
     ttft: float | None = None
     usage: Usage | None = None
+    logprobs: list[float] = []
     attempt = 0
     while True:
+        logprobs.clear()  # a retried attempt starts its answer afresh
         try:
             # aclosing: a provider's cleanup (e.g. freeing a local model) runs right away.
             async with contextlib.aclosing(provider.stream(request)) as stream:
                 async for chunk in stream:
                     if isinstance(chunk, Usage):
                         usage = chunk
+                    elif isinstance(chunk, TokenLogprobs):
+                        logprobs.extend(chunk.values)
                     elif chunk:
                         if ttft is None:
                             ttft = (time.perf_counter() - start) * 1000
@@ -105,7 +121,15 @@ async def stream_call(
         attempts=attempt + 1,
         error=str(error) if error else None,
         error_kind=_kind(error) if error else None,
+        confidence=confidence(logprobs),
     )
+
+
+def confidence(logprobs: Sequence[float]) -> float | None:
+    """exp(mean log-prob): the geometric-mean token probability (0..1), None for no tokens."""
+    if not logprobs:
+        return None
+    return min(1.0, math.exp(math.fsum(logprobs) / len(logprobs)))
 
 
 _NO_USAGE = Usage(0, 0)

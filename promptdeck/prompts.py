@@ -329,7 +329,7 @@ def _checks(value: object, source: _Source) -> tuple[Check, ...]:
     return tuple(checks)
 
 
-# name: (kind, lowest, highest); kinds: number, whole, texts, format
+# name: (kind, lowest, highest); kinds: number, whole, texts, format, flag (true/false)
 PARAM_RULES: dict[str, tuple[str, float | None, float | None]] = {
     "temperature": ("number", 0, 2),
     "max_tokens": ("whole", 1, None),
@@ -342,6 +342,9 @@ PARAM_RULES: dict[str, tuple[str, float | None, float | None]] = {
     # Honoured by the embedded model (llama.cpp) and most self-hosted servers, not by OpenAI.
     "top_k": ("whole", 1, None),
     "repeat_penalty": ("number", 0, None),
+    # Token log-probabilities for the answer's confidence: OpenAI-compatible servers and the
+    # embedded model report them; Anthropic has none (the call then has no confidence).
+    "logprobs": ("flag", None, None),
 }
 
 
@@ -359,6 +362,8 @@ def _param_problem(name: str, value: object) -> str | None:
         if isinstance(value, dict) and isinstance(value.get("type"), str):
             return None
         return "must be a mapping with a 'type', e.g. {type: json_object}"
+    if kind == "flag":
+        return None if isinstance(value, bool) else f"must be true or false, got {kind_of(value)}"
     wanted = "a whole number" if kind == "whole" else "a number"
     if isinstance(value, bool) or not isinstance(value, int if kind == "whole" else int | float):
         return f"must be {wanted}, got {kind_of(value)}"

@@ -15,8 +15,8 @@ from typing import Any
 CSV_COLUMNS = (
     "run_id", "row_id", "category", "variant", "repeat", "model", "output", "error",
     "ttft_ms", "latency_ms", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd",
-    "cached", "fallback_used", "judge_score", "judge_reason", "checks_passed", "checks_total",
-    "checks_failed",
+    "cached", "fallback_used", "confidence", "judge_score", "judge_reason", "checks_passed",
+    "checks_total", "checks_failed",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -195,7 +195,7 @@ class Store:
                 """INSERT OR REPLACE INTO results (run_id, row_id, variant, repeat, category,
                    model, output, error, error_kind, ttft_ms, latency_ms, input_tokens,
                    output_tokens, tokens_estimated, cost_usd, cached, fallback_used, attempts,
-                   created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   created, confidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     run_id,
                     cell.row_id,
@@ -216,6 +216,7 @@ class Store:
                     int(cell.fallback_used),
                     r.attempts,
                     _now(),
+                    r.confidence,
                 ),
             )
             self._insert_scores(db, run_id, cell.row_id, cell.variant, cell.repeat, scores)
@@ -241,12 +242,25 @@ class Store:
                passed, reason, judge_model, raw, prompt_json, latency_ms, cost_usd, cached)
                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             [
-                (run_id, row_id, variant, repeat, s.scorer, s.value,
-                 None if s.passed is None else int(s.passed), s.reason, s.judge_model, s.raw,
-                 s.prompt_json, s.latency_ms, s.cost_usd, int(s.cached))
+                (
+                    run_id,
+                    row_id,
+                    variant,
+                    repeat,
+                    s.scorer,
+                    s.value,
+                    None if s.passed is None else int(s.passed),
+                    s.reason,
+                    s.judge_model,
+                    s.raw,
+                    s.prompt_json,
+                    s.latency_ms,
+                    s.cost_usd,
+                    int(s.cached),
+                )
                 for s in scores
             ],
-        )  # fmt: skip
+        )
 
     def done_cells(self, run_id: str) -> set[tuple[str, str, int]]:
         rows = self._connect().execute(
@@ -330,7 +344,13 @@ class Store:
         if row["input_tokens"] is not None:
             usage = Usage(row["input_tokens"], row["output_tokens"], bool(row["tokens_estimated"]))
         return CallResult(
-            row["model"], row["output"], usage, row["ttft_ms"], row["latency_ms"], row["cost_usd"]
+            row["model"],
+            row["output"],
+            usage,
+            row["ttft_ms"],
+            row["latency_ms"],
+            row["cost_usd"],
+            confidence=row["confidence"],
         )
 
     def cache_put(self, key: str, result: CallResult) -> None:
@@ -338,8 +358,8 @@ class Store:
         with self._tx() as db:
             db.execute(
                 """INSERT OR REPLACE INTO cache (key, created, model, output, ttft_ms, latency_ms,
-                   input_tokens, output_tokens, tokens_estimated, cost_usd)
-                   VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                   input_tokens, output_tokens, tokens_estimated, cost_usd, confidence)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     key,
                     _now(),
@@ -351,6 +371,7 @@ class Store:
                     usage.output_tokens if usage else None,
                     int(bool(usage and usage.estimated)),
                     result.cost_usd,
+                    result.confidence,
                 ),
             )
 

@@ -3,6 +3,8 @@
 For tests and benchmarks: HTTP/1.1, chunked streams, keep-alive, on 127.0.0.1 in a
 background thread. What each request gets is chosen by the `Scenario` registered for its
 model (`server.set_scenario(model, Scenario(...))`); unknown models get the default one.
+An OpenAI/Azure request with `"logprobs": true` gets OpenAI's per-token `logprobs` in each
+content chunk (`Scenario.logprobs`, else `server_logprob(index)`).
 
     with LLMServer() as server:
         OpenAIProvider("openai", server.openai_url, api_key="k")   # POST /v1/chat/completions
@@ -50,6 +52,9 @@ class Scenario:
     include_usage: bool = True  # False: never send usage, whatever the client asked
     require_key: str | None = None  # 401 unless the request carries exactly this key
     quirks: bool = False  # add odd-but-legal chunks: comments, no delta, unknown fields
+    # Token log-probs sent when a request asks (`"logprobs": true`), one per text chunk,
+    # repeated if too few; None: `server_logprob(index)`. OpenAI and Azure (Anthropic has none).
+    logprobs: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,7 @@ def _shutdown(conn: socket.socket) -> None:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False  # so that server_close() joins them: nothing runs after stop()
+    request_queue_size = 128  # the default 5 drops bursts of connections (slow client retries)
 
     def __init__(self, address: tuple[str, int], llm: LLMServer) -> None:
         self.llm = llm
@@ -252,7 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
             wire = _AnthropicWire(model, prompt, scenario.include_usage, scenario.quirks)
         else:
             usage = scenario.include_usage and _wants_usage(body)
-            wire = _OpenAIWire(model, prompt, usage, scenario.quirks, azure=kind == "azure")
+            logprobs = None
+            if body.get("logprobs") is True:
+                logprobs = scenario.logprobs or [server_logprob(i) for i in range(len(tokens))]
+            wire = _OpenAIWire(
+                model, prompt, usage, scenario.quirks, azure=kind == "azure", logprobs=logprobs
+            )
         self._stream(wire, scenario, tokens)
 
     def _stream(
@@ -274,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             delay = scenario.first_token_delay if index == 0 else scenario.token_delay
             if delay and self.server.llm.stopping.wait(delay):
                 return self._drop()
-            self._chunk(wire.token(token))
+            self._chunk(wire.token(token, index))
         if scenario.stream_error is not None:
             return self._end(wire.error(scenario.stream_error))
         self._end(wire.finish(len(tokens)))
@@ -316,6 +327,11 @@ def _route(path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[str,
     if match and "api-version" in query:
         return "azure", unquote(match.group(1))
     return None
+
+
+def server_logprob(index: int) -> float:
+    """The log-prob the server gives its `index`-th token by default: 0, -0.1, -0.2, 0, ..."""
+    return -0.1 * (index % 3) or 0.0  # `or`: 0.0 rather than -0.0
 
 
 def _wants_usage(body: dict[str, Any]) -> bool:
@@ -397,6 +413,7 @@ class _OpenAIWire:
     usage: bool
     quirks: bool
     azure: bool
+    logprobs: list[float] | None = None  # None: not asked for
 
     def _chunk(self, choices: list[Any], **extra: Any) -> dict[str, Any]:
         chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000}
@@ -424,9 +441,14 @@ class _OpenAIWire:
             out += _event({"choices": [], "usage": None, "note": "usage-only chunk without usage"})
         return out
 
-    def token(self, text: str) -> bytes:
+    def token(self, text: str, index: int) -> bytes:
         newline = "\r\n" if self.quirks else "\n"
-        return _event(self._chunk([self._choice({"content": text})]), newline=newline)
+        choice = self._choice({"content": text})
+        if self.logprobs is not None:
+            entry = {"token": text, "logprob": self.logprobs[index % len(self.logprobs)]}
+            entry |= {"bytes": list(text.encode()), "top_logprobs": []}
+            choice["logprobs"] = {"content": [entry], "refusal": None}
+        return _event(self._chunk([choice]), newline=newline)
 
     def finish(self, output_tokens: int) -> bytes:
         out = _event(self._chunk([self._choice({}, "stop")]))
@@ -468,7 +490,7 @@ class _AnthropicWire:
             out += b"event: future_event\ndata: not json at all\n\n"
         return out + b'event: ping\ndata: {"type": "ping"}\n\n'
 
-    def token(self, text: str) -> bytes:
+    def token(self, text: str, index: int) -> bytes:
         delta = {
             "type": "content_block_delta",
             "index": 0,

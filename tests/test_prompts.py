@@ -23,7 +23,7 @@ GOOD = "model: local/smollm2\nuser: 'Customer message: {{ input }}'\n"
 TOP = "description, model, params, system, user, messages, checks, fallback, tags"
 PARAMS = (
     "temperature, max_tokens, top_p, stop, seed, presence_penalty, frequency_penalty, "
-    "response_format, top_k, repeat_penalty"
+    "response_format, top_k, repeat_penalty, logprobs"
 )
 
 
@@ -54,7 +54,12 @@ def test_demo_prompts_load_without_errors() -> None:
 def test_demo_prompts_are_comparable(name: str) -> None:
     variant = load_prompts(REPO / "prompts").variants[name]
     assert variant.model == "local/smollm2"
-    assert variant.params == {"temperature": 0.2, "max_tokens": 200, "repeat_penalty": 1.1}
+    assert variant.params == {
+        "temperature": 0.2,
+        "max_tokens": 200,
+        "repeat_penalty": 1.1,
+        "logprobs": True,
+    }
     assert template_variables(variant) == ["input"]
     assert variant.user == "Customer message: {{ input }}\n"
     messages = render_messages(variant, {"input": "Where is my order?", "category": "shipping"})
@@ -149,6 +154,12 @@ BROKEN: list[tuple[str, int, str | None, str]] = [
         3,
         "params.response_format",
         "field 'params.response_format': must be a mapping with a 'type', e.g. {type: json_object}",
+    ),
+    (
+        "model: local/smollm2\nuser: hi\nparams: {logprobs: 1}\n",
+        3,
+        "params.logprobs",
+        "field 'params.logprobs': must be true or false, got a number",
     ),
     (
         "model: local/smollm2\nuser: hi\nparams: [0.2]\n",
@@ -357,7 +368,8 @@ def test_full_variant(tmp_path: Path) -> None:
         "description: Multi-turn\n"
         "model: openrouter/meta-llama/llama-3.1-8b:free\n"
         'params: {temperature: 0, top_p: 1, stop: ["\\n\\n"], seed: 7, presence_penalty: -1,'
-        " frequency_penalty: 0.5, max_tokens: 50, response_format: {type: json_object}}\n"
+        " frequency_penalty: 0.5, max_tokens: 50, response_format: {type: json_object},"
+        " logprobs: true}\n"
         "messages:\n"
         "  - {role: system, content: 'Answer about {{ product }}.'}\n"
         "  - {role: user, content: 'Hi'}\n"
@@ -382,6 +394,7 @@ def test_full_variant(tmp_path: Path) -> None:
             "frequency_penalty": 0.5,
             "max_tokens": 50,
             "response_format": {"type": "json_object"},
+            "logprobs": True,
         },
         messages=(
             Message("system", "Answer about {{ product }}."),

@@ -1,8 +1,9 @@
 """The one interface every provider implements.
 
-A provider turns a `ChatRequest` into an async stream of text chunks, followed by
-exactly one `Usage` record. It does not time, retry, cache or store: the caller
-(`promptdeck.call`) wraps it once.
+A provider turns a `ChatRequest` into an async stream of text chunks (with, when the
+request asks for `logprobs` and the provider can give them, `TokenLogprobs` chunks between
+them), followed by exactly one `Usage` record. It does not time, retry, cache or store:
+the caller (`promptdeck.call`) wraps it once.
 """
 
 from __future__ import annotations
@@ -45,11 +46,24 @@ class Usage:
     estimated: bool = False
 
 
-Chunk = str | Usage
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """Natural-log probabilities (<= 0) of generated tokens, in the order they were generated.
+
+    Sent only when `request.params["logprobs"]` is true and the provider reports them; a
+    stream may carry several of these chunks, each continuing where the previous one ended.
+    """
+
+    values: tuple[float, ...]
+
+
+Chunk = str | Usage | TokenLogprobs
 
 
 class Provider(Protocol):
-    """Streams one chat completion: text chunks, then exactly one Usage as the last item."""
+    """Streams one chat completion: text chunks, optionally TokenLogprobs chunks among them
+    (only when the request's params ask for `logprobs`), then exactly one Usage as the last
+    item."""
 
     name: str
 

@@ -4,8 +4,9 @@
   (`close_client`, or `run_with_client` which does it for you);
 - `open_stream`: a streaming POST that turns a non-2xx answer into the typed error and
   every httpx failure into `ProviderTimeout` / `ProviderConnectionError` / ...;
-- `stream_chat`: the loop both HTTP providers share — SSE events in, text chunks out,
-  then exactly one `Usage`. Each provider only supplies a pure `parse` for its events.
+- `stream_chat`: the loop both HTTP providers share — SSE events in, text chunks (and any
+  `TokenLogprobs`) out, then exactly one `Usage`. Each provider only supplies a pure `parse`
+  for its events.
 
 No retries or timing here: the caller wraps a provider once.
 """
@@ -39,6 +40,7 @@ from promptdeck.providers.base import (
     ChatRequest,
     Chunk,
     Timeouts,
+    TokenLogprobs,
     Usage,
     estimate_usage,
 )
@@ -230,6 +232,7 @@ class StreamDelta:
     input_tokens: int | None = None
     output_tokens: int | None = None
     done: bool = False
+    logprobs: tuple[float, ...] = ()  # of the tokens this event carries, when asked for
 
 
 def load_json(data: str, *, provider: str) -> Any:
@@ -283,7 +286,8 @@ async def stream_chat(
     parse: Callable[[ServerSentEvent], StreamDelta],
     secret: str | None = None,
 ) -> AsyncIterator[Chunk]:
-    """Stream text chunks, then exactly one Usage (estimated if the server sent none)."""
+    """Stream text chunks (each followed by its event's TokenLogprobs, if any), then exactly
+    one Usage (estimated if the server sent none)."""
     parts: list[str] = []
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -307,6 +311,8 @@ async def stream_chat(
             if delta.text:
                 parts.append(delta.text)
                 yield delta.text
+            if delta.logprobs:
+                yield TokenLogprobs(delta.logprobs)
     if not received:
         raise ProtocolError(
             "the server answered with an empty stream. Check that the base URL and model are "

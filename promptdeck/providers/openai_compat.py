@@ -4,10 +4,15 @@ One class serves OpenAI and everything that copies its API (Ollama, vLLM, LM Stu
 llama.cpp server, OpenRouter, Groq, Together, Gemini's compatible endpoint). Those
 servers differ in small ways, so `parse_chunk` tolerates usage-only chunks, empty
 `choices`, chunks without `delta`, unknown fields and a missing usage record.
+
+Token log-probabilities are asked for (`"logprobs": true`, no `top_logprobs`) only when the
+request's params say `logprobs: true`: some servers reject the field, so it is otherwise not
+sent at all. Each chunk's `choices[0].logprobs.content[*].logprob` becomes a TokenLogprobs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -122,10 +127,13 @@ class AzureProvider(OpenAIProvider):
 
 
 def chat_body(request: ChatRequest) -> dict[str, Any]:
-    """The JSON body without `model`; params (temperature, seed, ...) pass through as given."""
+    """The JSON body without `model`; params (temperature, seed, ...) pass through as given,
+    except `logprobs`, which is sent (as `true`) only when asked for."""
     params = {key: value for key, value in request.params.items() if value is not None}
     stream_options = params.pop("stream_options", None)
     extra_options = dict(stream_options) if isinstance(stream_options, Mapping) else {}
+    if params.pop("logprobs", None):
+        params["logprobs"] = True
     return {
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         **params,
@@ -151,23 +159,42 @@ def parse_chunk(data: str, *, provider: str) -> StreamDelta:
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         usage = {}
+    choice = _first_choice(payload.get("choices"))
     return StreamDelta(
-        text=_first_choice_text(payload.get("choices")),
+        text=_choice_text(choice),
         input_tokens=_count(usage.get("prompt_tokens")),
         output_tokens=_count(usage.get("completion_tokens")),
+        logprobs=_choice_logprobs(choice),
     )
 
 
-def _first_choice_text(choices: object) -> str:
+def _first_choice(choices: object) -> dict[str, Any]:
     # With n > 1 a server interleaves several answers; PromptDeck shows the first one.
-    if not isinstance(choices, list):
-        return ""
-    for choice in choices:
-        if isinstance(choice, dict) and choice.get("index", 0) == 0:
-            delta = choice.get("delta")
-            content = delta.get("content") if isinstance(delta, dict) else None
-            return content if isinstance(content, str) else ""
-    return ""
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                return choice
+    return {}
+
+
+def _choice_text(choice: Mapping[str, Any]) -> str:
+    delta = choice.get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _choice_logprobs(choice: Mapping[str, Any]) -> tuple[float, ...]:
+    """`logprobs.content[*].logprob`; `logprobs: null`, no `content` or odd entries give ()."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list):
+        return ()
+    values = []
+    for item in content:
+        value = item.get("logprob") if isinstance(item, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+            values.append(min(float(value), 0.0))  # a rounding error must not exceed p = 1
+    return tuple(values)
 
 
 def _count(value: object) -> int | None:

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from promptdeck.call import stream_call
 from promptdeck.errors import ConfigError, ProviderError
+from promptdeck.pricing import PriceTable
 from promptdeck.providers import local
-from promptdeck.providers.base import ChatRequest, Chunk, Message, Usage
+from promptdeck.providers.base import ChatRequest, Chunk, Message, TokenLogprobs, Usage
 from promptdeck.providers.local import LocalProvider, default_model_path, local_model_status
 
 T = TypeVar("T")
@@ -200,3 +202,64 @@ def test_status_reports_the_default_model() -> None:
     assert ready and str(MODEL) in text and "MB" in text
     ready, text = local_model_status("/nowhere/model.gguf")
     assert not ready and "/nowhere/model.gguf" in text
+
+
+def split_logprobs(chunks: list[Chunk]) -> tuple[str, list[float], Usage]:
+    """Text, log-probs and usage of a stream that asked for log-probs; each TokenLogprobs
+    follows a text chunk (it holds the log-probs of the tokens up to that text)."""
+    values = [v for c in chunks if isinstance(c, TokenLogprobs) for v in c.values]
+    text, usage = split([c for c in chunks if not isinstance(c, TokenLogprobs)])
+    assert isinstance(chunks[0], str)
+    return text, values, usage
+
+
+@pytest.mark.parametrize(
+    ("prompt", "params"),
+    [
+        ("What is the capital of France?", {}),  # ends with the end-of-turn token
+        ("Write a haiku about rain.", {"max_tokens": 12}),  # cut off by max_tokens
+        ("Name three colours.", {"stop": ["red"]}),  # the stop sequence is not in the text
+        ("Repeat exactly: 日本語のコーヒー ☕ café", {"max_tokens": 12}),  # tokens split characters
+    ],
+    ids=["eot", "max-tokens", "stop", "multi-byte"],
+)
+def test_logprobs_one_per_output_token(prompt: str, params: dict[str, Any]) -> None:
+    provider = LocalProvider()
+    chunks = run(collect(provider, request(prompt, logprobs=True, **params)))
+    text, values, usage = split_logprobs(chunks)
+    # One per counted token: the end-of-turn token is neither counted nor given a log-prob;
+    # stop-sequence tokens are (they were generated, as llama.cpp's usage counts them).
+    assert len(values) == usage.output_tokens > 0
+    assert all(-50 < v <= 0 for v in values), values
+    plain_text, plain_usage = split(run(collect(provider, request(prompt, **params))))
+    assert (text, usage) == (plain_text, plain_usage)  # asking changes nothing else
+    assert "red" not in text
+
+
+def test_logprobs_equal_llama_cpp_own() -> None:
+    from llama_cpp import Llama
+
+    req = request("What is the capital of France?", logprobs=True)
+    text, values, _ = split_logprobs(run(collect(LocalProvider(), req)))
+    # llama-cpp-python's own option needs logits for every position (logits_all=True).
+    llm = Llama(model_path=str(MODEL), n_ctx=2048, n_threads=1, logits_all=True, verbose=False)
+    messages: Any = [{"role": m.role, "content": m.content} for m in req.messages]
+    reference: Any = llm.create_chat_completion(
+        messages, temperature=0, max_tokens=16, logprobs=True, top_logprobs=1
+    )
+    choice = reference["choices"][0]
+    assert text == choice["message"]["content"]
+    own = [float(entry["logprob"]) for entry in choice["logprobs"]["content"]]
+    assert values == pytest.approx(own, abs=1e-4)
+
+
+def test_confidence_of_a_local_answer() -> None:
+    req = request("What is the capital of France?", logprobs=True)
+    result = run(stream_call(LocalProvider(), req, model_ref="local/smollm2", prices=PriceTable()))
+    assert result.ok and "Paris" in result.text
+    assert result.confidence is not None and 0 < result.confidence <= 1
+    assert result.confidence > 0.5  # SmolLM2 is sure of this one (~0.81)
+    plain = run(
+        stream_call(LocalProvider(), request("Hi"), model_ref="local/smollm2", prices=PriceTable())
+    )
+    assert plain.ok and plain.confidence is None

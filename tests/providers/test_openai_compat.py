@@ -18,10 +18,23 @@ from promptdeck.errors import (
     QuotaError,
     RateLimitError,
 )
-from promptdeck.providers.base import ChatRequest, Message, Timeouts, Usage, estimate_usage
-from promptdeck.providers.http import close_client, get_client, run_with_client
-from promptdeck.providers.openai_compat import OpenAIProvider
-from tests.llm_server import QUOTA_ERROR, LLMServer, Scenario, collect
+from promptdeck.providers.base import (
+    ChatRequest,
+    Message,
+    Timeouts,
+    TokenLogprobs,
+    Usage,
+    estimate_usage,
+)
+from promptdeck.providers.http import (
+    StreamDelta,
+    close_client,
+    get_client,
+    run_with_client,
+)
+from promptdeck.providers.openai_compat import AzureProvider, OpenAIProvider, parse_chunk
+from promptdeck.providers.sse import SSEDecoder
+from tests.llm_server import QUOTA_ERROR, LLMServer, Scenario, collect, server_logprob
 
 KEY = "sk-test-0123456789"
 REQUEST = ChatRequest(
@@ -265,3 +278,130 @@ def test_one_client_per_event_loop() -> None:
     other, _, _ = asyncio.run(client_twice())
     assert first is second and closed
     assert other is not first
+
+
+# --- token log-probabilities -------------------------------------------------------------
+
+# Chunks as OpenAI sends them with "logprobs": true (trimmed ids; one token per chunk, except
+# where a server batches two); the role chunk and the finish chunk carry `logprobs: null`.
+LOGPROB_STREAM = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+    b'"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":{"content":[{"token":'
+    b'"Hello","logprob":-0.0009,"bytes":[72,101,108,108,111],"top_logprobs":[]}],'
+    b'"refusal":null},"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"content":" there!"},"logprobs":{"content":['
+    b'{"token":" there","logprob":-1.25,"bytes":[32,116,104,101,114,101],"top_logprobs":[]},'
+    b'{"token":"!","logprob":-2,"bytes":[33],"top_logprobs":[]}],"refusal":null},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def parse_bytes(data: bytes) -> list[StreamDelta]:
+    decoder = SSEDecoder()
+    events = [*decoder.feed(data), *decoder.flush()]
+    return [parse_chunk(event.data, provider="openai") for event in events]
+
+
+def test_parses_logprobs_from_the_wire() -> None:
+    assert parse_bytes(LOGPROB_STREAM) == [
+        StreamDelta(),
+        StreamDelta(text="Hello", logprobs=(-0.0009,)),
+        StreamDelta(text=" there!", logprobs=(-1.25, -2.0)),
+        StreamDelta(),
+        StreamDelta(input_tokens=9, output_tokens=3),
+        StreamDelta(done=True),
+    ]
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        b'{"index":0,"delta":{"content":"Hi"},"finish_reason":null}',  # no logprobs at all
+        b'{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}',
+        b'{"index":0,"delta":{"content":"Hi"},"logprobs":{"refusal":null}}',  # no content
+        b'{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":null,"refusal":null}}',
+        b'{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi"}]}}',
+        b'{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"logprob":"-1"}]}}',
+        b'{"index":0,"delta":{"content":"Hi"},"logprobs":[]}',
+    ],
+    ids=["absent", "null", "no-content", "null-content", "no-logprob", "text-logprob", "list"],
+)
+def test_chunks_without_usable_logprobs_give_none(choice: bytes) -> None:
+    assert parse_bytes(b'data: {"choices":[%s]}\n\n' % choice) == [StreamDelta(text="Hi")]
+
+
+def test_logprobs_of_other_choices_and_rounding_above_zero() -> None:
+    data = (
+        b'data: {"choices":[{"index":1,"delta":{"content":"B"},'
+        b'"logprobs":{"content":[{"token":"B","logprob":-3.0}]}},'
+        b'{"index":0,"delta":{"content":"A"},'
+        b'"logprobs":{"content":[{"token":"A","logprob":1e-7}]}}]}\n\n'
+    )
+    # Only the first answer counts (as for its text); p cannot exceed 1.
+    assert parse_bytes(data) == [StreamDelta(text="A", logprobs=(0.0,))]
+
+
+LOGPROB_REQUEST = ChatRequest(REQUEST.model, REQUEST.messages, {"logprobs": True})
+SERVER_LOGPROBS = [server_logprob(i) for i in range(4)]
+
+
+def test_server_default_logprobs() -> None:
+    assert SERVER_LOGPROBS == [0.0, -0.1, -0.2, 0.0]
+
+
+def test_logprobs_are_asked_for_and_streamed_only_when_wanted(llm_server: LLMServer) -> None:
+    openai = provider(llm_server)
+    plain = ChatRequest(REQUEST.model, REQUEST.messages, {"logprobs": False})
+    assert collect(openai, REQUEST).chunks == [*ECHO, USAGE]
+    assert collect(openai, plain).chunks == [*ECHO, USAGE]
+    result = collect(openai, LOGPROB_REQUEST)
+    assert result.error is None
+    assert result.chunks == [
+        "Echo:",
+        TokenLogprobs((0.0,)),
+        " hello",
+        TokenLogprobs((-0.1,)),
+        " there",
+        TokenLogprobs((-0.2,)),
+        " world",
+        TokenLogprobs((0.0,)),
+        USAGE,
+    ]
+    assert result.text == "Echo: hello there world"
+    without, without_false, with_logprobs = (r.body for r in llm_server.requests)
+    assert "logprobs" not in without and "logprobs" not in without_false  # not even false
+    assert with_logprobs["logprobs"] is True
+    assert "top_logprobs" not in with_logprobs
+    assert {k: v for k, v in with_logprobs.items() if k != "logprobs"} == without_false
+
+
+def test_scenario_logprobs_override(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(tokens=["a", "b"], logprobs=[-1.5, -0.25]))
+    result = collect(provider(llm_server), LOGPROB_REQUEST)
+    assert result.chunks == ["a", TokenLogprobs((-1.5,)), "b", TokenLogprobs((-0.25,)), Usage(5, 2)]
+
+
+def test_logprobs_survive_odd_but_legal_chunks(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(quirks=True))
+    chunks = collect(provider(llm_server), LOGPROB_REQUEST).chunks
+    values = [v for c in chunks if isinstance(c, TokenLogprobs) for v in c.values]
+    assert values == SERVER_LOGPROBS
+    assert [c for c in chunks if not isinstance(c, TokenLogprobs)] == [*ECHO, USAGE]
+
+
+def test_azure_inherits_logprobs(llm_server: LLMServer) -> None:
+    azure = AzureProvider("azure", llm_server.url, api_version="2024-10-21", api_key=KEY)
+    chunks = collect(azure, LOGPROB_REQUEST).chunks
+    assert [c for c in chunks if isinstance(c, TokenLogprobs)] == [
+        TokenLogprobs((v,)) for v in SERVER_LOGPROBS
+    ]
+    assert llm_server.requests[0].body["logprobs"] is True

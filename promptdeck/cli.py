@@ -2,11 +2,14 @@
 
     run SUITE [--sample N] [--seed S] [--concurrency C] [--rpm R] [--repeats K]
               [--no-cache] [--new]
+    run SUITE ... --gate          then evaluate the suite's gates (exit 1 if one fails)
+    gate RUN_ID [--baseline V] [--insufficient fail|pass]
     report RUN_ID --csv FILE      (RUN_ID may be 'latest')
 
 `run` resumes the newest unfinished run of the same plan (same prompts, sample and
 repeats) unless --new is given. Progress goes to stderr; stdout gets `run_id: <ID>` and a
-summary table. Exit codes: 0 done, 1 not every cell finished, 2 usage or configuration error.
+summary table. Exit codes: 0 done (and, with --gate, every gate passed); 1 not every cell
+finished, or a gate failed or had insufficient evidence; 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from promptdeck.calibration import describe, run_agreement
 from promptdeck.config import Secrets, Workspace
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import build_plan
+from promptdeck.gates import evaluate_gates, overall_status
 from promptdeck.pricing import format_cost
 from promptdeck.prompts import load_prompts
 from promptdeck.providers.http import run_with_client
 from promptdeck.providers.registry import Registry
 from promptdeck.report import cell_rows, to_csv
+from promptdeck.results import load_cells
 from promptdeck.runner import Progress, Runner
 from promptdeck.store import Store
 from promptdeck.suite import load_suite
@@ -63,7 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-cache", action="store_true", help="call the models even if cached")
     run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
+    run.add_argument("--gate", action="store_true", help="then evaluate the suite's gates")
+    _insufficient_option(run)
     run.set_defaults(func=cmd_run)
+    gate = sub.add_parser("gate", help="evaluate the suite's gates on a stored run")
+    gate.add_argument("run_id", help="a run id, or 'latest'")
+    gate.add_argument("--baseline", help="compare against this variant (default: the suite's)")
+    _insufficient_option(gate)
+    gate.set_defaults(func=cmd_gate)
     report = sub.add_parser("report", help="export a stored run")
     report.add_argument("run_id", help="a run id, or 'latest'")
     report.add_argument("--csv", metavar="F", help="one row per cell: answer, judge, checks")
@@ -87,6 +99,15 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
+
+
+def _insufficient_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insufficient",
+        choices=("fail", "pass"),
+        default="fail",
+        help="exit code when a gate has insufficient evidence (default: fail, exit 1)",
+    )
 
 
 def open_workspace() -> tuple[Workspace, Registry, Store]:
@@ -123,7 +144,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     calibration = run_agreement(snapshot["cases"], scores, store.score_overrides(run_id))
     if calibration is not None:
         print(describe(calibration))
-    return 0 if final.done == final.total else 1
+    if final.done != final.total:
+        return 1
+    return print_gates(store, run_id, None, args.insufficient) if args.gate else 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    _, _, store = open_workspace()
+    return print_gates(store, store.get_run(args.run_id).id, args.baseline, args.insufficient)
+
+
+def print_gates(store: Store, run_id: str, baseline: str | None, insufficient: str) -> int:
+    """The gate table on stdout; 0 when every gate passes, else 1."""
+    record = store.get_run(run_id)
+    suite = record.snapshot.get("suite", {})
+    cells = load_cells(store, run_id)
+    results = evaluate_gates(cells, baseline or suite.get("baseline"), suite.get("gates", []))
+    if not results:
+        print(f"run {run_id}: the suite declares no gates")
+        return 0
+    width = max(len(r.gate) for r in results)
+    print(f"{'gate':<{width}}  {'variant':<24} {'status':<21} observed")
+    for r in results:
+        print(f"{r.gate:<{width}}  {r.variant:<24} {r.status:<21} {r.observed}")
+        print(f"{'':<{width}}  {r.reason}")
+    status = overall_status(results)
+    print(f"gates: {status}")
+    return 0 if status == "pass" or (status != "fail" and insufficient == "pass") else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -265,3 +265,31 @@ def _check_unique_ids(path: Path, cases: Sequence[Case]) -> None:
             f"{path}: row {i}: same content as row {first} and no id to tell them apart; "
             "remove the copy or give each row an id"
         )
+
+
+def append_case(path: Path, values: Mapping[str, str]) -> str:
+    """Add one case to a CSV dataset (created if missing), written atomically; returns its id.
+
+    New columns (e.g. `note`) are added to the file; existing rows get them empty."""
+    if path.suffix != ".csv":
+        raise DatasetError(f"{path}: cases can only be added to a CSV dataset")
+    rows: list[dict[str, str]] = []
+    columns: list[str] = []
+    if path.exists():
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            rows = [dict(r) for r in reader]
+    new = dict(values)
+    new["id"] = new.get("id") or stable_id(new)
+    if any(r.get("id") == new["id"] for r in rows):
+        raise DatasetError(f"{path}: a case with id {new['id']!r} is already there")
+    columns = list(dict.fromkeys([*columns, "id", *new]))
+    rows.append(new)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return new["id"]

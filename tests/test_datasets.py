@@ -222,3 +222,16 @@ def test_check_variables(
     columns: tuple[str, ...], wanted: dict[str, list[str]], messages: list[str]
 ) -> None:
     assert check_variables(dataset(*columns), wanted) == messages
+
+
+def test_append_case_creates_then_extends_a_csv(tmp_path: Path) -> None:
+    from promptdeck.datasets import append_case
+
+    path = tmp_path / "reviewed.csv"
+    first = append_case(path, {"id": "c1", "category": "billing", "input": "Refund?"})
+    second = append_case(path, {"category": "returns", "input": "Label?", "note": "judge missed"})
+    ds = load_dataset(path)
+    assert [c.id for c in ds.cases] == [first, second] and first == "c1"
+    assert ds.cases[0].values["note"] == "" and ds.cases[1].values["note"] == "judge missed"
+    with pytest.raises(DatasetError, match="already there"):
+        append_case(path, {"id": "c1", "input": "again"})

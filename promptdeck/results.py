@@ -1,0 +1,196 @@
+"""A stored run as tables for the Results page, the gates, the charts and the reports.
+
+`load_cells` joins results, scores and human reviews into one row per cell, with the
+human override applied to the judge score (and marked). Everything downstream
+aggregates these frames: charts never see more rows than variants x categories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from promptdeck.report import cell_rows
+from promptdeck.stats import Comparison, compare
+from promptdeck.store import Store
+
+ALL = "(all)"
+
+
+def load_cells(store: Store, run_id: str) -> pd.DataFrame:
+    """One row per (row, variant, repeat): answer, timings, cost, judge (override applied)."""
+    scores = store.scores(run_id)
+    cells = pd.DataFrame(cell_rows(run_id, store.results(run_id), scores))
+    if cells.empty:
+        return cells
+    pairwise = {
+        (s["row_id"], s["variant"], s["repeat"]): s["value"]
+        for s in scores
+        if s["scorer"] == "pairwise"
+    }
+    reviews = store.reviews(run_id)
+    keys = list(zip(cells["row_id"], cells["variant"], cells["repeat"], strict=True))
+    cells["pairwise"] = [pairwise.get(k) for k in keys]
+    cells["judge_raw"] = cells["judge_score"]
+    overrides = [reviews.get(k, {}).get("score_override") for k in keys]
+    cells["overridden"] = [o is not None for o in overrides]
+    cells["judge_score"] = [
+        o if o is not None else j for o, j in zip(overrides, cells["judge_raw"], strict=True)
+    ]
+    cells["thumbs"] = [reviews.get(k, {}).get("thumbs") for k in keys]
+    cells["note"] = [reviews.get(k, {}).get("note") for k in keys]
+    cells["failed"] = cells["error"].notna()
+    return cells
+
+
+def case_scores(cells: pd.DataFrame, metric: str = "judge_score") -> pd.DataFrame:
+    """Per (row, variant): the mean of `metric` over repeats, and `flaky` when the repeats'
+    verdicts differ (only possible with k >= 2 repeats)."""
+    scored = cells.assign(value=pd.to_numeric(cells[metric], errors="coerce"))
+    grouped = scored.groupby(["row_id", "category", "variant"], dropna=False)
+    out = grouped.agg(
+        value=("value", "mean"),
+        repeats=("value", "size"),
+        distinct=("value", lambda v: v.dropna().nunique()),
+        failed=("failed", "all"),
+    ).reset_index()
+    out["flaky"] = out["distinct"] > 1
+    return out.drop(columns="distinct")
+
+
+def comparisons(
+    cells: pd.DataFrame,
+    baseline: str,
+    *,
+    metric: str = "judge_score",
+    threshold: float = 0.2,
+    seed: int = 0,
+) -> list[Comparison]:
+    """Each variant against the baseline on the same rows: overall, then per category."""
+    per_case = case_scores(cells, metric)
+    out = []
+    for variant in sorted(set(per_case["variant"]) - {baseline}):
+        for category in [None, *sorted(set(per_case["category"]))]:
+            scope = per_case if category is None else per_case[per_case["category"] == category]
+            base, mine = _scores(scope, baseline), _scores(scope, variant)
+            out.append(
+                compare(
+                    base[0],
+                    mine[0],
+                    errors_baseline=base[1],
+                    errors_variant=mine[1],
+                    threshold=threshold,
+                    seed=seed,
+                    variant_name=variant,
+                    baseline_name=baseline,
+                    category=category,
+                )
+            )
+    return out
+
+
+def _scores(scope: pd.DataFrame, variant: str) -> tuple[dict[str, float | None], set[str]]:
+    mine = scope[scope["variant"] == variant]
+    values = {
+        str(r): (None if v != v else float(v))
+        for r, v in zip(mine["row_id"], mine["value"], strict=True)
+    }
+    errors = {str(r) for r, f in zip(mine["row_id"], mine["failed"], strict=True) if f}
+    return values, errors
+
+
+def comparison_frame(items: Sequence[Comparison]) -> pd.DataFrame:
+    """Comparisons as a small table: one row per (variant, category)."""
+    rows: list[dict[str, Any]] = []
+    for c in items:
+        ci = c.boot
+        rows.append(
+            {
+                "variant": c.variant,
+                "category": c.category or ALL,
+                "n": c.n,
+                "delta": c.delta,
+                "low": ci.low if ci else None,
+                "high": ci.high if ci else None,
+                "wins": c.wins,
+                "ties": c.ties,
+                "losses": c.losses,
+                "verdict": c.verdict,
+                "mean_baseline": c.mean_baseline,
+                "mean_variant": c.mean_variant,
+                "p_sign": c.p_sign,
+                "p_wilcoxon": c.p_wilcoxon,
+                "mde": c.mde,
+                "excluded_unscored": c.excluded_unscored,
+                "excluded_errors": c.excluded_errors,
+                "summary": c.summary,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def variant_frame(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: answers, errors, mean score, TTFT/latency p50/p95, cost per answer."""
+    ok = cells[~cells["failed"]]
+    fresh = ok[ok["cached"] == 0]
+    rows = []
+    for variant, mine in cells.groupby("variant"):
+        good, live = ok[ok["variant"] == variant], fresh[fresh["variant"] == variant]
+        costs = pd.to_numeric(mine["cost_usd"], errors="coerce")
+        rows.append(
+            {
+                "variant": variant,
+                "answers": len(mine),
+                "errors": int(mine["failed"].sum()),
+                "score": pd.to_numeric(good["judge_score"], errors="coerce").mean(),
+                "unscored": int(good["judge_score"].isna().sum()),
+                "ttft_p50": live["ttft_ms"].quantile(0.5),
+                "ttft_p95": live["ttft_ms"].quantile(0.95),
+                "latency_p50": live["latency_ms"].quantile(0.5),
+                "latency_p95": live["latency_ms"].quantile(0.95),
+                "cost_per_answer": None if costs.isna().any() else costs.mean(),
+                "check_pass_rate": good["checks_passed"].sum() / good["checks_total"].sum()
+                if good["checks_total"].sum()
+                else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def score_distribution(cells: pd.DataFrame) -> pd.DataFrame:
+    """How many answers got each judge score, per variant (unscored counted apart)."""
+    scored = cells[~cells["failed"]].assign(
+        score=lambda f: (
+            pd.to_numeric(f["judge_score"], errors="coerce")
+            .round()
+            .astype("Int64")
+            .astype(str)
+            .replace("<NA>", "unscored")
+        )
+    )
+    return scored.groupby(["variant", "score"]).size().reset_index(name="answers")
+
+
+def run_changes(now: pd.DataFrame, then: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """One variant in two runs, case by case: score then and now, and whether the answer
+    changed. Rows in only one of the runs are listed with the other side empty."""
+
+    def side(cells: pd.DataFrame) -> pd.DataFrame:
+        mine = cells[(cells["variant"] == variant) & (cells["repeat"] == 0)]
+        return mine.set_index("row_id")[["category", "judge_score", "output", "error"]]
+
+    a, b = side(then), side(now)
+    both = a.join(b, how="outer", lsuffix="_then", rsuffix="_now")
+    out = pd.DataFrame(
+        {
+            "category": both["category_now"].fillna(both["category_then"]),
+            "score then": pd.to_numeric(both["judge_score_then"], errors="coerce"),
+            "score now": pd.to_numeric(both["judge_score_now"], errors="coerce"),
+            "answer changed": both["output_then"] != both["output_now"],
+            "error now": both["error_now"].fillna(""),
+        }
+    )
+    out["change"] = out["score now"] - out["score then"]
+    return out.reset_index().sort_values("change", na_position="last")

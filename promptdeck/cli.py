@@ -4,7 +4,7 @@
               [--no-cache] [--new]
     run SUITE ... --gate          then evaluate the suite's gates (exit 1 if one fails)
     gate RUN_ID [--baseline V] [--insufficient fail|pass]
-    report RUN_ID --csv FILE      (RUN_ID may be 'latest')
+    report RUN_ID [--html F] [--md F] [--csv F]   (RUN_ID may be 'latest')
 
 `run` resumes the newest unfinished run of the same plan (same prompts, sample and
 repeats) unless --new is given. Progress goes to stderr; stdout gets `run_id: <ID>` and a
@@ -29,8 +29,8 @@ from promptdeck.pricing import format_cost
 from promptdeck.prompts import load_prompts
 from promptdeck.providers.http import run_with_client
 from promptdeck.providers.registry import Registry
-from promptdeck.report import cell_rows, to_csv
-from promptdeck.results import load_cells
+from promptdeck.report import cell_rows, html_report, markdown_summary, to_csv
+from promptdeck.results import load_cells, run_report
 from promptdeck.runner import Progress, Runner
 from promptdeck.store import Store
 from promptdeck.suite import load_suite
@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     gate.set_defaults(func=cmd_gate)
     report = sub.add_parser("report", help="export a stored run")
     report.add_argument("run_id", help="a run id, or 'latest'")
+    report.add_argument("--html", metavar="F", help="a self-contained report for stakeholders")
+    report.add_argument("--md", metavar="F", help="a Markdown summary for a pull request")
     report.add_argument("--csv", metavar="F", help="one row per cell: answer, judge, checks")
     report.set_defaults(func=cmd_report)
     return parser
@@ -178,12 +180,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     _, _, store = open_workspace()
     run = store.get_run(args.run_id)
-    if not args.csv:
-        print("error: say what to export, e.g. --csv results.csv", file=sys.stderr)
+    if not (args.csv or args.html or args.md):
+        print("error: say what to export: --html F, --md F and/or --csv F", file=sys.stderr)
         return 2
-    rows = cell_rows(run.id, store.results(run.id), store.scores(run.id))
-    Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
-    print(f"{args.csv}: {len(rows)} cells of run {run.id}")
+    if args.csv:
+        rows = cell_rows(run.id, store.results(run.id), store.scores(run.id))
+        Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
+        print(f"{args.csv}: {len(rows)} cells of run {run.id}")
+    if args.html or args.md:
+        bundle = run_report(store, run.id)
+        if args.html:
+            Path(args.html).write_text(html_report(**bundle), encoding="utf-8")
+            print(f"{args.html}: report of run {run.id}")
+        if args.md:
+            text = markdown_summary(**bundle, report_path=args.html)
+            Path(args.md).write_text(text, encoding="utf-8")
+            print(f"{args.md}: summary of run {run.id}")
     return 0
 
 

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from promptdeck.errors import ConfigError
-from promptdeck.stats import compare, left_out, mean_ci_bootstrap, percent
+from promptdeck.stats import MIN_PAIRS, compare, left_out, mean_ci_bootstrap, percent
 from promptdeck.suite import GATE_KEYS
 
 Status = Literal["pass", "fail", "insufficient evidence"]
@@ -79,7 +79,6 @@ METRICS: dict[str, tuple[str, ...]] = {  # metric -> the limit keys it takes
 COLUMNS = ("row_id", "category", "variant", "repeat", "error", "latency_ms", "cost_usd",
            "judge_score", "checks_passed", "checks_total")  # fmt: skip
 EACH = "each"
-MIN_PAIRS = 10  # below this, a percentile bootstrap under-covers (n=6 identical → [0, 0])
 ALPHA = 0.05
 _EPS = 1e-9  # a value on the limit counts as on it, whatever the float rounding
 
@@ -236,7 +235,7 @@ def _judge_drop(
     status, reason = _decide_interval(
         gate, result.delta, low, high, 0.0 - gate.limit, "+.2f", n=result.n
     )
-    if status == INSUFFICIENT and result.mde is not None and low is not None:
+    if status == INSUFFICIENT and result.mde and low is not None and result.n >= MIN_PAIRS:
         reason += f"; it detects a change of {result.mde:.2f} or more (power 0.8): add rows"
     return status, result.estimate, reason
 

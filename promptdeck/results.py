@@ -161,15 +161,9 @@ def variant_frame(cells: pd.DataFrame) -> pd.DataFrame:
 
 def score_distribution(cells: pd.DataFrame) -> pd.DataFrame:
     """How many answers got each judge score, per variant (unscored counted apart)."""
-    scored = cells[~cells["failed"]].assign(
-        score=lambda f: (
-            pd.to_numeric(f["judge_score"], errors="coerce")
-            .round()
-            .astype("Int64")
-            .astype(str)
-            .replace("<NA>", "unscored")
-        )
-    )
+    numbers = pd.to_numeric(cells["judge_score"], errors="coerce").round()
+    labels = [("unscored" if pd.isna(v) else str(int(v))) for v in numbers]
+    scored = cells.assign(score=labels)[~cells["failed"]]
     return scored.groupby(["variant", "score"]).size().reset_index(name="answers")
 
 
@@ -194,3 +188,56 @@ def run_changes(now: pd.DataFrame, then: pd.DataFrame, variant: str) -> pd.DataF
     )
     out["change"] = out["score now"] - out["score then"]
     return out.reset_index().sort_values("change", na_position="last")
+
+
+def examples(
+    cells: pd.DataFrame, baseline: str, cases: Sequence[dict[str, Any]], k: int = 3
+) -> list[dict[str, Any]]:
+    """The k biggest wins and k biggest losses of each variant against the baseline."""
+    inputs = {str(c.get("id")): str(c.get("input", "")) for c in cases}
+    first = cells[cells["repeat"] == 0].set_index(["row_id", "variant"])
+    per_case = case_scores(cells)
+    wide = per_case.pivot(index=["row_id", "category"], columns="variant", values="value")
+    out: list[dict[str, Any]] = []
+    for variant in [v for v in wide.columns if v != baseline]:
+        deltas = (wide[variant] - wide[baseline]).dropna().sort_values()
+        picks = [*deltas.tail(k)[::-1].items(), *deltas.head(k).items()]
+        for (row_id, category), delta in dict(picks).items():
+            if delta == 0:
+                continue
+            out.append(
+                {
+                    "row_id": row_id,
+                    "category": category,
+                    "variant": variant,
+                    "delta": delta,
+                    "question": inputs.get(row_id, ""),
+                    "baseline_answer": first.loc[(row_id, baseline), "output"],
+                    "variant_answer": first.loc[(row_id, variant), "output"],
+                    "baseline_score": wide.loc[(row_id, category), baseline],
+                    "variant_score": wide.loc[(row_id, category), variant],
+                }
+            )
+    return out
+
+
+def run_report(store: Store, run_id: str, baseline: str | None = None) -> dict[str, Any]:
+    """Everything the HTML and Markdown reports need, computed once."""
+    from promptdeck.gates import evaluate_gates
+
+    record = store.get_run(run_id)
+    cells = load_cells(store, run_id)
+    suite = record.snapshot.get("suite", {})
+    baseline = baseline or suite.get("baseline") or str(cells["variant"].iloc[0])
+    gates = suite.get("gates", [])
+    table = comparison_frame(comparisons(cells, baseline))
+    return {
+        "title": f"{record.name}: variants vs {baseline}",
+        "run": {"id": record.id, "created": record.created, "name": record.name},
+        "headlines": table[table["category"] == ALL] if not table.empty else table,
+        "comparisons": table,
+        "variants": variant_frame(cells),
+        "dist": score_distribution(cells),
+        "gates": evaluate_gates(cells, baseline, gates) if gates else [],
+        "examples": examples(cells, baseline, record.snapshot.get("cases", [])),
+    }

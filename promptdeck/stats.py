@@ -24,6 +24,7 @@ import numpy.typing as npt
 TIE_EPS = 1e-9
 WILCOXON_EXACT_MAX = 25
 _BOOT_CHUNK = 2_000_000  # indices drawn per block, so a large n does not need GBs
+MIN_PAIRS = 10  # below this, a percentile bootstrap under-covers (6 identical → [0, 0])
 Verdict = Literal["better", "worse", "within noise", "underpowered", "no data"]
 Floats = npt.NDArray[np.float64]
 
@@ -356,6 +357,8 @@ def compare(
 
     Verdict, from the bootstrap CI of the mean delta and the MDE (α = 0.05, power 0.8):
       no paired rows                           → "no data"
+      fewer than MIN_PAIRS (10) paired rows    → "underpowered" (a percentile bootstrap
+                                                  of so few rows is too narrow to trust)
       the whole CI above 0                     → "better"
       the whole CI below 0                     → "worse"
       else, MDE unknown (n < 2) or > threshold → "underpowered" (a real change of
@@ -380,13 +383,15 @@ def compare(
         boot=boot, t=mean_ci_t(deltas, level),
         p_sign=sign_test(deltas), p_wilcoxon=wilcoxon(deltas),
         wins=wins, ties=ties, losses=losses, mde=smallest,
-        verdict=_verdict(boot, smallest, threshold), level=level,
+        verdict=_verdict(boot, smallest, threshold, n), level=level,
     )  # fmt: skip
 
 
-def _verdict(boot: Interval | None, smallest: float | None, threshold: float) -> Verdict:
+def _verdict(boot: Interval | None, smallest: float | None, threshold: float, n: int) -> Verdict:
     if boot is None:
         return "no data"
+    if n < MIN_PAIRS:
+        return "underpowered"
     if boot.low is not None and boot.low > 0:
         return "better"
     if boot.high is not None and boot.high < 0:

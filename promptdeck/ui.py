@@ -18,6 +18,7 @@ PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/playground.py", "Playground", ":material/play_circle:"),
     ("pages/evaluate.py", "Evaluate", ":material/fact_check:"),
+    ("pages/results.py", "Results", ":material/insights:"),
 )
 
 

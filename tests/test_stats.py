@@ -257,7 +257,9 @@ def test_unscored_and_errored_rows_are_left_out_and_counted_never_zero() -> None
     assert result.delta == 1.0
     assert (result.mean_baseline, result.mean_variant) == (3.5, 4.5)
     assert (result.wins, result.ties, result.losses) == (2, 0, 0)
-    assert result.summary.endswith("n=2 (4 unscored, 2 errored left out): better")
+    assert result.summary.endswith(
+        "n=2 (4 unscored, 2 errored left out): underpowered"
+    )  # fewer than 10 pairs
 
 
 def test_compare_with_no_pairs_or_one_pair() -> None:

@@ -203,15 +203,10 @@ def _evaluate(
 
 def _row_scores(mine: pd.DataFrame) -> tuple[dict[str, float | None], set[str]]:
     """Per row: the mean judge score over its scored, non-errored repeats; errored rows."""
-    scores: dict[str, float | None] = {}
-    errored: set[str] = set()
-    for row_id, group in mine.groupby("row_id", sort=True):
-        answers = group[~group["errored"]]
-        values = answers["judge_score"].dropna()
-        if answers.empty:
-            errored.add(str(row_id))
-        else:
-            scores[str(row_id)] = float(values.mean()) if len(values) else None
+    answers = mine[~mine["errored"]]
+    means = answers.groupby("row_id", sort=True)["judge_score"].mean()  # NaN: none scored
+    scores = {str(r): (None if v != v else float(v)) for r, v in means.items()}
+    errored = {str(r) for r in mine["row_id"].unique() if str(r) not in scores}
     return scores, errored
 
 

@@ -53,11 +53,13 @@ def case_scores(cells: pd.DataFrame, metric: str = "judge_score") -> pd.DataFram
     out = grouped.agg(
         value=("value", "mean"),
         repeats=("value", "size"),
-        distinct=("value", lambda v: v.dropna().nunique()),
+        low=("value", "min"),
+        high=("value", "max"),
         failed=("failed", "all"),
     ).reset_index()
-    out["flaky"] = out["distinct"] > 1
-    return out.drop(columns="distinct")
+    out["flaky"] = out["low"] != out["high"]  # NaN != NaN is True: guard below
+    out.loc[out["low"].isna(), "flaky"] = False
+    return out.drop(columns=["low", "high"])
 
 
 def comparisons(

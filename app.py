@@ -18,14 +18,20 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("One-minute start")
     st.markdown(
-        "1. Open the **Playground**: three variants of the demo support prompt are selected.\n"
-        "2. Type a customer message (or fill one from `datasets/`) and press **Run**: all "
-        "answers stream at once, each with time to first token, latency, tokens and cost.\n"
-        "3. Edit a variant in `prompts/support/*.yaml`, run again, give a 👍 or 👎.\n"
-        "4. Connect a stronger model: set `OPENAI_API_KEY` (or another provider below) and "
-        "use `model: openai/gpt-4o-mini` in a variant."
+        "1. **Playground**: three variants of the demo support prompt are selected. Type a "
+        "customer message (or fill one from `datasets/`) and press **Run**: all answers "
+        "stream at once, each with time to first token, latency, tokens, cost and checks.\n"
+        "2. **Evaluate**: pick `support_tickets.suite.yaml`, a sample of 20, press **Run**: "
+        "every answer is judged against the rubric while you watch.\n"
+        "3. **Results**: is a variant better than production, where, and do the gates pass? "
+        "Drill into a case, correct the judge, export a report.\n"
+        "4. Edit a variant in `prompts/support/*.yaml` and go again. For real decisions, "
+        "connect a stronger model: set `OPENAI_API_KEY` and use `openai/gpt-4o-mini`."
     )
-    st.page_link("pages/playground.py", label="Open the Playground", icon=":material/play_circle:")
+    links = st.columns(3)
+    links[0].page_link("pages/playground.py", label="Playground", icon=":material/play_circle:")
+    links[1].page_link("pages/evaluate.py", label="Evaluate", icon=":material/fact_check:")
+    links[2].page_link("pages/results.py", label="Results", icon=":material/insights:")
 with right:
     st.subheader("Embedded model")
     if ready:
@@ -63,12 +69,34 @@ if registry is not None:
                 "base URL": s.base_url,
                 "key variable": s.key_env or "",
                 "key": s.key_display,
-                "ready": s.usable,
+                "configured": s.usable,
             }
             for s in registry.statuses()
         ]
     )
     st.dataframe(statuses, hide_index=True, width="stretch")
+
+runs = ui.store().list_runs(8)
+st.subheader("Recent eval runs")
+if runs:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run": r.id,
+                    "suite": r.name,
+                    "status": r.status,
+                    "cells": r.total_cells,
+                    "started": r.created[:19].replace("T", " "),
+                }
+                for r in runs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.caption("No eval run yet: the Evaluate page runs the demo suite on the local model.")
 
 calls = ui.store().recent_calls(10)
 st.subheader("Recent calls")

@@ -308,3 +308,35 @@ def test_a_killed_run_resumes_and_repeats_nothing_it_finished(
     }
     assert len(llm_server.requests) == rows * 2 + concurrency
     assert read_db(root, "PRAGMA integrity_check") == [("ok",)]
+
+
+JUDGED = SUITE.replace("sample: {n: 6, seed: 1}", "sample: {n: 10, seed: 1}") + (
+    "baseline: qa/alpha\n"
+    "judge: {model: fake/judge, rubric: Be strict.}\n"
+    "gates:\n  - {metric: judge_score, max_drop: 0.5}\n  - {metric: error_rate, max: 0.0}\n"
+)
+
+
+def test_judged_run_gates_and_reports_exit_codes(tmp_path: Path, llm_server: LLMServer) -> None:
+    llm_server.set_scenario("judge", Scenario(tokens=['{"reasoning": "Fine.", "score": 4}']))
+    root = make_workspace(tmp_path, llm_server, suite=JUDGED)
+    done = cli(root, "run", "datasets/qa.suite.yaml", "--gate")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = run_id_of(done.stdout)
+    beta = next(line for line in done.stdout.splitlines() if line.startswith("qa/beta"))
+    assert beta.endswith("4.00 (n=10)")  # the judge's mean, with the scored count
+    assert "judge_score drop ≤ 0.5" in done.stdout and done.stdout.rstrip().endswith("gates: pass")
+    report = cli(root, "report", run_id, "--csv", "cells.csv", "--html", "r.html", "--md", "r.md")
+    assert report.returncode == 0, report.stderr
+    csv_text = (root / "cells.csv").read_text()
+    assert csv_text.count(",4.0,Fine.,") == 20  # every cell: judge score and reasoning
+    assert "<svg" in (root / "r.html").read_text() and "✅" in (root / "r.md").read_text()
+    # The same run with a stricter gate file: a failing gate exits 1.
+    llm_server.set_scenario("beta", Scenario(fail_statuses=[401] * 100))  # never retried
+    failing = cli(root, "run", "datasets/qa.suite.yaml", "--gate", "--new", "--no-cache")
+    assert failing.returncode == 1 and "error_rate ≤ 0" in failing.stdout
+    assert failing.stdout.rstrip().endswith("gates: fail")
+    assert cli(root, "gate", run_id).returncode == 0
+    assert cli(root, "gate", run_id_of(failing.stdout)).returncode == 1
+    missing = cli(root, "gate", "no-such-run")
+    assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr

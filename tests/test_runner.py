@@ -1,3 +1,4 @@
+import itertools
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -191,3 +192,24 @@ def test_pairwise_judge_asks_both_orders(llm_server: LLMServer, tmp_path: Path) 
     bodies = [r.body["messages"][-1]["content"] for r in llm_server.requests if r.model == "pj"]
     assert not any("t/new" in b or "t/base" in b for b in bodies)  # names hidden from the judge
     assert runner.store.get_run(run_id).status == "done"
+
+
+def test_requests_per_minute_spaces_the_starts() -> None:
+    import asyncio
+    import time
+
+    from promptdeck.runner import _RateLimit
+
+    async def main() -> list[float]:
+        limit, starts = _RateLimit(rpm=600), []  # one start per 100 ms
+
+        async def start() -> None:
+            await limit.wait()
+            starts.append(time.monotonic())
+
+        await asyncio.gather(*(start() for _ in range(4)))
+        return sorted(starts)
+
+    starts = asyncio.run(main())
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) == 3 and min(gaps) >= 0.1 - 0.005

@@ -1,6 +1,8 @@
 """Results: is a variant better than the baseline, where, and can it ship?
 Headlines with confidence intervals, gates, charts, drill-down with human review, exports."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -14,6 +16,7 @@ from promptdeck.report import cell_rows, html_report, markdown_summary, to_csv
 from promptdeck.results import (
     ALL,
     case_scores,
+    check_comparisons,
     comparison_frame,
     comparisons,
     load_cells,
@@ -159,6 +162,10 @@ calibration = run_agreement(
 if calibration is not None:
     st.info(describe(calibration), icon=":material/balance:")
 
+checks = check_comparisons(cells, baseline)
+if not checks.empty:
+    with st.expander("Checks: pass rates against the baseline (exact McNemar test on flips)"):
+        st.dataframe(checks, hide_index=True, width="stretch")
 per_variant = variant_frame(cells)
 tabs = st.tabs(
     ["By category", "Wins · ties · losses", "Scores", "Latency & cost", "Quality vs cost"]
@@ -267,6 +274,17 @@ def show_cell(cell: pd.Series, diff_against: str | None) -> None:  # type: ignor
         mark = " (human override)" if cell["overridden"] else ""
         value = "unscored" if judge is None or judge != judge else f"{judge:g}"
         st.markdown(f"**Judge: {value}**{mark} — {cell['judge_reason']}")
+    audit = judge_audit.get((cell["variant"], int(cell["repeat"])))
+    if audit is not None:
+        with st.expander("Audit the verdict: the judge's prompt and raw output"):
+            st.caption(
+                f"{audit['judge_model']} · {audit['latency_ms'] or 0:,.0f} ms · "
+                f"{format_cost(audit['cost_usd'])}" + (" · cached" if audit["cached"] else "")
+            )
+            st.code(audit["raw"] or "", language=None, wrap_lines=True)
+            for message in json.loads(audit["prompt_json"] or "{}").get("messages", []):
+                st.markdown(f"**{message['role']}**")
+                st.code(message["content"], language=None, wrap_lines=True)
     failed_checks = cell["checks_failed"] or ""
     st.caption(
         f"checks {cell['checks_passed']}/{cell['checks_total']}"
@@ -276,6 +294,11 @@ def show_cell(cell: pd.Series, diff_against: str | None) -> None:  # type: ignor
     )
 
 
+judge_audit = {
+    (s["variant"], int(s["repeat"])): s
+    for s in store.scores(run_id)
+    if s["row_id"] == row_id and s["scorer"] == "judge"
+}
 left, right = st.columns(2)
 for column, name in ((left, baseline), (right, variant)):
     with column:

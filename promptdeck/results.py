@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from promptdeck.report import cell_rows
-from promptdeck.stats import Comparison, compare
+from promptdeck.stats import Comparison, compare, compare_pass_rates
 from promptdeck.store import Store
 
 ALL = "(all)"
@@ -202,7 +202,7 @@ def examples(
     wide = per_case.pivot(index=["row_id", "category"], columns="variant", values="value")
     out: list[dict[str, Any]] = []
     for variant in [v for v in wide.columns if v != baseline]:
-        deltas = (wide[variant] - wide[baseline]).dropna().sort_values()
+        deltas = (wide[variant] - wide[baseline]).dropna().sort_values(kind="stable")
         picks = [*deltas.tail(k)[::-1].items(), *deltas.head(k).items()]
         for (row_id, category), delta in dict(picks).items():
             if delta == 0:
@@ -243,3 +243,29 @@ def run_report(store: Store, run_id: str, baseline: str | None = None) -> dict[s
         "gates": evaluate_gates(cells, baseline, gates) if gates else [],
         "examples": examples(cells, baseline, record.snapshot.get("cases", [])),
     }
+
+
+def check_comparisons(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per variant: the share of answers that pass all their checks, against the baseline's
+    on the same rows, with McNemar's exact test on the rows that flipped (first repeat)."""
+    first = cells[(cells["repeat"] == 0) & ~cells["failed"] & (cells["checks_total"] > 0)]
+    passed = {
+        v: dict(zip(g["row_id"], g["checks_passed"] == g["checks_total"], strict=True))
+        for v, g in first.groupby("variant")
+    }
+    rows = []
+    for variant in sorted(set(passed) - {baseline}):
+        c = compare_pass_rates(passed.get(baseline, {}), passed[variant])
+        rows.append(
+            {
+                "variant": variant,
+                "rows": c.n,
+                "baseline pass rate": c.rate_baseline,
+                "variant pass rate": c.rate_variant,
+                "change": c.delta,
+                "pass→fail": c.b,
+                "fail→pass": c.c,
+                "McNemar p": c.p,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -178,7 +178,7 @@ def run_changes(now: pd.DataFrame, then: pd.DataFrame, variant: str) -> pd.DataF
         return mine.set_index("row_id")[["category", "judge_score", "output", "error"]]
 
     a, b = side(then), side(now)
-    both = a.join(b, how="outer", lsuffix="_then", rsuffix="_now")
+    both = a.join(b, how="outer", suffixes=("_then", "_now"))
     out = pd.DataFrame(
         {
             "category": both["category_now"].fillna(both["category_then"]),

@@ -6,6 +6,7 @@ workspace whose variants stream at a fixed, visible rate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -59,48 +60,52 @@ def app_workspace(tmp_path_factory: pytest.TempPathFactory, llm: LLMServer) -> P
     return root
 
 
+@contextlib.contextmanager
+def running_app(workspace: Path) -> Iterator[str]:
+    """A fresh streamlit server for `workspace` on a free port; its log goes to a file."""
+    port = free_port()
+    env = {**os.environ, "PROMPTDECK_HOME": str(workspace / ".promptdeck")}
+    env.pop("PROMPTDECK_PROVIDERS", None)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    with (ARTIFACTS / f"streamlit-{port}.log").open("w") as log:
+        proc = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("streamlit did not start")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
 @pytest.fixture(scope="session")
 def app_url(app_workspace: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "PROMPTDECK_HOME": str(app_workspace / ".promptdeck")}
-    env.pop("PROMPTDECK_PROVIDERS", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=app_workspace,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("streamlit did not start")
-            time.sleep(0.2)
+    with running_app(app_workspace) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
 
 
 @pytest.fixture(scope="session")

@@ -127,9 +127,17 @@ class ProviderConnectionError(ProviderError):
 class HTTPStatusError(ProviderError):
     """A non-2xx status that has no class of its own. 408/409/5xx are retryable."""
 
-    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, provider=provider, status=status)
         self.retryable = status is not None and (status in (408, 409) or status >= 500)
+        self.retry_after = retry_after  # a 503 may say when to come back, too
 
 
 class ProtocolError(ProviderError):
@@ -198,6 +206,7 @@ def error_for_status(
         f"the server answered HTTP {status}. Server said: {detail}",
         provider=provider,
         status=status,
+        retry_after=parse_retry_after(headers),
     )
 
 

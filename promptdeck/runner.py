@@ -110,6 +110,8 @@ class Runner:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Progress:
         """Run (or resume) `run_id`: only cells without a stored result are called."""
+        # Semaphores and locks belong to the event loop that made them: a new one per run.
+        self._limits, self._rates = {}, {}
         done = self.store.done_cells(run_id)
         pending = [c for c in plan.cells() if c.key not in done]
         total = len(plan.cells())

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from promptdeck.errors import ConfigError
+from promptdeck.yamlfile import load_yaml
 
 DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
 politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 = wrong,
@@ -94,7 +95,7 @@ def load_suite(path: Path) -> Suite:
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the suite: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -6,6 +6,11 @@ model (`server.set_scenario(model, Scenario(...))`); unknown models get the defa
 An OpenAI/Azure request with `"logprobs": true` gets OpenAI's per-token `logprobs` in each
 content chunk (`Scenario.logprobs`, else `server_logprob(index)`).
 
+`Scenario.faults` (a `FaultPlan`) injects a seeded fault into a share of requests, drawn per
+(model, last user message, attempt); each `RecordedRequest.fault` says which one was
+injected, `completed` lists the streams that were sent in full, and `fault_outcome` says
+what a client following the retry policy must have recorded for a cell.
+
     with LLMServer() as server:
         OpenAIProvider("openai", server.openai_url, api_key="k")   # POST /v1/chat/completions
         AnthropicProvider("anthropic", server.url, api_key="k")    # POST /v1/messages
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -25,7 +31,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -34,6 +41,74 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from promptdeck.errors import ProviderError
 from promptdeck.providers.base import ChatRequest, Chunk, Provider
 from promptdeck.providers.http import run_with_client
+
+# Every fault a FaultPlan can inject -> (the error kind a client must record, or None for a
+# good answer; whether the client may retry it). "refused" is the server accepting the
+# connection, reading the request and hanging up before sending a byte: a real ECONNREFUSED
+# is a property of a port, not of one request, so tests point a provider at a closed port
+# for that. "timeout" sends the headers and the stream's preamble (no text) and then nothing
+# for `FaultPlan.stall` seconds, longer than the client's read timeout, before hanging up.
+# "drop" and "malformed" strike after the first text chunk, so a client must keep the
+# partial text and not retry; "trickle" is a slow answer that still completes.
+FAULTS: dict[str, tuple[str | None, bool]] = {
+    "429": ("rate_limit", True),  # with `retry-after: FaultPlan.retry_after`
+    "500": ("http_status", True),
+    "502": ("http_status", True),
+    "503": ("http_status", True),
+    "529": ("http_status", True),  # Anthropic's "overloaded"
+    "401": ("auth", False),
+    "403": ("auth", False),
+    "quota": ("quota", False),  # OpenAI: 429 insufficient_quota; Anthropic: 400 credit balance
+    "refused": ("connection", True),
+    "timeout": ("timeout", True),
+    "drop": ("connection", False),
+    "malformed": ("protocol", False),
+    "trickle": (None, False),
+}
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Seeded per-request faults. The `attempt`-th request (0 = first) for one (model, last
+    user message) gets a fault with probability `rate`, its kind drawn by `weights`. A draw
+    is a hash of (seed, model, message, attempt), so an eval meets the same faults whatever
+    the concurrency or the order requests arrive in."""
+
+    rate: float = 0.2
+    seed: int = 0
+    weights: tuple[tuple[str, float], ...] = tuple((kind, 1.0) for kind in FAULTS)
+    retry_after: float = 0.05  # seconds, sent with every injected 429
+    stall: float = 1.0  # "timeout": seconds of silence; keep it above the read timeout
+    trickle_delay: float = 0.02  # "trickle": seconds before each text chunk
+
+    def __post_init__(self) -> None:
+        unknown = {kind for kind, _ in self.weights} - set(FAULTS)
+        if unknown or not self.weights or min(w for _, w in self.weights) < 0:
+            raise ValueError(f"weights must be >= 0 over {sorted(FAULTS)}; unknown: {unknown}")
+
+    def choose(self, model: str, message: str, attempt: int) -> str | None:
+        """The fault for this request, or None for a normal answer."""
+        key = f"{self.seed}\0{model}\0{message}\0{attempt}".encode()
+        digest = hashlib.sha256(key).digest()
+        if int.from_bytes(digest[:8]) / 2**64 >= self.rate:
+            return None
+        pick = int.from_bytes(digest[8:16]) / 2**64 * sum(w for _, w in self.weights)
+        for kind, weight in self.weights:
+            pick -= weight
+            if pick < 0:
+                return kind
+        return self.weights[-1][0]
+
+
+def fault_outcome(faults: Sequence[str | None], max_retries: int) -> tuple[str | None, int]:
+    """What a client following the retry policy records for a cell whose requests met
+    `faults` in order: (its error kind, None for an answer; the requests it should make).
+    ("unfinished", n) when the client stopped although a retry was still due."""
+    for attempt, fault in enumerate(faults):
+        kind, retryable = FAULTS[fault] if fault else (None, False)
+        if kind is None or not retryable or attempt >= max_retries:
+            return kind, attempt + 1
+    return "unfinished", len(faults)
 
 
 @dataclass
@@ -55,6 +130,8 @@ class Scenario:
     # Token log-probs sent when a request asks (`"logprobs": true`), one per text chunk,
     # repeated if too few; None: `server_logprob(index)`. OpenAI and Azure (Anthropic has none).
     logprobs: list[float] | None = None
+    stall: float | None = None  # after the preamble: silence this long, then hang up
+    faults: FaultPlan | None = None  # seeded per-request faults (after fail_statuses)
 
 
 @dataclass(frozen=True)
@@ -65,6 +142,12 @@ class RecordedRequest:
     body: Any
     model: str
     arrived: float  # time.monotonic()
+    fault: str | None = None  # what Scenario.faults injected into this request
+
+    @property
+    def message(self) -> str:
+        """The last user message: with the model, it names an eval cell."""
+        return last_user_message(self.body)
 
 
 _AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
@@ -79,8 +162,10 @@ class LLMServer:
         self._lock = threading.Lock()
         self._scenarios: dict[str, Scenario] = {}
         self._attempts: Counter[str] = Counter()  # per model, since its scenario was set
+        self._cell_attempts: Counter[tuple[str, str]] = Counter()  # per (model, message)
         self._counts: Counter[str] = Counter()
         self._requests: list[RecordedRequest] = []
+        self._completed: list[RecordedRequest] = []
         self._in_flight = 0
         self.max_in_flight = 0
         self.stopping = threading.Event()
@@ -131,11 +216,19 @@ class LLMServer:
         with self._lock:
             self._scenarios[model] = scenario
             self._attempts[model] = 0
+            for cell in [cell for cell in self._cell_attempts if cell[0] == model]:
+                del self._cell_attempts[cell]
 
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def completed(self) -> list[RecordedRequest]:
+        """The requests whose stream was sent in full, up to its terminating chunk."""
+        with self._lock:
+            return list(self._completed)
 
     def request_count(self, model: str) -> int:
         with self._lock:
@@ -146,20 +239,33 @@ class LLMServer:
         with self._lock:
             self._scenarios.clear()
             self._attempts.clear()
+            self._cell_attempts.clear()
             self._counts.clear()
             self._requests.clear()
+            self._completed.clear()
             self.max_in_flight = 0
 
-    def begin(self, record: RecordedRequest) -> tuple[Scenario, int]:
-        """Record a request; return its scenario and its attempt number (0 = first)."""
+    def begin(self, record: RecordedRequest) -> tuple[Scenario, int, RecordedRequest]:
+        """Record a request; return its scenario, its attempt number (0 = first) and the
+        record with the fault the scenario's FaultPlan chose for it."""
         with self._lock:
+            scenario = self._scenarios.get(record.model, self.default_scenario)
+            cell = (record.model, record.message)
+            if scenario.faults is not None:
+                fault = scenario.faults.choose(*cell, self._cell_attempts[cell])
+                record = replace(record, fault=fault)
+            self._cell_attempts[cell] += 1
             self._requests.append(record)
             self._counts[record.model] += 1
             attempt = self._attempts[record.model]
             self._attempts[record.model] += 1
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-            return self._scenarios.get(record.model, self.default_scenario), attempt
+            return scenario, attempt, record
+
+    def complete(self, record: RecordedRequest) -> None:
+        with self._lock:
+            self._completed.append(record)
 
     def end(self) -> None:
         with self._lock:
@@ -226,31 +332,39 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(404, {"error": {"message": f"no route for {self.path}"}})
         headers = {name.lower(): value for name, value in self.headers.items()}
         record = RecordedRequest(parts.path, query, headers, body, route[1], time.monotonic())
-        scenario, attempt = self.server.llm.begin(record)
+        scenario, attempt, record = self.server.llm.begin(record)
         try:
-            self._answer(route[0], route[1], scenario, attempt, body)
+            if self._answer(route[0], record, scenario, attempt):
+                self.server.llm.complete(record)
         except OSError:
             self.close_connection = True  # the client hung up mid-answer
         finally:
             self.server.llm.end()
 
-    def _answer(
-        self, kind: str, model: str, scenario: Scenario, attempt: int, body: dict[str, Any]
-    ) -> None:
+    def _answer(self, kind: str, record: RecordedRequest, scenario: Scenario, attempt: int) -> bool:
+        """Answer one request; True if a whole stream was sent."""
+        model, body = record.model, record.body
         if scenario.require_key is not None:
             given = self.headers.get(_KEY_HEADER[kind]) or ""
             if kind == "openai":
                 given = given.removeprefix("Bearer ")
             if given != scenario.require_key:
                 # Echoes the key, as careless servers do, so that tests prove clients redact it.
-                return self._send_json(401, error_body(kind, 401, f"Incorrect API key: {given}"))
+                self._send_json(401, error_body(kind, 401, f"Incorrect API key: {given}"))
+                return False
         if attempt < len(scenario.fail_statuses):
             status = scenario.fail_statuses[attempt]
             extra = {}
             if status == 429 and scenario.retry_after is not None:
                 extra["retry-after"] = f"{scenario.retry_after:g}"
             payload = scenario.error_body or error_body(kind, status, _DEFAULT_MESSAGES.get(status))
-            return self._send_json(status, payload, extra)
+            self._send_json(status, payload, extra)
+            return False
+        if record.fault is not None and scenario.faults is not None:
+            streamed = self._inject(kind, record.fault, scenario, scenario.faults)
+            if streamed is None:
+                return False
+            scenario = streamed
         prompt = count_words(body)
         tokens = reply_tokens(body, scenario.tokens)
         wire: _OpenAIWire | _AnthropicWire
@@ -264,31 +378,66 @@ class _Handler(BaseHTTPRequestHandler):
             wire = _OpenAIWire(
                 model, prompt, usage, scenario.quirks, azure=kind == "azure", logprobs=logprobs
             )
-        self._stream(wire, scenario, tokens)
+        return self._stream(wire, scenario, tokens)
+
+    def _inject(
+        self, kind: str, fault: str, scenario: Scenario, plan: FaultPlan
+    ) -> Scenario | None:
+        """Answer a fault that strikes before the stream (None), or the scenario that streams it."""
+        if fault.isdigit():
+            status = int(fault)
+            extra = {"retry-after": f"{plan.retry_after:g}"} if status == 429 else {}
+            self._send_json(status, error_body(kind, status, _DEFAULT_MESSAGES.get(status)), extra)
+        elif fault == "quota":
+            if kind == "anthropic":
+                self._send_json(400, ANTHROPIC_CREDIT_ERROR)
+            else:
+                self._send_json(429, QUOTA_ERROR)
+        elif fault == "refused":
+            self._drop()
+        elif fault == "timeout":
+            return replace(scenario, stall=plan.stall)
+        elif fault == "drop":
+            return replace(scenario, drop_after=1)
+        elif fault == "malformed":
+            return replace(scenario, malformed_after=1)
+        elif fault == "trickle":
+            delay = plan.trickle_delay
+            return replace(scenario, first_token_delay=delay, token_delay=delay)
+        return None
 
     def _stream(
         self, wire: _OpenAIWire | _AnthropicWire, scenario: Scenario, tokens: list[str]
-    ) -> None:
+    ) -> bool:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         self._chunk(wire.start())
+        if scenario.stall is not None:
+            self.server.llm.stopping.wait(scenario.stall)
+            self._drop()
+            return False
         for index, token in enumerate([*tokens, None]):
             if index == scenario.drop_after:
-                return self._drop()
+                self._drop()
+                return False
             if index == scenario.malformed_after:
-                return self._end(wire.malformed())
+                self._end(wire.malformed())
+                return False
             if token is None:
                 break
             delay = scenario.first_token_delay if index == 0 else scenario.token_delay
             if delay and self.server.llm.stopping.wait(delay):
-                return self._drop()
+                self._drop()
+                return False
             self._chunk(wire.token(token, index))
         if scenario.stream_error is not None:
-            return self._end(wire.error(scenario.stream_error))
+            self._end(wire.error(scenario.stream_error))
+            return False
         self._end(wire.finish(len(tokens)))
+        return True
 
     def _chunk(self, data: bytes) -> None:
         if data:  # an empty chunk would end the body
@@ -339,6 +488,12 @@ def _wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def last_user_message(body: Any) -> str:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    users = [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+    return str(users[-1].get("content", "")) if users else ""
+
+
 def count_words(body: dict[str, Any]) -> int:
     """The server's "input tokens": words in the system field and every message."""
     texts = [str(body.get("system", ""))]
@@ -349,11 +504,7 @@ def count_words(body: dict[str, Any]) -> int:
 def reply_tokens(body: dict[str, Any], tokens: list[str] | None) -> list[str]:
     """The scenario's tokens, else "Echo:" + the last user message's words; capped by max_tokens."""
     if tokens is None:
-        users = [
-            m for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"
-        ]
-        words = str(users[-1].get("content", "")).split() if users else []
-        tokens = ["Echo:", *(" " + word for word in words)]
+        tokens = ["Echo:", *(" " + word for word in last_user_message(body).split())]
     limit = body.get("max_tokens") or body.get("max_completion_tokens")
     return tokens[:limit] if isinstance(limit, int) else list(tokens)
 
@@ -378,6 +529,14 @@ _ANTHROPIC_ERROR_TYPES = {
     529: "overloaded_error",
 }
 
+ANTHROPIC_CREDIT_ERROR = {  # Anthropic's answer (HTTP 400) when the credit balance is spent
+    "type": "error",
+    "error": {
+        "type": "invalid_request_error",
+        "message": "Your credit balance is too low to access the Anthropic API. "
+        "Please go to Plans & Billing to upgrade or purchase credits.",
+    },
+}
 QUOTA_ERROR = {
     "error": {
         "message": "You exceeded your current quota, please check your plan and billing details.",

@@ -123,3 +123,22 @@ def test_mask_secret() -> None:
     assert mask_secret(None) == "missing"
     assert mask_secret("short") == "••••••••"
     assert mask_secret(FAKE_KEY) == "sk-…cdef"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("providers: [a, b]\n", "'providers:' must be a mapping"),
+        ("prices: [1]\n", "'prices:' must be a mapping"),
+        (
+            "providers:\n  x: {kind: openai, base_url: http://a}\n  x: {kind: openai, base_url: "
+            "http://b}\n",
+            "line 3",
+        ),
+    ],
+)
+def test_lists_and_duplicate_keys_are_config_errors(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_providers_file(write(tmp_path, text))

@@ -85,3 +85,8 @@ def test_error_for_status(
     assert err.status == status
     assert getattr(err, "retry_after", None) == retry_after
     assert str(err).startswith("p: ")
+
+
+def test_a_503_with_retry_after_is_honoured() -> None:
+    err = error_for_status(503, "busy", {"retry-after": "2"}, provider="p")
+    assert err.retryable and retry_delay(err, attempt=0) == 2.0

@@ -18,6 +18,7 @@ from promptdeck.config import Secrets, mask_secret
 from promptdeck.errors import ConfigError
 from promptdeck.pricing import Price, PriceTable
 from promptdeck.providers.base import DEFAULT_TIMEOUTS, Provider, Timeouts
+from promptdeck.yamlfile import load_yaml
 
 KINDS = ("openai", "azure", "anthropic", "local")
 
@@ -153,7 +154,7 @@ _PROVIDER_KEYS = {
 def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str, Price]]:
     """Parse providers.yaml; errors name the file, the provider and the key."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read providers file: {exc}") from exc
     if not isinstance(data, dict):
@@ -161,6 +162,9 @@ def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str
     unknown = set(data) - {"providers", "prices"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+    for section in ("providers", "prices"):
+        if not isinstance(data.get(section) or {}, dict):
+            raise ConfigError(f"{path}: '{section}:' must be a mapping of name: settings")
     builtins = builtin_configs()
     configs = {
         str(name): _parse_provider(path, str(name), body, builtins.get(str(name)))

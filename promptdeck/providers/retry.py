@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from promptdeck.errors import PromptDeckError, ProviderError, RateLimitError
+from promptdeck.errors import PromptDeckError, ProviderError
 
 MAX_RETRIES = 2
 INITIAL_RETRY_DELAY = 0.5  # seconds, doubled each attempt
@@ -32,8 +32,9 @@ def should_retry(
 
 def retry_delay(error: PromptDeckError, *, attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before retry number `attempt + 1`: the server's wish, else backoff."""
-    if isinstance(error, RateLimitError) and error.retry_after is not None:
-        return error.retry_after
+    retry_after = getattr(error, "retry_after", None)  # 429s, and 503s that say so
+    if isinstance(retry_after, int | float):
+        return float(retry_after)
     base = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
     jitter = (rng or random).uniform(-JITTER, JITTER)
     return base * (1 + jitter)

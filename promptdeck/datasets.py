@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from promptdeck.errors import DatasetError
+from promptdeck.yamlfile import parse_yaml
 
 RESERVED = ("id", "category", "expected", "rubric", "human_score")
 SUFFIXES = (".csv", ".jsonl", ".yaml", ".yml", ".parquet")
@@ -125,6 +124,12 @@ def _read_text_rows(path: Path, suffix: str) -> list[Row]:
         raise DatasetError(
             f"{path}: the file is empty (no rows); add a header and at least one row"
         )
+    if "\x00" in text:  # valid UTF-8, yet no text file holds NULs: UTF-16 without a BOM?
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DatasetError(
+            f"{path}: line {line}: NUL bytes: this is not UTF-8 text (UTF-16?); "
+            "save the file as UTF-8"
+        )
     if suffix == ".csv":
         return _read_csv(path, text)
     if suffix == ".jsonl":
@@ -185,18 +190,17 @@ def _read_jsonl(path: Path, text: str) -> list[Row]:
             raise DatasetError(
                 f"{path}: line {line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
             ) from exc
+        except RecursionError:  # thousands of nested brackets
+            raise DatasetError(f"{path}: line {line_no}: invalid JSON: nested too deeply") from None
         rows.append(_mapping(path, value, f"line {line_no}"))
     return rows
 
 
 def _read_yaml(path: Path, text: str) -> list[Row]:
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        detail = getattr(exc, "problem", None) or str(exc)
-        raise DatasetError(f"{path}: {where}invalid YAML: {detail}") from exc
+        data = parse_yaml(text)
+    except ValueError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from promptdeck.datasets import Case, Dataset, check_variables, load_dataset
@@ -90,8 +91,7 @@ def build_plan(
     """Resolve variants, load and sample the dataset; overrides win over the suite."""
     missing = [name for name in suite.variants if name not in prompts.variants]
     if missing:
-        known = ", ".join(sorted(prompts.variants)) or "none"
-        raise ConfigError(f"unknown variant(s) {', '.join(missing)}; known: {known}")
+        raise ConfigError(_missing_variants(suite, prompts, missing))
     variants = tuple(prompts.variants[name] for name in suite.variants)
     dataset = load_dataset(suite.dataset)
     problems = check_variables(dataset, {v.name: template_variables(v) for v in variants})
@@ -164,8 +164,11 @@ def estimate(
                 unpriced.add(judge.model)
             else:
                 judge_in = prompt_tokens + max_out + estimate_tokens(judge.rubric) + 150
-                cost += share * (judge_in * judge_price.input_per_mtok
-                                 + 300 * judge_price.output_per_mtok) / 1e6  # fmt: skip
+                cost += (
+                    share
+                    * (judge_in * judge_price.input_per_mtok + 300 * judge_price.output_per_mtok)
+                    / 1e6
+                )
             past_judge = latency_ms.get(judge.model)
             busy_ms = (
                 None if past_judge is None or busy_ms is None else busy_ms + share * past_judge
@@ -177,3 +180,19 @@ def estimate(
         unpriced_models=tuple(sorted(unpriced)),
         seconds=None if busy_ms is None else busy_ms / 1000 / max(1, concurrency),
     )
+
+
+def _missing_variants(suite: Suite, prompts: PromptLibrary, missing: list[str]) -> str:
+    """Why each missing variant is missing: its file did not load (and where), or no file."""
+    where = f"{suite.path}: 'variants': " if suite.path else ""
+    broken = {Path(e.path).with_suffix("").as_posix(): e for e in prompts.errors}
+    reasons = []
+    for name in missing:
+        error = next((e for path, e in broken.items() if path.endswith(f"/{name}")), None)
+        reasons.append(
+            f"{name}: its file could not be loaded: {error}"
+            if error
+            else f"{name}: no prompts/{name}.yaml"
+        )
+    known = ", ".join(sorted(prompts.variants)) or "none"
+    return f"{where}unknown variant(s): {'; '.join(reasons)} (known: {known})"

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from promptdeck.errors import ConfigError
-from promptdeck.yamlfile import load_yaml
+from promptdeck.yamlfile import parse_yaml, read_text
 
 DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
 politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 = wrong,
@@ -93,15 +93,13 @@ def find_suites(root: Path) -> list[Path]:
 
 def load_suite(path: Path) -> Suite:
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        data = load_yaml(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the suite: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        text = read_text(path)
+        data = parse_yaml(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a suite needs dataset and variants")
+    node = yaml.compose(text)  # parsed fine above: only for the line of each key
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a suite is a mapping with dataset, variants, sample, ...")
     lines = _key_lines(node)

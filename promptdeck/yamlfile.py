@@ -1,7 +1,9 @@
-"""Strict YAML for configuration files: a key given twice is an error, not "last one wins"."""
+"""Reading configuration files strictly: UTF-8 with the place of a bad byte, YAML where a
+key given twice is an error (not "last one wins"), and every error on one line with its line."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,3 +30,41 @@ class _StrictLoader(yaml.SafeLoader):
 def load_yaml(text: str) -> Any:
     """Like yaml.safe_load, but duplicate keys raise (with the line of the second one)."""
     return yaml.load(text, Loader=_StrictLoader)
+
+
+def read_text(path: Path) -> str:
+    """A config or data file as text; ValueError says where it is not UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig")  # -sig: editors on Windows add a byte-order mark
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"line {line}, byte {exc.start}: not UTF-8 text (0x{raw[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+
+
+def parse_yaml(text: str) -> Any:
+    """Strict YAML; ValueError gives the line and what is wrong, in one line."""
+    try:
+        return load_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark, start = exc.problem_mark or exc.context_mark, exc.context_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        message = f"{where}invalid YAML: {exc.problem or exc.context}"
+        if exc.context and mark and start and start.line != mark.line:
+            # an unclosed quote or bracket shows up lines after the real mistake
+            message += f" ({exc.context} that starts on line {start.line + 1})"
+        raise ValueError(message) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ValueError(
+            f"line {line}: invalid YAML: the character #x{code:04x} is not allowed (binary data?)"
+        ) from None
+    except RecursionError:  # thousands of nested brackets exhaust the parser's stack
+        raise ValueError("invalid YAML: nested too deeply") from None

@@ -12,13 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from promptdeck.config import Secrets, mask_secret
 from promptdeck.errors import ConfigError
 from promptdeck.pricing import Price, PriceTable
 from promptdeck.providers.base import DEFAULT_TIMEOUTS, Provider, Timeouts
-from promptdeck.yamlfile import load_yaml
+from promptdeck.yamlfile import parse_yaml, read_text
 
 KINDS = ("openai", "azure", "anthropic", "local")
 
@@ -154,9 +152,9 @@ _PROVIDER_KEYS = {
 def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str, Price]]:
     """Parse providers.yaml; errors name the file, the provider and the key."""
     try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read providers file: {exc}") from exc
+        data = parse_yaml(read_text(path)) or {}
+    except ValueError as exc:
+        raise ConfigError(f"{path}: cannot read providers file: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'providers:' and/or 'prices:'")
     unknown = set(data) - {"providers", "prices"}

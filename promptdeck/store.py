@@ -75,7 +75,6 @@ class Store:
     def record_call(
         self, result: CallResult, request: ChatRequest, *, source: str, variant: str | None
     ) -> int:
-        usage = result.usage
         with self._tx() as db:
             cur = db.execute(
                 """INSERT INTO calls (created, source, variant, model, request_json, output,
@@ -91,12 +90,7 @@ class Store:
                     result.text,
                     result.error,
                     result.error_kind,
-                    result.ttft_ms,
-                    result.latency_ms,
-                    usage.input_tokens if usage else None,
-                    usage.output_tokens if usage else None,
-                    int(bool(usage and usage.estimated)),
-                    result.cost_usd,
+                    *_measured(result),
                     result.attempts,
                 ),
             )
@@ -189,7 +183,6 @@ class Store:
     def add_result(self, run_id: str, cell: CellRecord, scores: Sequence[ScoreRecord]) -> None:
         """One finished cell and its scores, committed together at once."""
         r = cell.result
-        usage = r.usage
         with self._tx() as db:
             db.execute(
                 """INSERT OR REPLACE INTO results (run_id, row_id, variant, repeat, category,
@@ -206,12 +199,7 @@ class Store:
                     r.text,
                     r.error,
                     r.error_kind,
-                    r.ttft_ms,
-                    r.latency_ms,
-                    usage.input_tokens if usage else None,
-                    usage.output_tokens if usage else None,
-                    int(bool(usage and usage.estimated)),
-                    r.cost_usd,
+                    *_measured(r),
                     int(cell.cached),
                     int(cell.fallback_used),
                     r.attempts,
@@ -354,7 +342,6 @@ class Store:
         )
 
     def cache_put(self, key: str, result: CallResult) -> None:
-        usage = result.usage
         with self._tx() as db:
             db.execute(
                 """INSERT OR REPLACE INTO cache (key, created, model, output, ttft_ms, latency_ms,
@@ -365,12 +352,7 @@ class Store:
                     _now(),
                     result.model_ref,
                     result.text,
-                    result.ttft_ms,
-                    result.latency_ms,
-                    usage.input_tokens if usage else None,
-                    usage.output_tokens if usage else None,
-                    int(bool(usage and usage.estimated)),
-                    result.cost_usd,
+                    *_measured(result),
                     result.confidence,
                 ),
             )
@@ -456,3 +438,17 @@ def _alive(owner: str | None, heartbeat: str | None) -> bool:
         return False
     age = datetime.now(UTC) - datetime.fromisoformat(heartbeat)
     return age < timedelta(seconds=LIVE_RUN_S)
+
+
+def _measured(result: CallResult) -> tuple[object, ...]:
+    """ttft_ms, latency_ms, input_tokens, output_tokens, tokens_estimated, cost_usd: the
+    measured columns of a call, in the order every table lists them."""
+    usage = result.usage
+    return (
+        result.ttft_ms,
+        result.latency_ms,
+        usage.input_tokens if usage else None,
+        usage.output_tokens if usage else None,
+        int(bool(usage and usage.estimated)),
+        result.cost_usd,
+    )

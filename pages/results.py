@@ -72,7 +72,7 @@ gates = suite.get("gates", [])
 drops = [g["max_drop"] for g in gates if g.get("metric") == "judge_score" and "max_drop" in g]
 items = comparisons(cells, baseline, threshold=min(drops, default=0.2))
 table = comparison_frame(items)
-overall = table[table["category"] == ALL]
+overall = table[table["category"] == ALL] if not table.empty else table  # one variant: none
 gate_results = evaluate_gates(cells, baseline, gates) if gates else []
 
 
@@ -171,12 +171,19 @@ tabs = st.tabs(
     ["By category", "Wins · ties · losses", "Scores", "Latency & cost", "Quality vs cost"]
 )
 with tabs[0]:
+    # A "no data" chart has no selection to listen to.
     picked = st.altair_chart(
-        charts.delta_by_category(table), on_select="rerun", key="res_cat_chart", width="stretch"
+        charts.delta_by_category(table),
+        width="stretch",
+        on_select="rerun" if not table.empty else "ignore",
+        key="res_cat_chart",
     )
 with tabs[1]:
     picked_variant = st.altair_chart(
-        charts.win_tie_loss(table), on_select="rerun", key="res_wtl_chart", width="stretch"
+        charts.win_tie_loss(table),
+        width="stretch",
+        on_select="rerun" if not table.empty else "ignore",
+        key="res_wtl_chart",
     )
 with tabs[2]:
     st.altair_chart(charts.score_distribution(score_distribution(cells)), width="stretch")
@@ -238,7 +245,9 @@ if errors_only:
     cases = cases[cases["error"]]
 cases = cases.sort_values("delta", na_position="last")
 st.dataframe(
-    cases.rename(columns={"baseline": f"{baseline} score", "variant": f"{variant} score"}),
+    cases.rename(
+        columns={"baseline": f"{baseline} score (baseline)", "variant": f"{variant} score"}
+    ),
     hide_index=True,
     width="stretch",
     height=min(360, 38 + 35 * max(1, len(cases))),

@@ -151,9 +151,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def wait_idle(page: Page, timeout: float = 30_000) -> None:
-    page.wait_for_selector(
-        "[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout
-    )
+    """Until the script has finished, and stays finished: a rerun can start right after."""
+    idle = "[data-testid='stApp'][data-test-script-state='notRunning']"
+    page.wait_for_selector(idle, timeout=timeout)
+    page.wait_for_timeout(300)
+    page.wait_for_selector(idle, timeout=timeout)
 
 
 def shot(page: Page, name: str) -> Path:

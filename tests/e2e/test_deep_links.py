@@ -22,8 +22,8 @@ def test_deep_link_on_a_fresh_server(browser: Browser, app_workspace: Path, path
         wait_idle(page)
         sidebar = page.get_by_test_id("stSidebar")
         for label in ("Home", "Playground", "Evaluate", "Results"):
-            assert sidebar.get_by_role("link", name=label).is_visible()
-        assert page.get_by_role("heading", name=PAGES[path]).first.is_visible()
+            sidebar.get_by_role("link", name=label).wait_for()
+        page.get_by_role("heading", name=PAGES[path]).first.wait_for()
         assert page.title().endswith("· PromptDeck")
         assert page.get_by_test_id("stException").count() == 0
         context.close()

@@ -39,10 +39,10 @@ def test_deep_link_on_a_fresh_server_shows_the_frame(page: Page, app_url: str) -
     page.goto(f"{app_url}/playground")  # the very first request this server sees
     wait_idle(page)
     sidebar = page.get_by_test_id("stSidebar")
-    assert sidebar.get_by_text("PromptDeck").is_visible()
-    assert sidebar.get_by_role("link", name="Home").is_visible()
-    assert page.get_by_role("heading", name="Playground").is_visible()
-    assert page.get_by_text("prompts/demo/broken.yaml, line 3: invalid YAML").first.is_visible()
+    sidebar.get_by_text("PromptDeck").wait_for()
+    sidebar.get_by_role("link", name="Home").wait_for()
+    page.get_by_role("heading", name="Playground").wait_for()
+    page.get_by_text("prompts/demo/broken.yaml, line 3: invalid YAML").first.wait_for()
     assert page.get_by_test_id("stException").count() == 0
 
 

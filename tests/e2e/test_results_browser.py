@@ -22,8 +22,8 @@ def test_results_page_headline_gates_charts_and_a_case(
     run_id = stored_run(app_workspace, rows=30)
     page.goto(f"{app_url}/results?run={run_id}")  # other tests' runs may be newer
     wait_idle(page)
-    assert page.get_by_text("t/new vs t/base").first.is_visible()
-    assert page.get_by_text("Gates: pass").first.is_visible()
+    page.get_by_text("t/new vs t/base").first.wait_for()  # waits until it is shown
+    page.get_by_text("Gates: pass").first.wait_for()
     page.get_by_test_id("stVegaLiteChart").first.wait_for()
     assert page.get_by_test_id("stException").count() == 0
     shot(page, "results")

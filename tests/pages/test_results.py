@@ -83,3 +83,15 @@ def test_drill_down_and_override_change_the_statistics(workspace: Path) -> None:
         store.review_cell(run_id, f"r{i}", "t/new", 0, score=1.0, note="wrong")
     at.run()
     assert ">worse<" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_run_with_one_variant_says_so(workspace: Path) -> None:
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    run_id = store.create_run(
+        {"suite": {}, "cases": [{"id": "r0", "input": "q"}]}, name="solo", total_cells=1
+    )
+    result = CallResult("fake/m", "answer", Usage(1, 1), 5.0, 9.0, 0.0)
+    store.add_result(run_id, CellRecord("r0", "t/only", 0, "", result), [])
+    at = open_results()
+    assert not at.exception
+    assert "Only the baseline is in this run" in at.warning[0].value

@@ -12,11 +12,10 @@ from typing import Any
 
 from promptdeck.providers.base import DEFAULT_TIMEOUTS, ChatRequest, Chunk, Timeouts
 from promptdeck.providers.http import (
+    HTTPProvider,
     StreamDelta,
     error_from_payload,
     load_json,
-    missing_key_error,
-    resolve_key,
     stream_chat,
 )
 from promptdeck.providers.sse import ServerSentEvent
@@ -43,7 +42,7 @@ _EVENTS = frozenset(
 )
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """Streams `POST {base_url}/v1/messages` with `x-api-key` and `anthropic-version`."""
 
     def __init__(
@@ -56,25 +55,21 @@ class AnthropicProvider:
         headers: Mapping[str, str] | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.api_key_env = api_key_env
-        self.timeouts = timeouts
-        self._api_key = api_key
-        self._extra_headers = dict(headers or {})
-
-    def __repr__(self) -> str:
-        # Hand-written so that the key can never show up in a log or a traceback.
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+        super().__init__(
+            name,
+            base_url,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            headers=headers,
+            timeouts=timeouts,
+        )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        key = resolve_key(self._api_key, self.api_key_env)
-        if key is None:
-            raise missing_key_error(self.name, self.api_key_env)
+        key = self._key()
         headers = {
             "anthropic-version": ANTHROPIC_VERSION,
             **self._extra_headers,
-            "x-api-key": key,
+            "x-api-key": key or "",  # never None: requires_key is on for Anthropic
         }
         chunks = stream_chat(
             request,

@@ -333,3 +333,38 @@ def final_usage(
         output_tokens=guess.output_tokens if output_tokens is None else output_tokens,
         estimated=True,
     )
+
+
+class HTTPProvider:
+    """What every HTTP provider holds: its name, base URL, key (by env-var name), extra
+    headers and timeouts; the repr never shows the key. Subclasses implement `stream`."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        requires_key: bool = True,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.timeouts = timeouts
+        self.requires_key = requires_key
+        self._api_key = api_key
+        self._extra_headers = dict(headers or {})
+
+    def __repr__(self) -> str:
+        # Hand-written so that the key can never show up in a log or a traceback.
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    def _key(self) -> str | None:
+        """The key for this call (read now: it may have been set since), or AuthError."""
+        key = resolve_key(self._api_key, self.api_key_env)
+        if key is None and self.requires_key:
+            raise missing_key_error(self.name, self.api_key_env)
+        return key

@@ -20,46 +20,20 @@ from urllib.parse import quote
 from promptdeck.errors import ProtocolError
 from promptdeck.providers.base import DEFAULT_TIMEOUTS, ChatRequest, Chunk, Timeouts
 from promptdeck.providers.http import (
+    HTTPProvider,
     StreamDelta,
     error_from_payload,
     load_json,
-    missing_key_error,
-    resolve_key,
     stream_chat,
 )
 from promptdeck.providers.sse import ServerSentEvent
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPProvider):
     """Streams `POST {base_url}/chat/completions`; `base_url` usually ends in `/v1`."""
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        api_key_env: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        requires_key: bool = True,
-    ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.api_key_env = api_key_env
-        self.timeouts = timeouts
-        self.requires_key = requires_key
-        self._api_key = api_key
-        self._extra_headers = dict(headers or {})
-
-    def __repr__(self) -> str:
-        # Hand-written so that the key can never show up in a log or a traceback.
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
-
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        key = resolve_key(self._api_key, self.api_key_env)
-        if key is None and self.requires_key:
-            raise missing_key_error(self.name, self.api_key_env)
+        key = self._key()
         chunks = stream_chat(
             request,
             url=self._url(request),

@@ -82,7 +82,7 @@ def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
         1,
         len(dataset.cases),
         min(suite.sample.n or 20, len(dataset.cases)),
-        key="ev_n",
+        key=f"ev_n:{suite.dataset.name}",  # per dataset: a size clamped by another one stays there
     )
     seed = cols[1].number_input("Seed", 0, 10**9, suite.sample.seed, key="ev_seed")
     options = ["(none)", *[c for c in dataset.columns if c != "id"]]

@@ -490,7 +490,9 @@ def test_pages_show_broken_datasets(
             continue
         check.shown(entry, EVALUATE, errors_of(at))
     select(at, "ev_dataset", "formula_cells.csv")  # loads: its four rows can be sampled
-    assert not at.exception and not at.error and at.number_input(key="ev_n").max == 4
+    assert (
+        not at.exception and not at.error and at.number_input(key="ev_n:formula_cells.csv").max == 4
+    )
     assert "Rows" in [m.label for m in at.metric]
     # Playground: "Fill from a dataset row"
     visit(at, PLAYGROUND)

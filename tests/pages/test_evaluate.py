@@ -19,7 +19,7 @@ def plan_sample(at: AppTest) -> None:
     at.radio(key="ev_source").set_value("A dataset").run()
     at.selectbox(key="ev_dataset").select_index(0).run()
     at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
-    at.number_input(key="ev_n").set_value(10).run()
+    at.number_input(key="ev_n:support_sample.csv").set_value(10).run()
     at.text_input(key="ev_judge_model").input("fake/judge").run()
 
 

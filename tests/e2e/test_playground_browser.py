@@ -78,6 +78,7 @@ def test_stop_keeps_the_partial_text(page: Page, app_url: str) -> None:
     wait_until(lambda: "word8" in outputs(page, 1)[0])
     page.get_by_role("button", name="Stop").click()
     wait_until(lambda: page.get_by_text("stopped by the user").count() > 0)
+    wait_idle(page)  # the badge is drawn before the box: let the whole redraw land
     kept = outputs(page, 1)[0]
     time.sleep(1)
     assert outputs(page, 1)[0] == kept

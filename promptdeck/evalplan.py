@@ -143,7 +143,8 @@ def estimate(
     busy_ms: float | None = 0.0
     judge = plan.suite.judge
     n_judge = judge_calls(plan)
-    for cell in plan.cells():
+    cells = plan.cells()  # built once: the loop below runs over every cell
+    for cell in cells:
         v = cell.variant
         prompt_tokens = estimate_tokens(
             "".join(m.content for m in render_messages(v, cell.case.values))
@@ -158,7 +159,7 @@ def estimate(
         busy_ms = None if past is None or busy_ms is None else busy_ms + past
         if judge is not None and n_judge:
             # A verdict reads the question, the answer and the rubric (~prompt + answer).
-            share = n_judge / len(plan.cells())
+            share = n_judge / len(cells)
             judge_price = prices.price(judge.model)
             if judge_price is None:
                 unpriced.add(judge.model)
@@ -174,7 +175,7 @@ def estimate(
                 None if past_judge is None or busy_ms is None else busy_ms + share * past_judge
             )
     return Estimate(
-        calls=len(plan.cells()),
+        calls=len(cells),
         judge_calls=n_judge,
         cost_usd=None if unpriced else cost,
         unpriced_models=tuple(sorted(unpriced)),

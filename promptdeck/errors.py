@@ -6,6 +6,7 @@
     ├── DatasetError           a dataset file that cannot be used (file, row, column)
     ├── TemplateError          a template that does not render (missing variable, sandbox)
     ├── CheckConfigError       a guardrail / check declared wrongly (variant, check)
+    ├── FileConflictError      a file changed on disk since it was loaded; not overwritten
     └── ProviderError          a model call that failed
         ├── AuthError              no key configured, or 401 / 403: wrong or not allowed
         ├── RateLimitError         429: too many requests (carries retry_after)
@@ -68,6 +69,27 @@ class TemplateError(PromptDeckError):
 
 class CheckConfigError(PromptDeckError):
     """A check (guardrail) whose configuration is wrong."""
+
+
+class FileConflictError(PromptDeckError):
+    """A file changed (or vanished) on disk after it was loaded; saving would lose that change."""
+
+    def __init__(self, path: Path | str, *, disk_text: str = "", deleted: bool = False) -> None:
+        self.path = str(path)
+        self.disk_text = disk_text
+        self.deleted = deleted
+        what = "was deleted" if deleted else "changed on disk"
+        super().__init__(
+            f"{self.path} {what} since you opened it (another tab, an editor or a git pull); "
+            "nothing was overwritten. Compare the versions, then reload or save as a copy."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_file_conflict_error, (self.path, self.disk_text, self.deleted))
+
+
+def _file_conflict_error(path: str, disk_text: str, deleted: bool) -> FileConflictError:
+    return FileConflictError(path, disk_text=disk_text, deleted=deleted)
 
 
 class ProviderError(PromptDeckError):

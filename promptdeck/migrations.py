@@ -123,6 +123,25 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE runs ADD COLUMN heartbeat TEXT;
     ALTER TABLE runs ADD COLUMN owner TEXT
     """,
+    # 6: every save of a workspace file from the UI (prompt variants, datasets), so any
+    # earlier version can be restored; and the workspace's settings from the Settings page
+    """
+    CREATE TABLE file_versions (
+        id INTEGER PRIMARY KEY,
+        saved TEXT NOT NULL,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        content TEXT NOT NULL,
+        fingerprint TEXT NOT NULL
+    );
+    CREATE INDEX file_versions_path ON file_versions(path, id);
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value_json TEXT NOT NULL,
+        updated TEXT NOT NULL
+    )
+    """,
 )
 
 

@@ -361,6 +361,54 @@ class Store:
         with self._tx() as db:
             return db.execute("DELETE FROM cache").rowcount
 
+    def cache_size(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM cache").fetchone()[0])
+
+    # --- file history and settings ------------------------------------------------------
+
+    def add_version(self, path: str, name: str, action: str, content: str, fingerprint: str) -> int:
+        """Record one saved version of a workspace file (`path` relative to the workspace)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO file_versions (saved, path, name, action, content, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (_now(), path, name, action, content, fingerprint),
+            )
+            return int(cur.lastrowid or 0)
+
+    def versions(self, path: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Saved versions of one file, newest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM file_versions WHERE path = ? ORDER BY id DESC LIMIT ?", (path, limit)
+        )
+        return [dict(r) for r in rows]
+
+    def version(self, version_id: int) -> dict[str, Any] | None:
+        row = (
+            self._connect()
+            .execute("SELECT * FROM file_versions WHERE id = ?", (version_id,))
+            .fetchone()
+        )
+        return dict(row) if row else None
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        row = self._connect().execute("SELECT value_json FROM settings WHERE key = ?", (key,))
+        found = row.fetchone()
+        return json.loads(found[0]) if found else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO settings (key, value_json, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json,"
+                " updated = excluded.updated",
+                (key, json.dumps(value), _now()),
+            )
+
+    def settings(self) -> dict[str, Any]:
+        rows = self._connect().execute("SELECT key, value_json FROM settings")
+        return {r["key"]: json.loads(r["value_json"]) for r in rows}
+
 
 @dataclass(frozen=True)
 class RunRecord:

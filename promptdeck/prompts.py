@@ -108,8 +108,11 @@ def load_prompts(root: Path) -> PromptLibrary:
 
 def load_variant(path: Path, root: Path) -> PromptVariant:
     """Load one variant file; every problem is a PromptFileError with the line and field."""
-    name = _variant_name(path, root)
-    text = _read_text(path)
+    return variant_from_text(_read_text(path), name=_variant_name(path, root), path=path)
+
+
+def variant_from_text(text: str, *, name: str, path: Path) -> PromptVariant:
+    """A variant from the text of its file (as the Prompts page is about to save it)."""
     node, data = _parse_yaml(text, path)
     if node is None:
         raise PromptFileError(path, "the file is empty; a variant needs at least model and user")

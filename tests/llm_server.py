@@ -16,6 +16,10 @@ what a client following the retry policy must have recorded for a cell.
         AnthropicProvider("anthropic", server.url, api_key="k")    # POST /v1/messages
         AzureProvider("azure", server.url, api_version="2024-10-21", api_key="k")
 
+`GET /v1/models` lists models in OpenAI's shape, or in Anthropic's when the request carries
+`anthropic-version`; Azure's is `GET /openai/models?api-version=...`. Those requests follow
+the scenario set for `MODELS_LIST` (auth, fail_statuses, faults), else the default one.
+
 Standalone: `python -m tests.llm_server --port 8765 --token-delay 0.02`.
 """
 
@@ -150,6 +154,9 @@ class RecordedRequest:
         return last_user_message(self.body)
 
 
+MODELS_LIST = "(models list)"  # the scenario key of GET .../models requests
+LISTED_MODELS = ("echo-small", "echo-large")  # listed besides every model with a scenario
+
 _AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
 
 
@@ -233,6 +240,12 @@ class LLMServer:
     def request_count(self, model: str) -> int:
         with self._lock:
             return self._counts[model]
+
+    def listed_models(self) -> list[str]:
+        """What GET .../models lists: a fixed pair plus every model with a scenario."""
+        with self._lock:
+            named = [m for m in self._scenarios if m != MODELS_LIST]
+        return [*LISTED_MODELS, *sorted(set(named) - set(LISTED_MODELS))]
 
     def reset(self) -> None:
         """Forget scenarios, recorded requests and counters."""
@@ -341,9 +354,57 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.llm.end()
 
-    def _answer(self, kind: str, record: RecordedRequest, scenario: Scenario, attempt: int) -> bool:
-        """Answer one request; True if a whole stream was sent."""
-        model, body = record.model, record.body
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query))
+        kind = _models_route(parts.path, query, self.headers.get("anthropic-version"))
+        if kind is None:
+            return self._send_json(404, {"error": {"message": f"no route for {self.path}"}})
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        record = RecordedRequest(parts.path, query, headers, None, MODELS_LIST, time.monotonic())
+        scenario, attempt, record = self.server.llm.begin(record)
+        try:
+            if self._answer_models(kind, record, scenario, attempt):
+                self.server.llm.complete(record)
+        except OSError:
+            self.close_connection = True
+        finally:
+            self.server.llm.end()
+
+    def _answer_models(
+        self, kind: str, record: RecordedRequest, scenario: Scenario, attempt: int
+    ) -> bool:
+        """The models list in the API's own shape; faults as for a chat request."""
+        scenario_or_none = self._refuse(kind, record, scenario, attempt)
+        if scenario_or_none is None:
+            return False
+        scenario = scenario_or_none
+        if scenario.stall is not None:  # silence, then hang up, as in a stream
+            self.server.llm.stopping.wait(scenario.stall)
+            self._drop()
+            return False
+        delay = scenario.first_token_delay
+        if scenario.drop_after is not None or (delay and self.server.llm.stopping.wait(delay)):
+            self._drop()
+            return False
+        models = self.server.llm.listed_models()
+        payload = models_list(kind, models)
+        if scenario.malformed_after is not None:
+            data = json.dumps(payload).encode()[:20]  # cut mid-object
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return False
+        self._send_json(200, payload)
+        return True
+
+    def _refuse(
+        self, kind: str, record: RecordedRequest, scenario: Scenario, attempt: int
+    ) -> Scenario | None:
+        """Send the error a request gets (wrong key, fail_statuses, a fault before the answer)
+        and return None; else the scenario to answer with (a fault may have changed it)."""
         if scenario.require_key is not None:
             given = self.headers.get(_KEY_HEADER[kind]) or ""
             if kind == "openai":
@@ -351,7 +412,7 @@ class _Handler(BaseHTTPRequestHandler):
             if given != scenario.require_key:
                 # Echoes the key, as careless servers do, so that tests prove clients redact it.
                 self._send_json(401, error_body(kind, 401, f"Incorrect API key: {given}"))
-                return False
+                return None
         if attempt < len(scenario.fail_statuses):
             status = scenario.fail_statuses[attempt]
             extra = {}
@@ -359,12 +420,18 @@ class _Handler(BaseHTTPRequestHandler):
                 extra["retry-after"] = f"{scenario.retry_after:g}"
             payload = scenario.error_body or error_body(kind, status, _DEFAULT_MESSAGES.get(status))
             self._send_json(status, payload, extra)
-            return False
+            return None
         if record.fault is not None and scenario.faults is not None:
-            streamed = self._inject(kind, record.fault, scenario, scenario.faults)
-            if streamed is None:
-                return False
-            scenario = streamed
+            return self._inject(kind, record.fault, scenario, scenario.faults)
+        return scenario
+
+    def _answer(self, kind: str, record: RecordedRequest, scenario: Scenario, attempt: int) -> bool:
+        """Answer one request; True if a whole stream was sent."""
+        model, body = record.model, record.body
+        scenario_or_none = self._refuse(kind, record, scenario, attempt)
+        if scenario_or_none is None:
+            return False
+        scenario = scenario_or_none
         prompt = count_words(body)
         tokens = reply_tokens(body, scenario.tokens)
         wire: _OpenAIWire | _AnthropicWire
@@ -476,6 +543,39 @@ def _route(path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[str,
     if match and "api-version" in query:
         return "azure", unquote(match.group(1))
     return None
+
+
+def _models_route(path: str, query: dict[str, str], anthropic_version: str | None) -> str | None:
+    """The API kind of a models-list request, or None for 404."""
+    if path == "/v1/models":
+        return "anthropic" if anthropic_version else "openai"
+    if path == "/openai/models" and "api-version" in query:
+        return "azure"
+    return None
+
+
+def models_list(kind: str, models: Sequence[str]) -> dict[str, Any]:
+    """A models list as each API sends it (OpenAI and Azure: `object: list`; Anthropic: paged)."""
+    if kind == "anthropic":
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2025-02-19T00:00:00Z"}
+            for m in models
+        ]
+        first, last = (models[0], models[-1]) if models else (None, None)
+        return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+    if kind == "azure":
+        capabilities = {"chat_completion": True, "completion": False, "embeddings": False}
+        data = [
+            {"id": m, "object": "model", "status": "succeeded", "created_at": 1700000000}
+            | {"capabilities": capabilities, "lifecycle_status": "generally-available"}
+            for m in models
+        ]
+        return {"data": data, "object": "list"}
+    data = [
+        {"id": m, "object": "model", "created": 1700000000, "owned_by": "llm-server"}
+        for m in models
+    ]
+    return {"object": "list", "data": data}
 
 
 def server_logprob(index: int) -> float:

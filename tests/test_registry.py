@@ -17,10 +17,12 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_builtins_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
     reg = Registry.from_workspace(tmp_path / "missing.yaml", Secrets())
     status = {s.name: s for s in reg.statuses()}
     assert status["local"].usable and status["local"].key_display == "not needed"
     assert not status["openai"].usable and status["openai"].key_display == "missing"
+    assert status["vllm"].usable and status["vllm"].key_display == "optional, not set"
     assert {
         "openai",
         "anthropic",

@@ -66,16 +66,11 @@ class AnthropicProvider(HTTPProvider):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         key = self._key()
-        headers = {
-            "anthropic-version": ANTHROPIC_VERSION,
-            **self._extra_headers,
-            "x-api-key": key or "",  # never None: requires_key is on for Anthropic
-        }
         chunks = stream_chat(
             request,
             url=f"{self.base_url}/v1/messages",
             body=messages_body(request),
-            headers=headers,
+            headers=self._request_headers(key),
             timeouts=self.timeouts,
             provider=self.name,
             parse=self._parse,
@@ -83,6 +78,18 @@ class AnthropicProvider(HTTPProvider):
         )
         async for chunk in chunks:
             yield chunk
+
+    def _models_url(self) -> str:
+        return f"{self.base_url}/v1/models"
+
+    def _request_headers(self, key: str | None) -> dict[str, str]:
+        # Configured headers may pin another anthropic-version; `key or ""`: never None,
+        # requires_key is on for Anthropic.
+        return {
+            "anthropic-version": ANTHROPIC_VERSION,
+            **self._extra_headers,
+            "x-api-key": key or "",
+        }
 
     def _parse(self, event: ServerSentEvent) -> StreamDelta:
         return parse_event(event, provider=self.name)

@@ -163,6 +163,27 @@ async def open_stream(
         raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
 
 
+async def get_json(
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    provider: str,
+    secret: str | None = None,
+) -> Any:
+    """GET `url` and decode its JSON body, with the same error mapping as `open_stream`."""
+    try:
+        response = await get_client().get(
+            url, headers=dict(headers), timeout=http_timeout(timeouts)
+        )
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
+    if not response.is_success:
+        text = redact(response.text[:MAX_ERROR_BODY], secret)
+        raise error_for_status(response.status_code, text, response.headers, provider=provider)
+    return load_json(redact(response.text, secret), provider=provider)
+
+
 async def _read_error_body(response: httpx.Response) -> str:
     data = b""
     async for part in response.aiter_bytes():
@@ -368,3 +389,37 @@ class HTTPProvider:
         if key is None and self.requires_key:
             raise missing_key_error(self.name, self.api_key_env)
         return key
+
+    async def list_models(self, timeouts: Timeouts | None = None) -> list[str]:
+        """The model ids the server lists: one cheap authenticated GET, for a connection test."""
+        key = self._key()
+        payload = await get_json(
+            self._models_url(),
+            headers=self._request_headers(key),
+            timeouts=timeouts or self.timeouts,
+            provider=self.name,
+            secret=key,
+        )
+        return model_ids(payload, provider=self.name)
+
+    def _models_url(self) -> str:
+        raise NotImplementedError
+
+    def _request_headers(self, key: str | None) -> dict[str, str]:
+        """The configured headers plus this API's auth headers."""
+        return {**self._extra_headers, **self._auth_headers(key)}
+
+    def _auth_headers(self, key: str | None) -> dict[str, str]:
+        return {}
+
+
+def model_ids(payload: object, *, provider: str) -> list[str]:
+    """`data[*].id` of a models list (OpenAI, Azure and Anthropic share this shape)."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    if not isinstance(data, list):
+        raise ProtocolError(
+            "the server answered, but not with a list of models. Check that the base URL "
+            "points at the right API.",
+            provider=provider,
+        )
+    return [str(m["id"]) for m in data if isinstance(m, Mapping) and m.get("id")]

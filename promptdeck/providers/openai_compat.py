@@ -38,7 +38,7 @@ class OpenAIProvider(HTTPProvider):
             request,
             url=self._url(request),
             body=self._body(request),
-            headers={**self._extra_headers, **self._auth_headers(key)},
+            headers=self._request_headers(key),
             timeouts=self.timeouts,
             provider=self.name,
             parse=self._parse,
@@ -49,6 +49,9 @@ class OpenAIProvider(HTTPProvider):
 
     def _url(self, request: ChatRequest) -> str:
         return f"{self.base_url}/chat/completions"
+
+    def _models_url(self) -> str:
+        return f"{self.base_url}/models"  # Ollama, vLLM, LM Studio, OpenRouter answer it too
 
     def _auth_headers(self, key: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"} if key else {}
@@ -92,6 +95,9 @@ class AzureProvider(OpenAIProvider):
             f"{self.base_url}/openai/deployments/{deployment}/chat/completions"
             f"?api-version={version}"
         )
+
+    def _models_url(self) -> str:
+        return f"{self.base_url}/openai/models?api-version={quote(self.api_version, safe='')}"
 
     def _auth_headers(self, key: str | None) -> dict[str, str]:
         return {"api-key": key} if key else {}

@@ -246,7 +246,7 @@ class ProviderStatus:
     kind: str
     base_url: str
     key_env: str | None
-    key_display: str  # masked key, "missing" or "not needed"
+    key_display: str  # masked key, "missing", "optional, not set" or "not needed"
     usable: bool
 
 
@@ -293,15 +293,21 @@ class Registry:
     def resolve(self, model_ref: str) -> tuple[Provider, str]:
         """The provider for 'provider/model' and the model name it expects."""
         name, model = split_model_ref(model_ref)
+        return self.provider(name), model
+
+    def provider(self, name: str) -> Provider:
+        """The provider called `name`, built on first use."""
         if name not in self._providers:
             self._providers[name] = self._build(self.config(name))
-        return self._providers[name], model
+        return self._providers[name]
 
     def statuses(self) -> list[ProviderStatus]:
         out = []
         for cfg in self.configs.values():
             key = self.secrets.get(cfg.api_key_env) if cfg.api_key_env else None
             display = mask_secret(key) if cfg.api_key_env else "not needed"
+            if not key and cfg.api_key_env and not cfg.requires_key:
+                display = "optional, not set"  # e.g. a vLLM server started without --api-key
             usable = bool(key) or not cfg.requires_key
             if cfg.kind == "azure" and not cfg.base_url:
                 usable = False

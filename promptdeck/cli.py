@@ -5,11 +5,15 @@
     run SUITE ... --gate          then evaluate the suite's gates (exit 1 if one fails)
     gate RUN_ID [--baseline V] [--insufficient fail|pass]
     report RUN_ID [--html F] [--md F] [--csv F]   (RUN_ID may be 'latest')
+    import-promptfoo CONFIG --out DIR [--name NAME] [--force]
+    export-promptfoo SUITE --out FILE [--sampled] [--force]
 
 `run` resumes the newest unfinished run of the same plan (same prompts, sample and
 repeats) unless --new is given. Progress goes to stderr; stdout gets `run_id: <ID>` and a
 summary table. Exit codes: 0 done (and, with --gate, every gate passed); 1 not every cell
 finished, or a gate failed or had insufficient evidence; 2 usage or configuration error.
+`import-promptfoo` and `export-promptfoo` print what they wrote and, one per line, what they
+could not map; that is not an error (exit 0).
 """
 
 from __future__ import annotations
@@ -26,12 +30,20 @@ from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import build_plan
 from promptdeck.gates import evaluate_gates, overall_status
 from promptdeck.pricing import format_cost
+from promptdeck.promptfoo_export import export_promptfoo
+from promptdeck.promptfoo_import import import_promptfoo
 from promptdeck.prompts import load_prompts
 from promptdeck.providers.http import run_with_client
-from promptdeck.providers.registry import Registry
+from promptdeck.providers.registry import (
+    ProviderConfig,
+    Registry,
+    builtin_configs,
+    load_providers_file,
+)
 from promptdeck.report import cell_rows, html_report, markdown_summary, to_csv
 from promptdeck.results import load_cells, run_report
 from promptdeck.runner import Progress, Runner
+from promptdeck.settings import load_settings, saved_concurrency
 from promptdeck.store import Store
 from promptdeck.suite import load_suite
 
@@ -58,7 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sample", type=_at_least(1), metavar="N", help="rows to sample")
     run.add_argument("--seed", type=int, metavar="S", help="sampling seed (overrides suite)")
     run.add_argument(
-        "--concurrency", type=_at_least(1), metavar="C", help="calls in flight per provider"
+        "--concurrency",
+        type=_at_least(1),
+        metavar="C",
+        help="calls in flight per provider (default: as saved in Settings, else each "
+        "provider's max_concurrency)",
     )
     run.add_argument(
         "--rpm", type=_positive, metavar="R", help="max requests per minute per provider"
@@ -82,7 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--md", metavar="F", help="a Markdown summary for a pull request")
     report.add_argument("--csv", metavar="F", help="one row per cell: answer, judge, checks")
     report.set_defaults(func=cmd_report)
+    _promptfoo_parsers(sub)
     return parser
+
+
+def _promptfoo_parsers(sub: Any) -> None:
+    pf_in = sub.add_parser("import-promptfoo", help="promptfoo config -> prompts, dataset, suite")
+    pf_in.add_argument("config", help="a promptfooconfig.yaml")
+    pf_in.add_argument("--out", required=True, metavar="DIR", help="the workspace to write into")
+    pf_in.add_argument("--name", help="dataset, suite and task name (default: from the config)")
+    pf_in.add_argument("--force", action="store_true", help="overwrite files that exist")
+    pf_in.set_defaults(func=cmd_import_promptfoo)
+    pf_out = sub.add_parser("export-promptfoo", help="suite -> promptfooconfig.yaml")
+    pf_out.add_argument("suite", help="a datasets/<name>.suite.yaml file")
+    pf_out.add_argument("--out", required=True, metavar="FILE", help="the config to write")
+    pf_out.add_argument("--sampled", action="store_true", help="only the suite's sampled rows")
+    pf_out.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    pf_out.set_defaults(func=cmd_export_promptfoo)
 
 
 def _at_least(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -127,6 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         suite, load_prompts(ws.prompts_dir), n=args.sample, seed=args.seed, repeats=args.repeats
     )
     _, registry, store = open_workspace()  # only once the plan is sound: no stray store
+    concurrency = args.concurrency or saved_concurrency(store)  # None: each provider's own
+    use_cache = not args.no_cache and load_settings(store).use_cache
     snapshot = plan.snapshot()
     run_id = None if args.new else store.find_unfinished_run(snapshot["fingerprint"])
     if run_id is None:
@@ -135,9 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         done = len(store.done_cells(run_id))
         print(f"resuming run {run_id}: {done} of {len(plan.cells())} cells done", file=sys.stderr)
     print(f"run_id: {run_id}", flush=True)
-    runner = Runner(
-        registry, store, concurrency=args.concurrency, rpm=args.rpm, use_cache=not args.no_cache
-    )
+    runner = Runner(registry, store, concurrency=concurrency, rpm=args.rpm, use_cache=use_cache)
     bar = ProgressBar(sys.stderr)
     final = run_with_client(runner.run(run_id, plan, on_progress=bar.update))
     bar.close()
@@ -197,6 +229,51 @@ def cmd_report(args: argparse.Namespace) -> int:
             Path(args.md).write_text(text, encoding="utf-8")
             print(f"{args.md}: summary of run {run.id}")
     return 0
+
+
+def cmd_import_promptfoo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    result = import_promptfoo(
+        Path(args.config), Path(args.out), force=args.force, name=args.name, presets=_presets()
+    )
+    for path in result.written:
+        print(f"wrote {path}")
+    for note in result.notes:
+        print(f"note: {note}")
+    for item in result.unmapped:
+        print(f"not mapped: {item}")
+    print(
+        f"imported {len(result.variants)} variants and {result.rows} rows; "
+        f"{len(result.unmapped)} items not mapped"
+    )
+    return 0
+
+
+def cmd_export_promptfoo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    result = export_promptfoo(
+        Path(args.suite),
+        Path(args.out),
+        prompts_dir=Workspace.from_env().prompts_dir,
+        presets=_presets(),
+        sampled=args.sampled,
+        force=args.force,
+    )
+    for item in result.unmapped:
+        print(f"not exported: {item}")
+    print(f"wrote {result.path}: {result.tests} tests; {len(result.unmapped)} items not exported")
+    return 0
+
+
+def _presets() -> dict[str, ProviderConfig]:
+    """The built-in providers plus the workspace's providers.yaml, for base-URL matching."""
+    presets = builtin_configs()
+    path = Workspace.from_env().providers_file
+    if path.exists():
+        presets.update(load_providers_file(path)[0])
+    return presets
 
 
 class ProgressBar:

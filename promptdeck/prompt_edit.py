@@ -252,6 +252,11 @@ class PromptFiles:
     def history(self, name: str) -> list[dict[str, Any]]:
         return self.store.versions(self.key(self.path_of(name)))
 
+    def deleted(self) -> list[dict[str, Any]]:
+        """The last version of every variant file that was deleted (or renamed away)."""
+        last = self.store.last_versions(f"{self.root.name}/")
+        return [v for v in last if not self.path_of(v["name"]).exists()]
+
     def restore(self, name: str, version_id: int, expected: str) -> str:
         found = self.store.version(version_id)
         if found is None or found["path"] != self.key(self.path_of(name)):

@@ -108,7 +108,7 @@ def load_prompts(root: Path) -> PromptLibrary:
 
 def load_variant(path: Path, root: Path) -> PromptVariant:
     """Load one variant file; every problem is a PromptFileError with the line and field."""
-    return variant_from_text(_read_text(path), name=_variant_name(path, root), path=path)
+    return variant_from_text(_read_text(path), name=variant_name(path, root), path=path)
 
 
 def variant_from_text(text: str, *, name: str, path: Path) -> PromptVariant:
@@ -143,7 +143,8 @@ def _variant_files(root: Path) -> list[Path]:
     )
 
 
-def _variant_name(path: Path, root: Path) -> str:
+def variant_name(path: Path, root: Path) -> str:
+    """'task/variant' of a file under the prompts folder `root`; PromptFileError if misplaced."""
     try:
         relative = path.relative_to(root)
     except ValueError:

@@ -383,6 +383,15 @@ class Store:
         )
         return [dict(r) for r in rows]
 
+    def last_versions(self, prefix: str) -> list[dict[str, Any]]:
+        """The newest version of every file whose path starts with `prefix`, newest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM file_versions WHERE id IN (SELECT MAX(id) FROM file_versions"
+            " WHERE substr(path, 1, length(?)) = ? GROUP BY path) ORDER BY id DESC",
+            (prefix, prefix),
+        )
+        return [dict(r) for r in rows]
+
     def version(self, version_id: int) -> dict[str, Any] | None:
         row = (
             self._connect()

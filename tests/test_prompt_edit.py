@@ -215,3 +215,18 @@ def test_diff_of_two_variants_field_by_field(files: PromptFiles) -> None:
     )
     assert diffs["checks"].b == ""
     assert diffs["params"].a == "temperature: 0.2\nmax_tokens: 200\n"
+
+
+def test_deleted_variants_are_listed_until_restored(files: PromptFiles) -> None:
+    files.save(
+        "support/concise",
+        files.load("support/concise").text.replace("briefly", "in short"),
+        files.load("support/concise").fingerprint,
+    )
+    assert files.deleted() == []
+    files.delete("support/concise", files.load("support/concise").fingerprint)
+    gone = files.deleted()
+    assert [(v["name"], v["action"]) for v in gone] == [("support/concise", "delete")]
+    files.restore("support/concise", gone[0]["id"], MISSING)
+    assert files.deleted() == []
+    assert "in short" in files.load("support/concise").text

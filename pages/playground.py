@@ -4,7 +4,7 @@ import streamlit as st
 
 from promptdeck import ui
 from promptdeck.confidence import from_logprobs
-from promptdeck.datasets import find_datasets, load_dataset
+from promptdeck.datasets import append_case, find_datasets, load_dataset
 from promptdeck.errors import PromptDeckError
 from promptdeck.live import ColumnView, LiveRun, plan_columns
 from promptdeck.pricing import format_cost
@@ -121,6 +121,7 @@ if variables:
 def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     # A callback runs before the script, so the page it draws already shows the run.
     inputs = {name: st.session_state.get(f"pg_in_{name}", "") for name in variables}
+    st.session_state.pg_run_inputs = inputs  # what "Save as eval case" saves
     plans = plan_columns(variants, inputs, registry)
     st.session_state.pg_run = LiveRun(plans, registry, ui.store()).start()
 
@@ -211,3 +212,25 @@ def live_panel() -> None:
 
 
 live_panel()
+
+
+def save_case_panel() -> None:
+    """After a run: keep its inputs as a case of a CSV dataset, with a note (human in the loop)."""
+    inputs = st.session_state.get("pg_run_inputs")
+    if run is None or running or not inputs:
+        return
+    with st.expander("Save these inputs as an eval case", icon=":material/playlist_add:"):
+        csvs = [p.name for p in dataset_paths if p.suffix == ".csv"]
+        names = list(dict.fromkeys(["playground_cases.csv", *csvs]))
+        dest = st.selectbox("Dataset", names, key="pg_case_dest")
+        note = st.text_input("Why this case matters", key="pg_case_note")
+        if st.button("Save as eval case", key="pg_case_save"):
+            values = {**inputs, "note": note, "source": "playground"}
+            try:
+                new_id = append_case(ui.workspace().datasets_dir / dest, values)
+                st.success(f"Added as {new_id} to datasets/{dest}.")
+            except PromptDeckError as exc:
+                st.error(str(exc))
+
+
+save_case_panel()

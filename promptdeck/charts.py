@@ -372,3 +372,33 @@ def svg_score_distribution(dist: pd.DataFrame) -> str:
         body.append(_el("text", score, x=x0 + (group - gap) / 2, y=base + 16, text_anchor="middle"))
     end = _legend(left, base + 42, {str(v): c for v, c in colours.items()}, body)
     return _svg(max(left + group * len(scores) + 20, end, 360), base + 52, body, label)
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+ORIGIN_COLOURS = {"in the file": "#4c78a8", "added from the app": "#f58518"}
+
+
+def category_counts(counts: pd.DataFrame) -> AnyChart:
+    """Cases per category as horizontal bars, largest first, split by origin (in the file /
+    added from the app); from `dataset_edit.count_categories`."""
+    title = "Cases per category"
+    if counts.empty:
+        return _no_data(title)
+    totals = counts.groupby("category")["cases"].sum()
+    order = sorted(totals.index, key=lambda c: (-int(totals[c]), str(c)))
+    origins = [o for o in ORIGIN_COLOURS if o in set(counts["origin"])]
+    colours = {o: ORIGIN_COLOURS[o] for o in origins}
+    chart: AnyChart = (
+        alt.Chart(counts[["category", "origin", "cases"]], title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("sum(cases):Q", title="cases", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("category:N", sort=order, title=None),
+            color=_colour("origin:N", colours).legend(orient="bottom", title=None),
+            order=alt.Order("origin:N", sort="descending"),
+            tooltip=["category:N", "origin:N", "cases:Q"],
+        )
+        .properties(width=360, height=alt.Step(22))
+    )
+    return chart

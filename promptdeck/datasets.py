@@ -131,13 +131,13 @@ def _read_text_rows(path: Path, suffix: str) -> list[Row]:
             "save the file as UTF-8"
         )
     if suffix == ".csv":
-        return _read_csv(path, text)
+        return read_csv_rows(path, text)
     if suffix == ".jsonl":
-        return _read_jsonl(path, text)
+        return read_jsonl_rows(path, text)
     return _read_yaml(path, text)
 
 
-def _read_csv(path: Path, text: str) -> list[Row]:
+def read_csv_rows(path: Path, text: str) -> list[Row]:
     # strict: an unterminated quote would otherwise swallow the rest of the file silently
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[Row] = []
@@ -179,7 +179,7 @@ def _header(path: Path, line: int, record: list[str]) -> list[str]:
     return record
 
 
-def _read_jsonl(path: Path, text: str) -> list[Row]:
+def read_jsonl_rows(path: Path, text: str) -> list[Row]:
     rows: list[Row] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -288,6 +288,11 @@ def append_case(path: Path, values: Mapping[str, str]) -> str:
     new["id"] = new.get("id") or stable_id(new)
     if any(r.get("id") == new["id"] for r in rows):
         raise DatasetError(f"{path}: a case with id {new['id']!r} is already there")
+    if any(c not in columns and c != "id" for c in new):
+        # a new column (e.g. `note`) would change the content hash of every row without an
+        # id, and with it the row's identity across runs: write down the ids they have now
+        for row in rows:
+            row["id"] = row.get("id") or stable_id({k: v or "" for k, v in row.items()})
     columns = list(dict.fromkeys([*columns, "id", *new]))
     rows.append(new)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -228,3 +228,27 @@ def test_svg_delta_draws_a_dot_and_ci_per_category(frames: dict[str, pd.DataFram
     assert len(root.findall(f"{ns}line[@stroke-width='2.5']")) == 3  # their CIs
     labels = [t.text for t in root.findall(f"{ns}text")]
     assert labels[:4] == [NEW, ALL, labels[2], "billing"]
+
+
+def test_category_counts_sorts_by_size_and_colours_only_present_origins() -> None:
+    counts = pd.DataFrame(
+        [
+            {"category": "billing", "origin": "in the file", "cases": 2},
+            {"category": "billing", "origin": "added from the app", "cases": 1},
+            {"category": "shipping", "origin": "in the file", "cases": 5},
+            {"category": "(none)", "origin": "in the file", "cases": 3},
+        ]
+    )
+    spec = charts.category_counts(counts).to_dict()
+    assert marks(spec) == ["bar"]
+    assert spec["encoding"]["y"]["sort"] == ["shipping", "(none)", "billing"]
+    assert spec["encoding"]["x"]["aggregate"] == "sum"
+    assert spec["encoding"]["color"]["scale"]["domain"] == ["in the file", "added from the app"]
+    only_file = charts.category_counts(counts[counts["origin"] == "in the file"]).to_dict()
+    assert only_file["encoding"]["color"]["scale"]["domain"] == ["in the file"]
+    assert records(spec) == counts.to_dict("records")
+
+
+def test_category_counts_of_nothing_is_a_no_data_chart() -> None:
+    spec = charts.category_counts(pd.DataFrame({"category": [], "origin": [], "cases": []}))
+    assert records(spec.to_dict()) == [{"text": "no data"}]

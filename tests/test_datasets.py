@@ -235,3 +235,14 @@ def test_append_case_creates_then_extends_a_csv(tmp_path: Path) -> None:
     assert ds.cases[0].values["note"] == "" and ds.cases[1].values["note"] == "judge missed"
     with pytest.raises(DatasetError, match="already there"):
         append_case(path, {"id": "c1", "input": "again"})
+
+
+def test_append_case_with_a_new_column_keeps_the_ids_of_rows_without_one(tmp_path: Path) -> None:
+    from promptdeck.datasets import append_case
+
+    path = tmp_path / "cases.csv"
+    path.write_text("category,input\nbilling,Refund?\nreturns,Label?\n")
+    before = [c.id for c in load_dataset(path).cases]
+    added = append_case(path, {"category": "billing", "input": "Charged twice", "note": "why"})
+    after = [c.id for c in load_dataset(path).cases]
+    assert after == [*before, added]  # runs stored before still match these rows

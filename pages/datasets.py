@@ -1,0 +1,381 @@
+"""Datasets: browse, edit and import eval cases; see the cases added from the app."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from promptdeck import charts, ui
+from promptdeck.dataset_edit import (
+    Table,
+    conflict_diff,
+    count_categories,
+    edited_text,
+    filter_rows,
+    from_app,
+    history_key,
+    load_table,
+    new_table,
+    probe,
+    save_table,
+)
+from promptdeck.dataset_import import (
+    ColumnMap,
+    guess_map,
+    new_dataset_path,
+    plan_import,
+    read_source,
+    write_import,
+)
+from promptdeck.datasets import find_datasets
+from promptdeck.errors import DatasetError, FileConflictError
+from promptdeck.fileio import fingerprint_file
+from promptdeck.sampling import NO_STRATUM
+
+ui.frame("Datasets", ":material/table:")
+st.title("Datasets")
+root = ui.workspace().root
+folder = ui.workspace().datasets_dir
+state = st.session_state
+state.setdefault("ds_tables", {})  # path -> the Table as loaded for editing in this session
+state.setdefault("ds_generation", {})  # path -> bumped after a save or reload: a fresh editor
+
+if (flash := state.pop("ds_flash", None)) is not None:
+    st.success(flash, icon=":material/check_circle:")
+
+
+@st.cache_data(show_spinner=False)
+def load_errors(files: tuple[tuple[str, int, int], ...]) -> dict[str, str | None]:
+    """Which dataset files cannot be loaded (cached per file version: path, mtime, size)."""
+    return {str(p): e for p, e in probe(Path(f[0]) for f in files).items()}
+
+
+def file_versions(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    stats = [(p, p.stat()) for p in paths if p.exists()]
+    return tuple((str(p), s.st_mtime_ns, s.st_size) for p, s in stats)
+
+
+def reload(path: Path) -> None:
+    """Forget the loaded table and the editor's edits; the next run reads the file again."""
+    state.ds_tables.pop(str(path), None)
+    state.ds_generation[str(path)] = state.ds_generation.get(str(path), 0) + 1
+    state.pop("ds_conflict", None)
+
+
+def current_table(path: Path) -> Table | None:
+    table: Table | None = state.ds_tables.get(str(path))
+    if table is None:
+        try:
+            table = load_table(path)
+        except DatasetError as exc:
+            st.error(str(exc), icon=":material/description:")
+            return None
+        state.ds_tables[str(path)] = table
+    return table
+
+
+def show_case_table(frame: pd.DataFrame) -> None:
+    # cases from the app explain themselves in `note`: show it next to the id
+    first = [c for c in ("id", "category", "note", "source") if c in frame]
+    st.dataframe(
+        frame[first + [c for c in frame.columns if c not in first]],
+        hide_index=True,
+        width="stretch",
+        height=min(420, 38 + 35 * max(1, len(frame))),
+    )
+
+
+def browse(table: Table) -> None:
+    frame = table.frame()
+    cols = st.columns([2, 3, 2])
+    categories: list[str] = []
+    if "category" in frame:
+        categories = sorted(set(frame["category"].fillna("").str.strip().replace("", NO_STRATUM)))
+    picked = cols[0].multiselect(
+        "Category", categories, key=f"ds_cats_{table.path.name}", placeholder="All categories"
+    )
+    search = cols[1].text_input(
+        "Search", key=f"ds_search_{table.path.name}", placeholder="Text in any column"
+    )
+    cols[2].write("")
+    app_only = cols[2].toggle(
+        "Added from the app",
+        key=f"ds_app_{table.path.name}",
+        help="Cases saved from the Playground or Results: they carry a note.",
+    )
+    shown = filter_rows(frame, categories=picked, search=search, app_only=app_only)
+    added = int(from_app(frame).sum())
+    st.caption(
+        f"{len(shown)} of {len(frame)} cases shown"
+        + (f" · {added} added from the app" if added else " · none added from the app yet")
+    )
+    if shown.empty:
+        st.info("No case matches these filters: clear the search or pick other categories.")
+        return
+    left, right = st.columns([3, 2])
+    with left:
+        show_case_table(shown)
+    right.altair_chart(charts.category_counts(count_categories(shown)), width="stretch")
+
+
+def save(table: Table, edited: pd.DataFrame) -> None:
+    try:
+        saved = save_table(table, edited, ui.store(), root)
+    except FileConflictError as exc:
+        state.ds_conflict = {
+            "path": str(table.path),
+            "message": str(exc),
+            "disk": exc.disk_text,
+            "deleted": exc.deleted,
+            "yours": edited_text(table, edited),
+        }
+        return
+    except DatasetError as exc:
+        st.error(str(exc))
+        return
+    if not saved.changed:
+        st.info("No changes to save.")
+        return
+    dropped = f"; {saved.empty_dropped} empty rows dropped" if saved.empty_dropped else ""
+    state.ds_flash = f"Saved {saved.rows} cases to datasets/{table.path.name}{dropped}."
+    reload(table.path)
+    st.rerun()
+
+
+def show_conflict(table: Table, conflict: dict[str, object]) -> None:
+    st.error(str(conflict["message"]), icon=":material/sync_problem:")
+    disk, yours = str(conflict["disk"]), str(conflict["yours"])
+    st.markdown("**What differs** (`-` on disk now, `+` your edits, which are still in the table)")
+    st.code(conflict_diff(disk, yours, table.path.name) or "(same text)", language="diff")
+    with st.expander("Side by side"):
+        left, right = st.columns(2)
+        left.markdown("**On disk now**")
+        left.code(disk if not conflict["deleted"] else "(the file was deleted)", language=None)
+        right.markdown("**Your edits (not saved)**")
+        right.code(yours, language=None)
+    cols = st.columns(2)
+    cols[0].button(
+        "Reload from disk (drops your edits)",
+        key="ds_conflict_reload",
+        icon=":material/refresh:",
+        on_click=reload,
+        args=(table.path,),
+    )
+    cols[1].download_button(
+        "Download your version",
+        yours,
+        file_name=table.path.name,
+        key="ds_conflict_download",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def edit(table: Table) -> None:
+    if not table.writable:
+        st.info(
+            f"{table.path.suffix} datasets are read-only here: edit the file where it is "
+            "produced, or convert it to CSV, JSONL or YAML to edit it in PromptDeck."
+        )
+        return
+    if table.path.suffix.lower() in (".yaml", ".yml"):
+        st.caption("Saving rewrites the YAML file: comments in it are not kept.")
+    st.caption(
+        "Add rows at the bottom, delete them by selecting them on the left; "
+        "empty rows are dropped on save."
+    )
+    edited = st.data_editor(
+        table.frame(),
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        key=f"ds_editor_{table.path.name}_{state.ds_generation.get(str(table.path), 0)}",
+    )
+    cols = st.columns([1, 1, 5])
+    if cols[0].button("Save", type="primary", icon=":material/save:", key="ds_save"):
+        save(table, edited)
+    cols[1].button("Discard edits", key="ds_discard", on_click=reload, args=(table.path,))
+    conflict = state.get("ds_conflict")
+    if conflict is not None and conflict["path"] == str(table.path):
+        show_conflict(table, conflict)
+
+
+def history(table: Table) -> None:
+    versions = ui.store().versions(history_key(table.path, root))
+    if not versions:
+        st.caption("No saves from the app yet. Each save or import is listed here with its text.")
+        return
+    st.dataframe(
+        pd.DataFrame(versions)[["id", "saved", "action", "fingerprint"]],
+        hide_index=True,
+        width="stretch",
+    )
+    picked = st.selectbox(
+        "Show a version", [v["id"] for v in versions], key=f"ds_version_{table.path.name}"
+    )
+    chosen = next(v for v in versions if v["id"] == picked)
+    st.code(chosen["content"], language=None)
+
+
+def import_target(writable: list[Path], current: Path | None) -> Table | None:
+    kinds = ["An existing dataset", "A new dataset"] if writable else ["A new dataset"]
+    kind = st.radio("Add the cases to", kinds, horizontal=True, key="ds_imp_kind")
+    if kind == "A new dataset":
+        name = st.text_input(
+            "New dataset name", key="ds_imp_name", placeholder="production_queries.csv"
+        )
+        if not name.strip():
+            st.caption("Name the new dataset (.csv unless you type .jsonl or .yaml).")
+            return None
+        try:
+            return new_table(new_dataset_path(folder, name))
+        except DatasetError as exc:
+            st.error(str(exc))
+            return None
+    index = writable.index(current) if current in writable else 0
+    path = st.selectbox(
+        "Dataset", writable, index, format_func=lambda p: p.name, key="ds_imp_target"
+    )
+    return current_table(path)
+
+
+def import_section(writable: list[Path], current: Path | None) -> None:
+    upload = st.file_uploader(
+        "A CSV or JSONL file of production queries", type=["csv", "jsonl"], key="ds_upload"
+    )
+    if (problem := state.pop("ds_import_error", None)) is not None:
+        st.error(problem, icon=":material/sync_problem:")
+    if upload is None:
+        st.caption("Upload a file to map its columns. Nothing is written before you confirm.")
+        return
+    data = upload.getvalue()
+    try:
+        columns, _ = read_source(upload.name, data)
+    except DatasetError as exc:
+        st.error(str(exc), icon=":material/description:")
+        return
+    guess, optional = guess_map(columns), [None, *columns]
+    cols = st.columns(3)
+    source = cols[0].selectbox("input ←", columns, columns.index(guess.input), key="ds_imp_in")
+    category = cols[1].selectbox(
+        "category ←",
+        optional,
+        optional.index(guess.category),
+        key="ds_imp_cat",
+        format_func=lambda c: "(none)" if c is None else c,
+    )
+    expected = cols[2].selectbox(
+        "expected ←",
+        optional,
+        optional.index(guess.expected),
+        key="ds_imp_exp",
+        format_func=lambda c: "(none)" if c is None else c,
+    )
+    cols = st.columns(4)
+    keep = cols[0].checkbox("Keep the other columns", True, key="ds_imp_keep")
+    dedupe = cols[1].checkbox("Drop duplicate inputs", True, key="ds_imp_dedupe")
+    sample = cols[2].number_input(
+        "Sample size", 1, None, None, key="ds_imp_n", placeholder="all rows"
+    )
+    seed = cols[3].number_input("Seed", 0, None, 7, key="ds_imp_seed")
+    target = import_target(writable, current)
+    if target is None:
+        return
+    mapping = ColumnMap(source, category, expected, keep_other=keep)
+    try:
+        plan = plan_import(
+            upload.name, data, mapping, target, dedupe=dedupe, sample=sample, seed=int(seed)
+        )
+    except DatasetError as exc:
+        st.error(str(exc))
+        return
+    st.markdown(f"**Preview** · {plan.report.summary()}")
+    if plan.report.dropped_columns:
+        st.caption(
+            "Not imported (a clash with a mapped column or the id): "
+            + ", ".join(plan.report.dropped_columns)
+        )
+    if plan.report.problems:
+        with st.expander(f"{len(plan.report.problems)} rows skipped"):
+            st.markdown("\n".join(f"- {p}" for p in plan.report.problems))
+    if not plan.rows:
+        st.info("Nothing to import: every row was skipped or is already in the dataset.")
+        return
+    st.dataframe(pd.DataFrame(plan.rows), hide_index=True, width="stretch", height=240)
+    label = f"Import {len(plan.rows)} cases into datasets/{target.path.name}"
+    if st.button(label, type="primary", icon=":material/upload:", key="ds_imp_go"):
+        try:
+            saved = write_import(plan, ui.store(), root)
+        except FileConflictError as exc:
+            if target.path != current:  # nothing unsaved of it here: plan again on the new file
+                reload(target.path)
+            state.ds_import_error = f"{exc} Check the preview again, then import."
+            st.rerun()
+        except DatasetError as exc:
+            st.error(str(exc))
+            return
+        state.ds_flash = (
+            f"Imported {len(plan.rows)} cases: datasets/{target.path.name} has {saved.rows} now."
+        )
+        state.ds_show_next = target.path.name  # open the dataset the cases went into
+        reload(target.path)
+        st.rerun()
+
+
+paths = find_datasets(folder)
+errors = load_errors(file_versions(paths))
+broken = {p: errors.get(str(p)) for p in paths if errors.get(str(p))}
+if broken:
+    noun = "file" if len(broken) == 1 else "files"
+    with st.expander(f"⚠️ {len(broken)} dataset {noun} could not be loaded", expanded=True):
+        for message in broken.values():
+            st.error(str(message), icon=":material/description:")
+writable = [p for p in paths if p not in broken and p.suffix.lower() != ".parquet"]
+
+current: Path | None = None
+if not paths:
+    st.info(
+        "No datasets yet: `datasets/` has no .csv, .jsonl or .yaml file. Import a CSV or JSONL "
+        "of production queries below to create one, or copy a dataset file into `datasets/`."
+    )
+else:
+    if (shown := state.pop("ds_show_next", None)) is not None:
+        state.ds_path = shown  # set before the selectbox exists, so Streamlit accepts it
+    wanted = st.query_params.get("dataset")
+    names = [p.name for p in paths]
+    first_ok = next((i for i, p in enumerate(paths) if p not in broken), 0)
+    picked = st.selectbox(
+        "Dataset",
+        names,
+        names.index(wanted) if wanted in names else first_ok,
+        format_func=lambda n: f"⚠️ {n} (cannot be loaded)" if folder / n in broken else n,
+        key="ds_path",
+    )
+    current = folder / picked
+
+table = None
+if current in broken:
+    st.warning(f"{current.name} cannot be loaded (see above): fix the file or pick another one.")
+elif current is not None:
+    table = current_table(current)
+if table is not None and fingerprint_file(table.path) != table.fingerprint:
+    st.warning(
+        f"datasets/{table.path.name} changed on disk since you opened it; saving would be "
+        "refused. Reload to see the new version.",
+        icon=":material/sync_problem:",
+    )
+    st.button("Reload from disk", key="ds_reload", on_click=reload, args=(table.path,))
+
+if table is not None:
+    tabs = st.tabs(["Browse", "Edit", "Import", "History"])
+    with tabs[0]:
+        browse(table)
+    with tabs[1]:
+        edit(table)
+    with tabs[2]:
+        import_section(writable, current)
+    with tabs[3]:
+        history(table)
+else:
+    st.subheader("Import production queries")
+    import_section(writable, current)

@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from promptdeck import ui
+from promptdeck import demo, ui
+from promptdeck.errors import PromptDeckError
 from promptdeck.pricing import format_cost
 
 ui.frame("Home", ":material/home:")
@@ -56,7 +57,10 @@ if library.variants:
     )
     st.dataframe(tasks, hide_index=True, width="stretch")
 else:
-    st.info("No prompt variants yet: add a YAML file under `prompts/<task>/` (see README).")
+    st.info(
+        "No prompt variants yet: create one on the Prompts page, or add a YAML file under "
+        "`prompts/<task>/` (see README)."
+    )
 
 if registry is not None:
     st.subheader("Providers")
@@ -75,6 +79,11 @@ if registry is not None:
         ]
     )
     st.dataframe(statuses, hide_index=True, width="stretch")
+    st.page_link(
+        "pages/settings.py",
+        label="Test a connection, choose the default judge, the embedded model file: Settings",
+        icon=":material/settings:",
+    )
 
 runs = ui.store().list_runs(8)
 st.subheader("Recent eval runs")
@@ -96,7 +105,25 @@ if runs:
         width="stretch",
     )
 else:
-    st.caption("No eval run yet: the Evaluate page runs the demo suite on the local model.")
+    try:  # the same one click as on the Results page, which then shows the run's progress
+        demo_plan = (
+            demo.demo_plan(ui.workspace(), model_path=registry.config("local").model_path)
+            if registry is not None and demo.has_demo_suite(ui.workspace())
+            else None
+        )
+    except PromptDeckError:
+        demo_plan = None  # the Results page says why
+    if demo_plan is not None and registry is not None:
+        st.caption(
+            f"No eval run yet. The demo eval compares {len(demo_plan.variants)} support prompts "
+            f"on {len(demo_plan.cases)} tickets on the embedded model, judge included."
+        )
+        if st.button("Run the demo eval", type="primary", icon=":material/play_arrow:"):
+            demo_run = demo.start_demo(demo_plan, registry, ui.store(), ui.jobs())
+            st.session_state.ev_run = demo_run
+            st.switch_page("pages/results.py", query_params={"run": demo_run})
+    else:
+        st.caption("No eval run yet: plan one on the Evaluate page.")
 
 calls = ui.store().recent_calls(10)
 st.subheader("Recent calls")

@@ -6,12 +6,14 @@ import json
 import pandas as pd
 import streamlit as st
 
-from promptdeck import charts, ui
+from promptdeck import charts, demo, ui
 from promptdeck.calibration import describe, run_agreement
 from promptdeck.datasets import append_case, find_datasets
 from promptdeck.errors import PromptDeckError
+from promptdeck.evalplan import EvalPlan
 from promptdeck.gates import evaluate_gates, overall_status
 from promptdeck.pricing import format_cost
+from promptdeck.providers.registry import Registry
 from promptdeck.report import cell_rows, html_report, markdown_summary, to_csv
 from promptdeck.results import (
     ALL,
@@ -29,14 +31,79 @@ from promptdeck.textdiff import word_diff_html
 
 ui.frame("Results", ":material/insights:")
 store = ui.store()
+jobs = ui.jobs()
 runs = store.list_runs()
+
+
+def start_demo(plan: EvalPlan, registry: Registry) -> None:
+    run_id = demo.start_demo(plan, registry, store, jobs)
+    st.session_state.ev_run = run_id  # the Evaluate page shows the same run, answer by answer
+    st.query_params["run"] = run_id
+
+
+def first_run() -> None:
+    """No run yet: one click runs the demo suite, or, without one, where to start."""
+    workspace = ui.workspace()
+    if not demo.has_demo_suite(workspace):
+        st.info(
+            "No eval runs yet. Plan one on the Evaluate page: pick a suite or a dataset, the "
+            "variants and a judge, and press **Run**; its results appear here. From a terminal: "
+            "`python -m promptdeck run datasets/<name>.suite.yaml`."
+        )
+        st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/fact_check:")
+        return
+    registry = ui.registry_or_error()  # a broken providers.yaml is shown, and named, there
+    try:
+        if registry is None:
+            raise PromptDeckError("Fix the provider configuration first.")
+        plan = demo.demo_plan(workspace, model_path=registry.config("local").model_path)
+    except PromptDeckError as exc:
+        st.info("No eval runs yet.")
+        st.warning(f"The demo eval cannot run here. {exc}")
+        st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/fact_check:")
+        return
+    counts = plan.category_counts()
+    st.info(
+        f"No eval runs yet. See what an eval looks like: the demo suite compares "
+        f"{len(plan.variants)} support prompts on {len(plan.cases)} tickets "
+        f"({demo.ROWS_PER_CATEGORY} from each of {len(counts)} categories), and the embedded "
+        "model judges every answer. About a minute, offline, no key.",
+        icon=":material/science:",
+    )
+    st.button(
+        "Run the demo eval",
+        type="primary",
+        icon=":material/play_arrow:",
+        on_click=start_demo,
+        args=(plan, registry),
+    )
+    st.caption("Or plan your own run on the Evaluate page.")
+
+
+def progress_panel(run_id: str) -> None:
+    """Polled while the run's job works; redraws the whole page once it has finished."""
+    job = jobs.get(run_id)
+    total = store.get_run(run_id).total_cells
+    p = job.progress if job is not None else None
+    done = p.done if p is not None else len(store.results(run_id))
+    detail = f"{done}/{total} cells"
+    if p is not None:
+        eta = f" · about {p.eta_s:,.0f} s left" if p.eta_s is not None else ""
+        detail += f" · {p.errors} errors · {p.elapsed_s:,.0f} s{eta}"
+    st.progress(done / total if total else 1.0, text=detail)
+    st.caption(
+        "Each cell is one answer and its judge verdict. The headline, gates and charts "
+        "appear here when the run has finished; Evaluate shows every answer as it arrives."
+    )
+    if job is not None and job.running:
+        st.button("Cancel", icon=":material/cancel:", on_click=job.cancel.set)
+    else:
+        st.rerun()  # finished (or cancelled): draw the run's results, and stop polling
+
+
 if not runs:
     st.title("Results")
-    st.info(
-        "No eval runs yet. Run one on the Evaluate page, or from a terminal: "
-        "`python -m promptdeck run datasets/support_tickets.suite.yaml`."
-    )
-    st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/fact_check:")
+    first_run()
     st.stop()
 
 present = st.query_params.get("present") == "1"
@@ -51,13 +118,32 @@ if not present:
         list(by_id),
         list(by_id).index(run_id),
         key="res_run",
-        format_func=lambda r: f"{by_id[r].name} · {r} · {by_id[r].status}",
+        # No status in the label: Streamlit 1.67 keeps showing a selected option's old label
+        # after its text changes (checked in a browser), so "running" would outlive the run.
+        format_func=lambda r: f"{by_id[r].name} · {r}",
     )
 record = store.get_run(run_id)
+local_judge = demo.is_local_judge(demo.run_judge_model(record.snapshot))
+if (job := jobs.get(run_id)) is not None and job.running:
+    if not present:
+        st.subheader(f"Running: {record.name}")
+        if local_judge:
+            st.info(demo.LOCAL_JUDGE_NOTICE, icon=":material/info:")
+    st.fragment(run_every=0.5)(progress_panel)(run_id)
+    st.stop()
 cells = load_cells(store, run_id)
 if cells.empty:
-    st.info("This run has no finished cells yet.")
+    st.info(f"This run has no finished cells yet (status: {record.status}).")
     st.stop()
+if record.status != "done" and not present:
+    # "running" without a job of this server: another process runs it, or it was killed.
+    state = "not finished (running elsewhere, or interrupted)"
+    st.warning(
+        f"This run is {state if record.status == 'running' else record.status}: "
+        f"{len(cells)} of {record.total_cells} cells finished, "
+        "and everything below is computed from those only.",
+        icon=":material/warning:",
+    )
 variants = list(dict.fromkeys(cells["variant"]))
 suite = record.snapshot.get("suite", {})
 default_base = suite.get("baseline") if suite.get("baseline") in variants else variants[0]
@@ -127,6 +213,8 @@ def gates_banner() -> None:
 if present:
     st.markdown(f"# {record.name}")
     headline(big=True)
+    if local_judge:
+        st.info(demo.LOCAL_JUDGE_NOTICE, icon=":material/info:")
     gates_banner()
     st.altair_chart(charts.delta_by_category(table), width="stretch")
     if st.button("Leave presentation mode"):
@@ -135,6 +223,8 @@ if present:
     st.stop()
 
 headline(big=False)
+if local_judge:
+    st.info(demo.LOCAL_JUDGE_NOTICE, icon=":material/info:")
 gates_banner()
 with st.popover("Export for stakeholders", icon=":material/download:"):
     bundle = run_report(store, run_id, baseline)
@@ -258,6 +348,10 @@ if cases.empty:
 
 row_id = st.selectbox("Open a case", list(cases["row_id"]), key="res_case")
 case_cells = cells[(cells["row_id"] == row_id) & cells["variant"].isin([baseline, variant])]
+missing = [v for v in (baseline, variant) if not (case_cells["variant"] == v).any()]
+if missing:  # a run that stopped early: this case was not answered by every variant
+    st.info(f"This case has no answer from {' or '.join(missing)} in this run.")
+    st.stop()
 base_cell = case_cells[case_cells["variant"] == baseline].iloc[0]
 case_input = next((c for c in record.snapshot.get("cases", []) if c["id"] == row_id), {})
 with st.container(border=True):

@@ -1,9 +1,13 @@
 import json
 import random
+import re
+import shutil
+import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from promptdeck import demo, ui
 from promptdeck.call import CallResult
 from promptdeck.providers.base import Usage
 from promptdeck.store import CellRecord, ScoreRecord, Store
@@ -12,14 +16,15 @@ from tests.pages.conftest import ROOT
 GATES = [{"metric": "judge_score", "max_drop": 0.2}, {"metric": "error_rate", "max": 0.1}]
 
 
-def stored_run(workspace: Path, rows: int = 30) -> str:
+def stored_run(workspace: Path, rows: int = 30, judge: str | None = None) -> str:
     """A finished run with known scores: t/new beats t/base by ~1 point on every category."""
     store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
     cases = [
         {"id": f"r{i}", "category": "ab"[i % 2], "input": f"question {i}", "expected": ""}
         for i in range(rows)
     ]
-    snapshot = {"suite": {"baseline": "t/base", "gates": GATES}, "cases": cases}
+    suite = {"baseline": "t/base", "gates": GATES, "judge": judge and {"model": judge}}
+    snapshot = {"suite": suite, "cases": cases}
     run_id = store.create_run(snapshot, name="demo", total_cells=2 * rows)
     rng = random.Random(1)
     for i, case in enumerate(cases):
@@ -48,9 +53,75 @@ def open_results() -> AppTest:
 
 
 def test_empty_state_says_what_to_do(workspace: Path) -> None:
-    at = open_results()
+    at = open_results()  # the demo suite is here, but not the demo prompts it compares
     assert not at.exception
     assert "No eval runs yet" in at.info[0].value
+    assert "support/production: no prompts/support/production.yaml" in at.warning[0].value
+    assert not [b for b in at.button if b.label == "Run the demo eval"]
+
+
+def test_without_the_demo_suite_the_empty_state_points_to_evaluate(workspace: Path) -> None:
+    (workspace / "datasets" / "support_tickets.suite.yaml").unlink()  # a team's own repository
+    at = open_results()
+    assert not at.exception
+    assert "Plan one on the Evaluate page" in at.info[0].value
+    assert not [b for b in at.button if b.label == "Run the demo eval"]
+
+
+def test_one_click_runs_the_demo_eval_on_the_embedded_model(workspace: Path) -> None:
+    shutil.copytree(ROOT / "prompts" / "support", workspace / "prompts" / "support")
+    at = open_results()
+    assert not at.exception
+    assert "No eval runs yet" in at.info[0].value and "6 tickets" in at.info[0].value
+    next(b for b in at.button if b.label == "Run the demo eval").click().run()
+    run_id = at.session_state["ev_run"]  # Evaluate reattaches to the same run
+    assert at.query_params["run"] == run_id  # so do a refresh and a shared link
+    job = ui.jobs().get(run_id)  # the same job registry as the Evaluate page
+    assert job is not None
+    assert job.plan.category_counts() == {
+        c: 1 for c in ("account", "billing", "other", "product", "returns", "shipping")
+    }
+    assert [v.name for v in job.plan.variants] == [
+        "support/production",
+        "support/concise",
+        "support/empathetic",
+    ]
+    assert job.plan.suite.judge is not None and job.plan.suite.judge.model == "local/smollm2"
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    try:
+        while job.running and not store.results(run_id):  # real llama.cpp: a few seconds
+            time.sleep(0.2)
+        assert job.running, job.error  # 18 cells take about a minute: still going
+        at.run()
+        assert not at.exception
+        progress = at.get("progress")[0].proto
+        assert re.fullmatch(r"\d+/18 cells · 0 errors · .*", progress.text), progress.text
+        assert demo.LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
+        first = store.results(run_id)[0]
+        assert first["error"] is None and first["output"]
+        verdicts = [s for s in store.scores(run_id) if s["scorer"] == "judge"]
+        assert verdicts and verdicts[0]["judge_model"] == "local/smollm2"
+    finally:
+        job.cancel.set()
+        assert job.wait(60)
+    at.run()  # cancelled: the page shows what the run finished
+    assert not at.exception
+    assert store.get_run(run_id).status == "cancelled"
+    assert not at.get("progress")
+    assert any(w.value.startswith("This run is cancelled: ") for w in at.warning)
+    store.close()
+
+
+def test_a_run_judged_by_the_embedded_model_says_its_scores_are_not_reliable(
+    workspace: Path,
+) -> None:
+    stored_run(workspace, rows=6, judge="local/smollm2")
+    at = open_results()
+    assert not at.exception
+    assert demo.LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
+    stored_run(workspace, rows=6, judge="openai/gpt-4o-mini")  # the newest run is shown
+    at = open_results()
+    assert demo.LOCAL_JUDGE_NOTICE not in [i.value for i in at.info]
 
 
 def test_headline_gates_and_every_chart(workspace: Path) -> None:
@@ -85,6 +156,24 @@ def test_drill_down_and_override_change_the_statistics(workspace: Path) -> None:
     assert ">worse<" in " ".join(m.value for m in at.markdown)
 
 
+def test_a_case_that_a_stopped_run_did_not_answer_for_every_variant(workspace: Path) -> None:
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    cases = [{"id": f"r{i}", "input": f"q{i}"} for i in range(3)]
+    run_id = store.create_run(
+        {"suite": {"baseline": "t/base"}, "cases": cases}, name="stopped", total_cells=6
+    )
+    result = CallResult("fake/m", "answer", Usage(1, 1), 5.0, 9.0, 0.0)
+    for row, variants in (("r0", ["t/base", "t/new"]), ("r1", ["t/new"]), ("r2", ["t/base"])):
+        for name in variants:
+            store.add_result(run_id, CellRecord(row, name, 0, "", result), [])
+    store.set_run_status(run_id, "cancelled")
+    at = open_results()
+    for row, missing in (("r1", "t/base"), ("r2", "t/new")):
+        at.selectbox(key="res_case").select(row).run()
+        assert not at.exception
+        assert f"This case has no answer from {missing} in this run." in [i.value for i in at.info]
+
+
 def test_a_run_with_one_variant_says_so(workspace: Path) -> None:
     store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
     run_id = store.create_run(
@@ -94,4 +183,20 @@ def test_a_run_with_one_variant_says_so(workspace: Path) -> None:
     store.add_result(run_id, CellRecord("r0", "t/only", 0, "", result), [])
     at = open_results()
     assert not at.exception
-    assert "Only the baseline is in this run" in at.warning[0].value
+    warnings = [w.value for w in at.warning]
+    assert warnings[0].startswith("This run is not finished (running elsewhere, or interrupted)")
+    assert "Only the baseline is in this run" in warnings[1]
+
+
+def test_home_offers_the_same_click_and_opens_results(workspace: Path) -> None:
+    shutil.copytree(ROOT / "prompts" / "support", workspace / "prompts" / "support")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception
+    next(b for b in at.button if b.label == "Run the demo eval").click().run()
+    job = ui.jobs().get(at.session_state["ev_run"])
+    assert job is not None
+    job.cancel.set()  # the click started the real run; its progress is tested above
+    assert job.wait(60)
+    assert not at.exception
+    assert at.title[0].value == "Results" and at.query_params["run"] == job.run_id

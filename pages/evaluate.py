@@ -8,6 +8,7 @@ from promptdeck import ui
 from promptdeck.calibration import describe, run_agreement
 from promptdeck.confidence import Confidence, from_logprobs, sample_agreement
 from promptdeck.datasets import find_datasets, load_dataset
+from promptdeck.demo import LOCAL_JUDGE_NOTICE, is_local_judge
 from promptdeck.errors import PromptDeckError
 from promptdeck.evalplan import EvalPlan, build_plan, estimate
 from promptdeck.judge import judge_messages
@@ -16,6 +17,7 @@ from promptdeck.prompts import render_messages
 from promptdeck.report import cell_rows
 from promptdeck.runner import Runner
 from promptdeck.scoring import question_of, rubric_for
+from promptdeck.settings import Settings, load_settings
 from promptdeck.suite import DEFAULT_RUBRIC, JudgeSpec, SampleSpec, Suite, find_suites, load_suite
 
 ui.frame("Evaluate", ":material/fact_check:")
@@ -29,6 +31,11 @@ if registry is None:
     st.stop()
 store = ui.store()
 jobs = ui.jobs()
+try:
+    saved = load_settings(store)  # the defaults chosen on the Settings page
+except PromptDeckError as exc:
+    st.error(str(exc))
+    saved = Settings()
 
 
 def choose_suite() -> Suite | None:
@@ -66,7 +73,14 @@ def choose_suite() -> Suite | None:
     if not variants:
         st.info("Pick the variants to compare.")
         return None
-    baseline = st.selectbox("Baseline", variants, key="ev_baseline")
+    tagged = [i for i, n in enumerate(variants) if "baseline" in library.variants[n].tags]
+    baseline = st.selectbox(
+        "Baseline",
+        variants,
+        index=tagged[0] if tagged else 0,
+        key="ev_baseline",
+        help="Defaults to the variant tagged `baseline` (Prompts page: Mark as baseline).",
+    )
     return Suite(path=None, dataset=path, variants=tuple(variants), baseline=baseline)
 
 
@@ -94,7 +108,7 @@ def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
 
 def judge_controls(suite: Suite) -> JudgeSpec | None:
     """The judge, as the suite sets it, editable here: model, mode and the rubric text."""
-    base = suite.judge or JudgeSpec("local/smollm2", DEFAULT_RUBRIC)
+    base = suite.judge or JudgeSpec(saved.judge_model, DEFAULT_RUBRIC)
     on = st.toggle(
         "Judge every answer",
         value=True,
@@ -117,12 +131,8 @@ def judge_controls(suite: Suite) -> JudgeSpec | None:
     low, high = base.scale
     cols[2].markdown(f"Scale  \n**{low}–{high}**")
     rubric = st.text_area("Rubric", base.rubric, height=160, key="ev_rubric")
-    if model.startswith("local/"):
-        st.caption(
-            "The local judge is a small demo model (SmolLM2-135M): its scores show the "
-            "pipeline working, not a verdict to ship on. Connect a stronger judge, e.g. "
-            "`openai/gpt-4o-mini` with OPENAI_API_KEY set."
-        )
+    if is_local_judge(model):
+        st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     return JudgeSpec(model, rubric, base.scale, mode)
 
 
@@ -178,7 +188,8 @@ def show_plan(plan: EvalPlan, concurrency: int) -> None:
 def start(plan: EvalPlan, concurrency: int) -> None:
     snapshot = plan.snapshot()
     run_id = store.create_run(snapshot, name=plan.suite.name, total_cells=len(plan.cells()))
-    jobs.start(run_id, plan, Runner(registry, store, concurrency=concurrency))
+    runner = Runner(registry, store, concurrency=concurrency, use_cache=saved.use_cache)
+    jobs.start(run_id, plan, runner)
     st.session_state.ev_run = run_id
     st.query_params["run"] = run_id
 
@@ -200,7 +211,9 @@ with st.expander("Plan a new run", expanded=run_id is None):
             judge_controls(suite),
             suite.gates,
         )
-        concurrency = st.slider("Calls in flight per provider", 1, 32, 3, key="ev_conc")
+        concurrency = st.slider(
+            "Calls in flight per provider", 1, 32, saved.concurrency, key="ev_conc"
+        )
         try:
             plan = build_plan(suite, library)
         except PromptDeckError as exc:

@@ -3,6 +3,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
+from promptdeck.settings import Settings, save_settings
 from promptdeck.store import Store
 from tests.llm_server import LLMServer, Scenario
 from tests.pages.conftest import ROOT
@@ -61,3 +62,23 @@ def test_missing_template_variable_is_named_before_any_call(
     assert "t/needs uses {{ customer_name }}" in errors
     assert "support_sample.csv" in errors
     assert len(llm_server.requests) == 0
+
+
+def test_the_settings_page_defaults_prefill_the_plan(workspace: Path) -> None:
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    save_settings(store, Settings("fake/judge", 7, use_cache=True))
+    at = open_evaluate()
+    at.radio(key="ev_source").set_value("A dataset").run()
+    at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
+    assert not at.exception
+    assert at.text_input(key="ev_judge_model").value == "fake/judge"  # the suite names no judge
+    assert at.slider(key="ev_conc").value == 7
+
+
+def test_the_variant_tagged_baseline_is_the_default_baseline(workspace: Path) -> None:
+    beta = workspace / "prompts" / "t" / "beta.yaml"
+    beta.write_text(beta.read_text() + "tags: [baseline]\n")
+    at = open_evaluate()
+    at.radio(key="ev_source").set_value("A dataset").run()
+    at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
+    assert at.selectbox(key="ev_baseline").value == "t/beta"

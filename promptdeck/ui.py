@@ -17,8 +17,11 @@ from promptdeck.store import Store
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/playground.py", "Playground", ":material/play_circle:"),
+    ("pages/prompts.py", "Prompts", ":material/edit_note:"),
     ("pages/evaluate.py", "Evaluate", ":material/fact_check:"),
     ("pages/results.py", "Results", ":material/insights:"),
+    ("pages/datasets.py", "Datasets", ":material/table:"),
+    ("pages/settings.py", "Settings", ":material/settings:"),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,40 @@ def test_results_page_headline_gates_charts_and_a_case(
     wait_idle(page)
     page.get_by_test_id("stVegaLiteChart").first.wait_for()
     shot(page, "results-presentation")
+
+
+def headline_delta(page: Page) -> float:
+    text = page.get_by_text("t/new vs t/base:").first.inner_text()
+    return float(re.search(r"([+-]\d+\.\d+) judge score", text).group(1))  # type: ignore[union-attr]
+
+
+def test_drill_into_a_case_and_override_the_judge(
+    page: Page, app_url: str, app_workspace: Path
+) -> None:
+    run_id = stored_run(app_workspace, rows=30)
+    page.goto(f"{app_url}/results?run={run_id}")
+    wait_idle(page)
+    page.get_by_text("t/new vs t/base").first.wait_for()
+    before = headline_delta(page)
+    # the first case is open: both answers, each with the judge's verdict and reasoning
+    page.get_by_text(re.compile(r"^t/base answer \d+$")).first.wait_for()
+    page.get_by_text(re.compile(r"^Judge: \d — reason \d+$")).nth(1).wait_for()
+    page.get_by_text("Review t/new's answer").wait_for()
+    score = page.get_by_role("spinbutton", name="Your score")
+    score.fill("1")
+    score.press("Tab")
+    page.get_by_role("button", name="Save review").click()
+    wait_idle(page)
+    store = Store(app_workspace / ".promptdeck" / "promptdeck.sqlite")
+    overrides = store.score_overrides(run_id)
+    store.close()
+    assert list(overrides.values()) == [1.0]
+    page.wait_for_function(
+        "(b) => !document.body.innerText.includes(b)", arg=f"t/new vs t/base: {before:+.2f}"
+    )
+    after = headline_delta(page)
+    assert after < before  # one t/new answer scored 1 by a human pulls its mean delta down
+    shot(page, "results-override")
 
 
 def test_html_report_renders_offline(browser: Browser, app_workspace: Path) -> None:

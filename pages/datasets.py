@@ -257,19 +257,18 @@ def import_section(writable: list[Path], current: Path | None) -> None:
     guess, optional = guess_map(columns), [None, *columns]
     cols = st.columns(3)
     source = cols[0].selectbox("input ←", columns, columns.index(guess.input), key="ds_imp_in")
-    category = cols[1].selectbox(
-        "category ←",
-        optional,
-        optional.index(guess.category),
-        key="ds_imp_cat",
-        format_func=lambda c: "(none)" if c is None else c,
-    )
-    expected = cols[2].selectbox(
-        "expected ←",
-        optional,
-        optional.index(guess.expected),
-        key="ds_imp_exp",
-        format_func=lambda c: "(none)" if c is None else c,
+    category, expected = (
+        col.selectbox(
+            f"{role} ←",
+            optional,
+            optional.index(guessed),
+            key=f"ds_imp_{role}",
+            format_func=lambda c: "(none)" if c is None else c,
+        )
+        for col, role, guessed in (
+            (cols[1], "category", guess.category),
+            (cols[2], "expected", guess.expected),
+        )
     )
     cols = st.columns(4)
     keep = cols[0].checkbox("Keep the other columns", True, key="ds_imp_keep")

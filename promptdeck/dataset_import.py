@@ -31,6 +31,7 @@ from promptdeck.errors import DatasetError
 from promptdeck.fileio import MISSING
 from promptdeck.sampling import sample_cases
 from promptdeck.store import Store
+from promptdeck.yamlfile import decode_text
 
 IMPORTABLE = (".csv", ".jsonl")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -85,13 +86,9 @@ def read_source(name: str, data: bytes) -> tuple[list[str], list[Row]]:
     if suffix not in IMPORTABLE:
         raise DatasetError(f"{name}: import reads .csv or .jsonl files (one JSON object per line)")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(
-            f"{name}: line {line}: not UTF-8 text; save the file as UTF-8 "
-            "(in Excel: File > Save As > CSV UTF-8)"
-        ) from None
+        text = decode_text(data)
+    except ValueError as exc:
+        raise DatasetError(f"{name}: {exc} (in Excel: File > Save As > CSV UTF-8)") from None
     source = Path(name)
     raw = read_csv_rows(source, text) if suffix == ".csv" else read_jsonl_rows(source, text)
     if not raw:

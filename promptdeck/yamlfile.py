@@ -38,6 +38,11 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read: {exc.strerror}") from None
+    return decode_text(raw)
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes as UTF-8 text; ValueError says where they are not."""
     try:
         return raw.decode("utf-8-sig")  # -sig: editors on Windows add a byte-order mark
     except UnicodeDecodeError as exc:

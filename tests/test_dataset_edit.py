@@ -344,7 +344,7 @@ def test_import_refuses_a_target_changed_since_the_preview(tmp_path: Path, store
         ("prod.csv", b'query,intent\nok,a\n"broken,b\nmore,c\n', "prod.csv: line 3: a quoted"),
         ("prod.csv", b"query,intent\nok,a\none,two,three\n", "prod.csv: line 3: 3 fields"),
         ("prod.jsonl", b'{"query": "a"}\n{"query": \n', "prod.jsonl: line 2: invalid JSON"),
-        ("prod.csv", b"query\ncaf\xe9\n", "prod.csv: line 2: not UTF-8"),
+        ("prod.csv", b"query\ncaf\xe9\n", "prod.csv: line 2, byte 9: not UTF-8 text (0xe9)"),
         ("prod.xlsx", b"PK", "prod.xlsx: import reads .csv or .jsonl"),
         ("prod.csv", b"query\n", "prod.csv: no rows"),
     ],

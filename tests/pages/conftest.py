@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from tests.llm_server import LLMServer
 
@@ -36,3 +37,12 @@ def workspace(
     monkeypatch.delenv("PROMPTDECK_PROVIDERS", raising=False)
     monkeypatch.delenv("PROMPTDECK_HOME", raising=False)
     yield tmp_path
+
+
+def open_page(page: str) -> AppTest:
+    """The app started at Home, as a browser would, then switched to `page` (pages/x.py)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at

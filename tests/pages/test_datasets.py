@@ -14,17 +14,13 @@ from streamlit.testing.v1 import AppTest
 
 from promptdeck.datasets import append_case, load_dataset
 from promptdeck.store import Store
-from tests.pages.conftest import ROOT
+from tests.pages.conftest import ROOT, open_page
 
 SAMPLE = "datasets/support_sample.csv"
 
 
 def open_datasets() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page("pages/datasets.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/datasets.py")
 
 
 def edit(at: AppTest, edits: dict[str, object]) -> AppTest:
@@ -99,7 +95,7 @@ def test_import_previews_then_appends_rows(workspace: Path) -> None:
     at = open_datasets()
     at.file_uploader(key="ds_upload").set_value(("prod.csv", source.encode(), "text/csv")).run()
     assert at.selectbox(key="ds_imp_in").value == "query"
-    assert at.selectbox(key="ds_imp_cat").value == "intent"
+    assert at.selectbox(key="ds_imp_category").value == "intent"
     preview = next(m.value for m in at.markdown if m.value.startswith("**Preview**"))
     assert "5 rows read · 1 without input skipped · 1 duplicates in the file" in preview
     assert "1 already in the dataset" in preview and "2 to add" in preview

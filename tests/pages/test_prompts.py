@@ -9,7 +9,7 @@ from tests.pages.conftest import ROOT
 def open_prompts(variant: str = "t/alpha") -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     at.run()
-    at.query_params["variant"] = variant
+    at.query_params["variant"] = variant  # as a link from another page would
     at.switch_page("pages/prompts.py").run()
     assert not at.exception, at.exception
     return at

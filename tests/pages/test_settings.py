@@ -8,18 +8,14 @@ from promptdeck.config import mask_secret
 from promptdeck.providers.local import default_model_path
 from promptdeck.store import Store
 from tests.llm_server import MODELS_LIST, LLMServer, Scenario
-from tests.pages.conftest import ROOT
+from tests.pages.conftest import open_page
 
 KEY = "sk-test-page-0123456789abcdef"
 SMOLLM2 = default_model_path()
 
 
 def open_settings() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page("pages/settings.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/settings.py")
 
 
 def every_text(at: AppTest) -> str:

@@ -110,7 +110,7 @@ name = top.selectbox(
     names,
     key="pp_variant",
     format_func=lambda n: f"⚠️ {n} (cannot be loaded)" if n in broken else n,
-    width=380,
+    width=300,
 )
 st.query_params["variant"] = name
 variant: PromptVariant | None = library.variants.get(name)
@@ -330,7 +330,11 @@ def show_conflict(text: str) -> None:
         "overwritten. Below: what is on disk now (-) against your version (+).",
         icon=":material/sync_problem:",
     )
-    st.code(text_diff(on_disk, text, "on disk now", "yours") or "(no difference)", language="diff")
+    st.code(
+        text_diff(on_disk, text, "on disk now", "yours") or "(no difference)",
+        language="diff",
+        wrap_lines=True,
+    )
     c = st.columns(3)
     if c[0].button("Reload from disk (drop my edits)", icon=":material/refresh:"):
         state.pp_conflict.pop(name, None)
@@ -365,11 +369,13 @@ def edit_tab() -> None:
             st.success("Valid. Unsaved changes.", icon=":material/edit:")
         else:
             st.caption(f"`{disk.path}`, saved.")
-        if current is not None:
-            preview(current)
         if changed:
             with st.expander("Changes to the file", expanded=True):
-                st.code(text_diff(base.text, text, "saved", "yours"), language="diff")
+                st.code(
+                    text_diff(base.text, text, "saved", "yours"), language="diff", wrap_lines=True
+                )
+        if current is not None:
+            preview(current)
     if name in state.pp_conflict:
         show_conflict(text)
         return
@@ -403,7 +409,7 @@ def compare_tab() -> None:
         left.code(diff.a or "(none)", language=None, wrap_lines=True)
         right.code(diff.b or "(none)", language=None, wrap_lines=True)
         with st.expander(f"{diff.field}: line diff"):
-            st.code(diff.unified(a, b), language="diff")
+            st.code(diff.unified(a, b), language="diff", wrap_lines=True)
 
 
 def history_tab() -> None:

@@ -123,3 +123,10 @@ def test_mark_as_baseline_and_delete_with_confirmation(workspace: Path) -> None:
     at.selectbox(key="pp_gone").set_value(at.selectbox(key="pp_gone").options[0]).run()
     button(at, "Restore").click().run()
     assert (workspace / "prompts" / "t" / "beta.yaml").exists()
+
+
+def test_open_in_playground_selects_the_variant_there(workspace: Path) -> None:
+    at = open_prompts("t/beta")
+    button(at, "Open in Playground").click().run()
+    assert not at.exception
+    assert at.multiselect(key="pg_variants").value == ["t/beta"]

@@ -30,9 +30,13 @@ if TYPE_CHECKING:
     from promptdeck.promptfoo_import import Pair
 
 Report = Callable[[str, str], None]
-_ASSERT_KEYS = ("type", "value", "threshold", "metric", "provider")
+_ASSERT_KEYS = ("type", "value", "threshold", "metric", "provider", "transform")
 _USES_THRESHOLD = ("similar", "latency", "cost")
-_ROW_VALUED = ("equals", "similar")  # without a value, they compare with the row's expected
+_ROW_VALUED = ("equals", "similar")
+SIMILAR_DIFFERS = (
+    "promptfoo compares embeddings, PromptDeck compares the characters (difflib ratio); "
+    "the same threshold passes fewer paraphrases: review it"
+)  # without a value, they compare with the row's expected
 # promptfoo renders assertion values with the test's vars (Nunjucks; missing ones are empty)
 _VALUES = SandboxedEnvironment(autoescape=False)
 
@@ -72,6 +76,8 @@ def map_tests(
     mapped = Mapped()
     row_of = _rows(tests, mapped.rows, report)
     items = [[i for w, a in t.asserts if (i := classify(w, a, t.vars, report))] for t in tests]
+    if any(i.check and i.check["type"] == "similar" for its in items for i in its):
+        note(f"similar: {SIMILAR_DIFFERS}")
     runs = {pair.name: [i for i, t in enumerate(tests) if _runs(t, pair)] for pair in pairs}
     _check_coverage(tests, row_of, runs, report)
     for pair in pairs:
@@ -158,6 +164,9 @@ def classify(
     for key in assertion:
         if key not in _ASSERT_KEYS or (key == "provider" and kind != "llm-rubric"):
             report(f"{where}.{key}", "not supported by PromptDeck; ignored")
+    if "transform" in assertion:  # the check would test the answer, not what promptfoo tests
+        report(f"{where}.transform", "PromptDeck checks the answer as it came; not mapped")
+        return None
     if "threshold" in assertion and kind not in _USES_THRESHOLD:
         report(f"{where}.threshold", f"{kind} has no threshold in PromptDeck; ignored")
     value = render_value(assertion.get("value"), variables)

@@ -31,6 +31,7 @@ from promptdeck.promptfoo import (
     dump_yaml,
     provider_id_for,
 )
+from promptdeck.promptfoo_checks import SIMILAR_DIFFERS
 from promptdeck.promptfoo_import import write_files
 from promptdeck.prompts import PromptVariant, load_prompts
 from promptdeck.providers.registry import ProviderConfig, builtin_configs
@@ -214,6 +215,8 @@ def _asserts(variant: PromptVariant, case: Case | None, ex: _Export) -> list[dic
         except ValueError as exc:
             ex.report(f"{variant.name}.checks[{index}]", str(exc))
             continue
+        if check.type == "similar":
+            ex.report(f"{variant.name}.checks[{index}]", f"exported, but {SIMILAR_DIFFERS}")
         if check.name:
             found = [{**a, "metric": check.name} for a in found]
         asserts.extend(found)

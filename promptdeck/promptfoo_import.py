@@ -26,7 +26,7 @@ from promptdeck.errors import ConfigError, PromptFileError
 from promptdeck.fileio import atomic_write
 from promptdeck.promptfoo import PARAM_NAMES, Unmapped, dump_yaml, model_from_provider_id
 from promptdeck.promptfoo_checks import Mapped, map_tests
-from promptdeck.promptfoo_tests import PromptfooTest, TestReader
+from promptdeck.promptfoo_tests import PromptfooTest, TestReader, local_paths
 from promptdeck.prompts import variant_from_dict
 from promptdeck.providers.registry import ProviderConfig, builtin_configs
 from promptdeck.yamlfile import parse_yaml, read_text
@@ -202,8 +202,10 @@ def _prompts_from_file(ref: str, label: str | None, where: str, ctx: _Context) -
     if ":" in pattern and not pattern.startswith(("/", ".")) and pattern.count(":") == 1:
         ctx.report(where, f"{ref}: a prompt made by a function is not supported")
         return []
-    base = ctx.config.parent
-    paths = sorted(base.glob(pattern)) if "*" in pattern else [base / pattern]
+    try:
+        paths = local_paths(ctx.config.parent, ref)
+    except ValueError as exc:
+        raise ctx.fail(f"{where}: {exc}") from None
     prompts: list[Prompt] = []
     for path in paths:
         if path.suffix not in (*_TEXT_SUFFIXES, ".json", ".yaml", ".yml"):

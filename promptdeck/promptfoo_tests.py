@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from promptdeck.errors import ConfigError
-from promptdeck.yamlfile import parse_yaml, read_text
+from promptdeck.yamlfile import decode_text, parse_yaml, read_text
 
 TEST_KEYS = ("vars", "description", "assert", "metadata", "providers", "prompts", "options")
 # accepted by promptfoo, with no PromptDeck counterpart: reported, not failed on
 _IGNORED_TEST_KEYS = ("threshold", "provider", "assertScoringFunction", "providerOutput")
 _CODE_SUFFIXES = (".js", ".cjs", ".mjs", ".ts", ".py", ".rb", ".sh")
+_SCRIPT_TYPES = ("javascript", "python", "ruby")  # their file:// value is the code to run
+_TRANSFORMS = ("transform", "postprocess")  # options that change the answer before asserts
 # promptfoo's assertion types as CSV `__expected` cells name them; the longest match wins
 _CSV_TYPES = sorted(
     [
@@ -82,6 +84,7 @@ class PromptfooTest:
     providers: list[str] | None = None
     prompts: list[str] | None = None
     grader: str | None = None  # options.provider: the model that grades llm-rubric
+    transformed: bool = False  # options.transform: the asserts see a changed answer
 
 
 Report = Callable[[str, str], None]
@@ -114,11 +117,21 @@ class TestReader:
                 tests.append(self.test(item, where))
             else:
                 raise self.fail(f"{where}: a test is a mapping or a file path, got {item!r}")
-        return [merged for test in tests for merged in expand(merge(base, test), self.note)]
+        merged = [self._untransformed(merge(base, test)) for test in tests]
+        return [row for test in merged for row in expand(test, self.note)]
+
+    def _untransformed(self, test: PromptfooTest) -> PromptfooTest:
+        """A test whose options.transform changes the answer keeps no assertion: PromptDeck
+        checks the answer as it came, so a check mapped from it would test something else."""
+        if not test.transformed:
+            return test
+        for where, _ in test.asserts:
+            self.report(where, "options.transform changes the answer first; not mapped")
+        return replace(test, asserts=[])
 
     def default_test(self, raw: object) -> PromptfooTest:
         if isinstance(raw, str):
-            loaded = self._structured(self.path(raw))
+            loaded = self._structured(self.path(raw, "defaultTest"))
             if not isinstance(loaded, dict):
                 raise self.fail(f"defaultTest {raw} must hold one mapping")
             raw = loaded
@@ -151,20 +164,57 @@ class TestReader:
             self._names(raw.get("prompts"), f"{where}.prompts"),
         )
         test.grader = self._options(raw.get("options"), where)
+        test.transformed = any((raw.get("options") or {}).get(key) for key in _TRANSFORMS)
         return test
 
-    def path(self, ref: str) -> Path:
-        return self.config.parent / ref.removeprefix("file://")
+    def path(self, ref: str, where: str) -> Path:
+        paths = self.paths(ref, where)
+        if not paths:
+            raise self.fail(f"{where}: no file matches {ref}")
+        return paths[0]
+
+    def paths(self, ref: str, where: str) -> list[Path]:
+        try:
+            return local_paths(self.config.parent, ref)
+        except ValueError as exc:
+            raise self.fail(f"{where}: {exc}") from None
 
     def _asserts(self, raw: object, where: str) -> list[tuple[str, dict[str, Any]]]:
         if raw is None:
             return []
         if not isinstance(raw, list):
             raise self.fail(f"{where}.assert must be a list of assertions")
+        asserts = []
         for index, item in enumerate(raw):
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 raise self.fail(f"{where}.assert[{index}] must be a mapping with a 'type'")
-        return [(f"{where}.assert[{i}]", dict(item)) for i, item in enumerate(raw)]
+            if assertion := self._assertion(item, f"{where}.assert[{index}]"):
+                asserts.append((f"{where}.assert[{index}]", assertion))
+        return asserts
+
+    def _assertion(self, raw: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+        """The assertion with its `file://` value read, as promptfoo reads it when it runs."""
+        if "value" not in raw or raw["type"].removeprefix("not-") in _SCRIPT_TYPES:
+            return dict(raw)
+        try:
+            return {**raw, "value": self._value(raw["value"], where)}
+        except ValueError as exc:
+            self.report(where, str(exc))
+            return None
+
+    def _value(self, value: object, where: str) -> object:
+        if isinstance(value, list):
+            return [self._value(item, where) for item in value]
+        if not isinstance(value, str) or not value.startswith("file://"):
+            return value
+        if Path(value.removeprefix("file://").partition(":")[0]).suffix in _CODE_SUFFIXES:
+            raise ValueError(f"the value {value} is computed by code; not mapped")
+        path = self.path(value, where)
+        return (
+            self._structured(path)
+            if path.suffix in (".json", ".yaml", ".yml")
+            else self._text(path)
+        )
 
     def _names(self, raw: object, where: str) -> list[str] | None:
         if raw is None:
@@ -179,7 +229,7 @@ class TestReader:
         if not isinstance(raw, dict):
             raise self.fail(f"{where}.options must be a mapping")
         for key in raw:
-            if key != "provider":
+            if key not in ("provider", *_TRANSFORMS):
                 self.report(f"{where}.options.{key}", "not supported by PromptDeck; ignored")
         grader = raw.get("provider")
         if isinstance(grader, dict):
@@ -193,11 +243,19 @@ class TestReader:
         if isinstance(value, list):
             return [self._var(item, where) for item in value]
         if isinstance(value, str) and value.startswith("file://"):
-            path = self.path(value)
+            path = self.path(value, where)
             if path.suffix in _CODE_SUFFIXES:
                 self.report(where, f"{value} is computed by code; kept as the literal text")
                 return value
-            return self._text(path)
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise self.fail(f"{where}: {path}: cannot read: {exc.strerror}") from None
+            try:
+                return decode_text(raw)
+            except ValueError:  # an image or a PDF: promptfoo sends it, PromptDeck cannot
+                self.report(where, f"{value} is not text; kept as the literal text")
+                return value
         return value
 
     def _text(self, path: Path) -> str:
@@ -214,8 +272,7 @@ class TestReader:
             raise self.fail(f"{path}: {exc}") from None
 
     def _from_files(self, ref: str) -> list[PromptfooTest]:
-        pattern = ref.removeprefix("file://")
-        paths = sorted(self.config.parent.glob(pattern)) if "*" in pattern else [self.path(ref)]
+        paths = self.paths(ref, "tests")
         if not paths:
             raise self.fail(f"tests: no file matches {ref}")
         tests: list[PromptfooTest] = []
@@ -255,7 +312,9 @@ class TestReader:
             key = raw_key.strip()
             if key.startswith("__expected"):
                 if value.strip():
-                    test.asserts.append((f"{where} ({key})", assertion_from_text(value.strip())))
+                    cell = f"{where} ({key})"
+                    if assertion := self._assertion(assertion_from_text(value.strip()), cell):
+                        test.asserts.append((cell, assertion))
             elif key == "__description":
                 test.description = value
             elif key.startswith("__metadata:"):
@@ -269,6 +328,23 @@ class TestReader:
             else:
                 test.vars[key] = self._var(value, f"{where} ({key})")
         return test
+
+
+def local_paths(base: Path, ref: str) -> list[Path]:
+    """The files `file://ref` names in the config's folder `base` (a glob may name several).
+
+    promptfoo reads any path, but an import copies what it reads into the workspace's files,
+    so a shared config must not pull `../.env` or `/home/me/.ssh/...` into a dataset."""
+    pattern, root = Path(ref.removeprefix("file://")), base.resolve()
+    outside = ValueError(f"{ref} is outside the config's folder {base}; copy the file into it")
+    if pattern.is_absolute():
+        if not pattern.is_relative_to(root):
+            raise outside
+        pattern = pattern.relative_to(root)  # glob takes relative patterns only
+    paths = sorted(base.glob(str(pattern))) if "*" in str(pattern) else [base / pattern]
+    if any(not path.resolve().is_relative_to(root) for path in paths):
+        raise outside
+    return paths
 
 
 def _json_line(line: str) -> object:
@@ -318,6 +394,7 @@ def merge(default: PromptfooTest, test: PromptfooTest) -> PromptfooTest:
         providers=test.providers if test.providers is not None else default.providers,
         prompts=test.prompts if test.prompts is not None else default.prompts,
         grader=test.grader or default.grader,
+        transformed=test.transformed or default.transformed,
     )
 
 

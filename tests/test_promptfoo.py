@@ -39,6 +39,11 @@ COMMON_CHECKS = [
     {"type": "equals"},
 ]
 
+SIMILAR_NOTE = (
+    "promptfoo compares embeddings, PromptDeck compares the characters (difflib ratio); "
+    "the same threshold passes fewer paraphrases: review it"
+)
+
 
 def read_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -170,6 +175,7 @@ def test_unsupported_items_are_reported_one_by_one_and_the_rest_is_written(
         ("bad_yaml.yaml", "line 2: invalid YAML"),
         ("no_providers.yaml", "'providers' is missing"),
         ("assert_without_type.yaml", "tests[0].assert[0] must be a mapping with a 'type'"),
+        ("var_glob_without_match.yaml", "tests[0].vars.text: no file matches file://none*.txt"),
         ("missing_tests_file.yaml", "nowhere.csv: cannot read"),
         ("duplicate_key.yaml", "duplicate key 'prompts'"),
         ("tests_not_a_list.yaml", "'tests' must be a list of tests or a file path"),
@@ -184,6 +190,125 @@ def test_malformed_configs_raise_config_errors_naming_the_file(
         import_promptfoo(config, tmp_path / "out")
     assert str(caught.value).startswith(str(config)) and expected in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+def write_config(folder: Path, text: str, **files: str) -> Path:
+    """A promptfooconfig.yaml in `folder/cfg` with `files` beside it (names use __ for /)."""
+    config = folder / "cfg" / "promptfooconfig.yaml"
+    for name, content in {"promptfooconfig.yaml": text, **files}.items():
+        path = config.parent / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return config
+
+
+BASE = "prompts: ['Say {{x}}']\nproviders: [openai:gpt-4o-mini]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("tests: [{vars: {x: file://../secret.txt}}]", "tests[0].vars.x: file://../secret.txt"),
+        ("tests: [{vars: {x: file://SECRET}}]", "tests[0].vars.x: file://"),
+        ("tests: file://../*.txt", "tests: file://../*.txt"),
+        ("defaultTest: file://../secret.txt", "defaultTest: file://../secret.txt"),
+        ("tests: [{vars: {x: file://link.txt}}]", "tests[0].vars.x: file://link.txt"),
+        (
+            "tests: [{vars: {x: a}, assert: [{type: contains, value: file://../secret.txt}]}]",
+            "tests[0].assert[0]: file://../secret.txt",
+        ),
+    ],
+)
+def test_files_outside_the_config_folder_are_refused(tmp_path: Path, text: str, where: str) -> None:
+    # an import copies what it reads into the workspace: ~/.env must not land in a dataset
+    (tmp_path / "secret.txt").write_text("API_KEY=sk-secret\n")
+    text = text.replace("SECRET", str(tmp_path / "secret.txt"))
+    config = write_config(tmp_path, BASE + text)
+    (config.parent / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(ConfigError) as caught:
+        import_promptfoo(config, tmp_path / "out")
+    assert f"{config}: {where}" in str(caught.value)
+    assert "is outside the config's folder" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prompt_files_outside_the_config_folder_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("Say {{x}}")
+    config = write_config(tmp_path, "prompts: file://../p.txt\nproviders: [openai:gpt-4o]\n")
+    with pytest.raises(ConfigError, match=r"prompts\[0\]: file://\.\./p\.txt is outside"):
+        import_promptfoo(config, tmp_path / "out")
+
+
+def test_an_absolute_glob_inside_the_config_folder_is_read(tmp_path: Path) -> None:
+    config = write_config(tmp_path, BASE, **{"t__a.csv": "x\nhi\n"})
+    config.write_text(BASE + f"tests: file://{config.parent}/t/*.csv\n")
+    assert import_promptfoo(config, tmp_path / "out").rows == 1
+
+
+def test_assertion_values_are_read_from_files_as_promptfoo_does(tmp_path: Path) -> None:
+    tests = """tests:
+  - vars: {x: a}
+    assert:
+      - {type: llm-rubric, value: file://rubric.txt}
+      - {type: is-json, value: file://schema.json}
+      - {type: contains-all, value: file://words.yaml}
+      - {type: contains, value: file://value.py}
+"""
+    config = write_config(
+        tmp_path,
+        BASE + tests,
+        **{
+            "rubric.txt": "Is polite.\n",
+            "schema.json": '{"type": "object"}',
+            "words.yaml": "[a, b]",
+        },
+    )
+    result = import_promptfoo(config, tmp_path / "out")
+    assert [str(i) for i in result.unmapped] == [
+        "tests[0].assert[3]: the value file://value.py is computed by code; not mapped"
+    ]
+    variant = load_prompts(tmp_path / "out" / "prompts").variants["cfg/prompt1"]
+    assert [(c.type, c.value) for c in variant.checks] == [
+        ("json_schema", {"type": "object"}),
+        ("contains", ("a", "b")),
+    ]
+    judge = load_suite(tmp_path / "out" / "datasets" / "cfg.suite.yaml").judge
+    assert judge is not None and judge.rubric == "Is polite.\n"
+
+
+def test_transformed_answers_keep_no_check(tmp_path: Path) -> None:
+    # promptfoo asserts on the transformed answer; PromptDeck would check another text
+    tests = """defaultTest:
+  assert: [{type: not-contains, value: oops}]
+tests:
+  - vars: {x: a}
+    assert:
+      - {type: contains, value: A, transform: output.toUpperCase()}
+      - {type: contains, value: a}
+  - vars: {x: b}
+    options: {transform: output.toUpperCase()}
+    assert: [{type: contains, value: a}]
+"""
+    result = import_promptfoo(write_config(tmp_path, BASE + tests), tmp_path / "out")
+    assert [str(i) for i in result.unmapped] == [
+        "defaultTest.assert[0]: options.transform changes the answer first; not mapped",
+        "tests[1].assert[0]: options.transform changes the answer first; not mapped",
+        "tests[0].assert[0].transform: PromptDeck checks the answer as it came; not mapped",
+        "defaultTest.assert[0]: not_contains with a value that differs by test; PromptDeck "
+        "checks have one value for every row",
+        "tests[0].assert[1]: contains with a value that differs by test; PromptDeck checks "
+        "have one value for every row",
+    ]
+    assert load_prompts(tmp_path / "out" / "prompts").variants["cfg/prompt1"].checks == ()
+
+
+def test_a_var_file_that_is_not_text_is_reported(tmp_path: Path) -> None:
+    config = write_config(tmp_path, BASE + "tests: [{vars: {x: file://cat.png}}]\n")
+    (config.parent / "cat.png").write_bytes(b"\x89PNG\r\n\x00")
+    result = import_promptfoo(config, tmp_path / "out")
+    assert [str(i) for i in result.unmapped] == [
+        "tests[0].vars.x: file://cat.png is not text; kept as the literal text"
+    ]
 
 
 def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> None:
@@ -310,6 +435,7 @@ def test_export_is_a_valid_promptfoo_config(tmp_path: Path) -> None:
         "gates: promptfoo has no regression gates; not exported",
         "sample: all 3 rows exported; --sampled exports the suite's sample",
         "judge.scale: promptfoo's llm-rubric grades pass/fail (0-1), not on a scale",
+        f"qa/strict.checks[7]: exported, but {SIMILAR_NOTE}",
     ]
     assert [p["label"] for p in config["prompts"]] == ["qa/base", "qa/strict", "qa/chatty"]
     assert config["prompts"][1]["raw"] == "{{ question }} Reply in JSON."
@@ -395,7 +521,7 @@ def test_export_then_import_gives_the_suite_back(tmp_path: Path) -> None:
         WORKSPACE / "datasets" / "qa.suite.yaml", out, prompts_dir=WORKSPACE / "prompts"
     )
     result = import_promptfoo(out, tmp_path / "ws", name="qa")
-    assert (result.unmapped, result.notes) == ((), ())
+    assert (result.unmapped, result.notes) == ((), (f"similar: {SIMILAR_NOTE}",))
     before = load_prompts(WORKSPACE / "prompts").variants
     after = load_prompts(tmp_path / "ws" / "prompts").variants
     assert sorted(after) == sorted(before)
@@ -488,6 +614,7 @@ def test_cli_export_writes_a_valid_config(tmp_path: Path) -> None:
         "not exported: gates: promptfoo has no regression gates; not exported",
         "not exported: sample: all 3 rows exported; --sampled exports the suite's sample",
         "not exported: judge.scale: promptfoo's llm-rubric grades pass/fail (0-1), not on a scale",
-        "wrote pf.yaml: 6 tests; 3 items not exported",
+        f"not exported: qa/strict.checks[7]: exported, but {SIMILAR_NOTE}",
+        "wrote pf.yaml: 6 tests; 4 items not exported",
     ]
     validate_promptfoo(tmp_path / "ws" / "pf.yaml")

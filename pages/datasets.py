@@ -12,6 +12,7 @@ from promptdeck.dataset_edit import (
     count_categories,
     edited_text,
     filter_rows,
+    frame_rows,
     from_app,
     history_key,
     load_table,
@@ -39,6 +40,10 @@ folder = ui.workspace().datasets_dir
 state = st.session_state
 state.setdefault("ds_tables", {})  # path -> the Table as loaded for editing in this session
 state.setdefault("ds_generation", {})  # path -> bumped after a save or reload: a fresh editor
+# Streamlit drops an editor's edits when it is not drawn (another dataset, another page):
+# path -> the table the editor last returned, and the frame its current editor started from.
+state.setdefault("ds_drafts", {})
+state.setdefault("ds_bases", {})
 
 if (flash := state.pop("ds_flash", None)) is not None:
     st.success(flash, icon=":material/check_circle:")
@@ -57,7 +62,8 @@ def file_versions(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
 
 def reload(path: Path) -> None:
     """Forget the loaded table and the editor's edits; the next run reads the file again."""
-    state.ds_tables.pop(str(path), None)
+    for kept in (state.ds_tables, state.ds_drafts, state.ds_bases):
+        kept.pop(str(path), None)
     state.ds_generation[str(path)] = state.ds_generation.get(str(path), 0) + 1
     state.pop("ds_conflict", None)
 
@@ -72,6 +78,11 @@ def current_table(path: Path) -> Table | None:
             return None
         state.ds_tables[str(path)] = table
     return table
+
+
+def unsaved(table: Table) -> bool:
+    draft = state.ds_drafts.get(str(table.path))
+    return draft is not None and frame_rows(draft) != frame_rows(table.frame())
 
 
 def show_case_table(frame: pd.DataFrame) -> None:
@@ -184,13 +195,16 @@ def edit(table: Table) -> None:
         "Add rows at the bottom, delete them by selecting them on the left; "
         "empty rows are dropped on save."
     )
+    path = str(table.path)
+    key = f"ds_editor_{table.path.name}_{state.ds_generation.get(path, 0)}"
+    if key not in state or path not in state.ds_bases:  # a fresh editor: go on from the draft
+        state.ds_bases[path] = state.ds_drafts.get(path, table.frame())
     edited = st.data_editor(
-        table.frame(),
-        num_rows="dynamic",
-        hide_index=True,
-        width="stretch",
-        key=f"ds_editor_{table.path.name}_{state.ds_generation.get(str(table.path), 0)}",
+        state.ds_bases[path], num_rows="dynamic", hide_index=True, width="stretch", key=key
     )
+    state.ds_drafts[path] = edited
+    if unsaved(table):
+        st.caption("Unsaved edits: they are kept while you look elsewhere; Save writes them.")
     cols = st.columns([1, 1, 5])
     if cols[0].button("Save", type="primary", icon=":material/save:", key="ds_save"):
         save(table, edited)
@@ -301,6 +315,13 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         st.info("Nothing to import: every row was skipped or is already in the dataset.")
         return
     st.dataframe(pd.DataFrame(plan.rows), hide_index=True, width="stretch", height=240)
+    if target.path == current and unsaved(target):
+        st.warning(
+            f"datasets/{target.path.name} has unsaved edits in the Edit tab: save or discard "
+            "them first, then import.",
+            icon=":material/edit_note:",
+        )
+        return
     label = f"Import {len(plan.rows)} cases into datasets/{target.path.name}"
     if st.button(label, type="primary", icon=":material/upload:", key="ds_imp_go"):
         try:
@@ -363,7 +384,9 @@ if table is not None and fingerprint_file(table.path) != table.fingerprint:
         "refused. Reload to see the new version.",
         icon=":material/sync_problem:",
     )
-    st.button("Reload from disk", key="ds_reload", on_click=reload, args=(table.path,))
+    st.button(
+        "Reload from disk (drops your edits)", key="ds_reload", on_click=reload, args=(table.path,)
+    )
 
 if table is not None:
     tabs = st.tabs(["Browse", "Edit", "Import", "History"])

@@ -26,7 +26,7 @@ def providers_section(registry: Registry) -> None:
             {
                 "provider": s.name,
                 "kind": s.kind,
-                "base URL": s.base_url,
+                "base URL": core.display_url(s.base_url),
                 "key variable": s.key_env or "",
                 "key": s.key_display,  # masked by the registry: never the value
                 "ready": s.usable,

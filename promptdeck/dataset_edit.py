@@ -11,9 +11,11 @@ would lose their column types.
 
 How each format is written back:
 - CSV: columns in table order, with the file's line endings and byte-order mark, if any.
-- JSONL / YAML: one object per row. A cell whose text is unchanged from a typed value (a number,
-  true/false, null, a date, a list) is written back as that value. A column that some rows
-  lacked is left out of the rows where it is empty. YAML comments are not kept.
+- JSONL / YAML: one object per row. A cell whose text is unchanged is written back as the value
+  it was read from (a number, true/false, null, a date, a list, or "" where others are null);
+  a key a row did not have stays out of it while its cell is empty, so the ids of rows without
+  an `id` do not change. YAML comments are not kept.
+- A dataset that is a symlink is written through the link, into the file it points to.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Table:
     text: str  # the file as loaded (a byte-order mark kept as "\ufeff")
     typed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sparse: frozenset[str] = frozenset()
+    raw: tuple[Mapping[str, Any], ...] = ()  # JSONL / YAML: each row's object as read
 
     @property
     def name(self) -> str:
@@ -92,13 +95,12 @@ def load_table(path: Path) -> Table:
     if path.suffix.lower() == ".parquet":
         return Table(path, dataset.columns, rows, ids, taken, "")
     text = path.read_bytes().decode("utf-8")
-    typed: dict[str, dict[str, Any]] = {}
-    sparse: frozenset[str] = frozenset()
-    if path.suffix.lower() != ".csv":
-        raw = _raw_rows(path, text.removeprefix(BOM))
-        typed = _typed_values(raw, dataset.cases)
-        sparse = frozenset(c for c in dataset.columns if any(c not in r for r in raw))
-    return Table(path, dataset.columns, rows, ids, taken, text, typed, sparse)
+    if path.suffix.lower() == ".csv":
+        return Table(path, dataset.columns, rows, ids, taken, text)
+    raw = _raw_rows(path, text.removeprefix(BOM))
+    typed = _typed_values(raw, dataset.cases)
+    sparse = frozenset(c for c in dataset.columns if any(c not in r for r in raw))
+    return Table(path, dataset.columns, rows, ids, taken, text, typed, sparse, tuple(raw))
 
 
 def new_table(path: Path) -> Table:
@@ -149,10 +151,18 @@ def frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[Row]]:
     return columns, rows
 
 
+def origins(table: Table, frame: pd.DataFrame) -> list[int | None]:
+    """The table row each frame row was edited from, by index label (st.data_editor keeps the
+    labels of the rows it was given); None for a row added in the editor."""
+    n = len(table.rows)
+    return [int(i) if pd.api.types.is_integer(i) and 0 <= i < n else None for i in frame.index]
+
+
 def edited_text(table: Table, frame: pd.DataFrame) -> str:
     """The file text an edited frame would be saved as (empty rows dropped)."""
     columns, rows = frame_rows(frame)
-    return table_text(table, columns, [row for row in rows if _filled(row)])
+    kept = [(row, o) for row, o in zip(rows, origins(table, frame), strict=True) if _filled(row)]
+    return table_text(table, columns, [r for r, _ in kept], [o for _, o in kept])
 
 
 def _case_id(row: Mapping[str, str], sparse: frozenset[str]) -> str:
@@ -195,8 +205,14 @@ def _filled(row: Mapping[str, str]) -> bool:
     return any(v.strip() for v in row.values())
 
 
-def table_text(table: Table, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> str:
-    """The file text for these rows, in the table's format."""
+def table_text(
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, str]],
+    origins: Sequence[int | None] = (),
+) -> str:
+    """The file text for these rows, in the table's format; `origins[i]` is the table row that
+    rows[i] was edited from (None or missing: a new row)."""
     suffix = table.path.suffix.lower()
     bom = BOM if table.text.startswith(BOM) else ""
     if suffix == ".csv":
@@ -206,9 +222,10 @@ def table_text(table: Table, columns: Sequence[str], rows: Iterable[Mapping[str,
         writer.writerow(columns)
         writer.writerows([row.get(c, "") for c in columns] for row in rows)
         return bom + out.getvalue()
-    records = [_record(table, columns, row) for row in rows]
+    froms = [*origins, *[None] * (len(rows) - len(origins))]
+    records = [_record(table, columns, row, o) for row, o in zip(rows, froms, strict=True)]
     if suffix == ".jsonl":
-        lines = (json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        lines = (_json_line(r) for r in records)
         return bom + "".join(lines)
     if suffix in (".yaml", ".yml"):
         return bom + yaml.dump(
@@ -217,11 +234,27 @@ def table_text(table: Table, columns: Sequence[str], rows: Iterable[Mapping[str,
     raise DatasetError(read_only_message(table.path))
 
 
-def _record(table: Table, columns: Sequence[str], row: Mapping[str, str]) -> dict[str, Any]:
+def _json_line(record: Mapping[str, Any]) -> str:
+    # Raw U+0085, U+2028 and U+2029 are valid in JSON strings, but splitlines() (the loader's)
+    # breaks lines at them: escaped, the file stays one object per line.
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    for char in ("\x85", "\u2028", "\u2029"):
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text + "\n"
+
+
+def _record(
+    table: Table, columns: Sequence[str], row: Mapping[str, str], origin: int | None
+) -> dict[str, Any]:
+    known = origin is not None and origin < len(table.raw)
+    raw: Mapping[str, Any] = table.raw[origin] if origin is not None and known else {}
+    was: Mapping[str, str] = table.rows[origin] if origin is not None and known else {}
     record: dict[str, Any] = {}
     for column in columns:
         text = row.get(column, "")
-        if text or column not in table.sparse:
+        if column in raw and was.get(column) == text:
+            record[column] = raw[column]  # unchanged: exactly as it was read
+        elif text or (column in raw if known else column not in table.sparse):
             record[column] = table.typed.get(column, {}).get(text, text)
     return record
 
@@ -232,6 +265,8 @@ class _Dumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
+    if any(char in value for char in "\x85\u2028\u2029"):
+        style = '"'  # YAML reads these as line breaks (folded to spaces) unless escaped
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -267,7 +302,8 @@ def save_table(table: Table, frame: pd.DataFrame, store: Store, root: Path) -> S
     unchanged = tuple(columns) == table.columns and filled == [dict(r) for r in table.rows]
     if unchanged and fingerprint_file(table.path) == table.fingerprint:
         return Saved(table.path, table.fingerprint, len(filled), dropped, changed=False)
-    new = write_rows(table, columns, filled, store, root, "save")
+    froms = [o for row, o in zip(rows, origins(table, frame), strict=True) if _filled(row)]
+    new = write_rows(table, columns, filled, store, root, "save", froms)
     return Saved(table.path, new, len(filled), dropped)
 
 
@@ -276,12 +312,20 @@ def not_saved_message(path: Path, problems: Sequence[str]) -> str:
 
 
 def write_rows(
-    table: Table, columns: Sequence[str], rows: Sequence[Row], store: Store, root: Path, action: str
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    store: Store,
+    root: Path,
+    action: str,
+    origins: Sequence[int | None] = (),
 ) -> str:
-    """Write the rows if the file is unchanged since loading; record the save; new fingerprint."""
-    text = table_text(table, columns, rows)
+    """Write the rows if the file is unchanged since loading; record the save; new fingerprint.
+    `origins` as for `table_text`."""
+    text = table_text(table, columns, rows, origins)
     key = history_key(table.path, root)
-    new = save_if_unchanged(table.path, text, table.fingerprint)
+    # resolved: a symlinked dataset is written into its target, not replaced by a copy
+    new = save_if_unchanged(table.path.resolve(), text, table.fingerprint)
     if table.fingerprint != MISSING and not store.versions(key, limit=1):
         # the first save from the app: keep what was there, so it can be looked up
         store.add_version(key, table.name, "original", table.text, table.fingerprint)

@@ -198,7 +198,7 @@ def write_import(plan: ImportPlan, store: Store, root: Path) -> Saved:
     if problems:
         raise DatasetError(not_saved_message(target.path, problems))
     action = "create" if target.fingerprint == MISSING else "import"
-    new = write_rows(target, plan.columns, rows, store, root, action)
+    new = write_rows(target, plan.columns, rows, store, root, action, range(len(old)))
     return Saved(target.path, new, len(rows))
 
 

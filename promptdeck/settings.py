@@ -11,7 +11,9 @@ appear in a message, a file or the store.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -126,22 +128,54 @@ def test_connection(registry: Registry, provider_name: str) -> ConnectionResult:
     if not isinstance(provider, HTTPProvider):
         return ConnectionResult(False, f"{provider_name}: this kind of provider cannot be tested")
     secret = registry.secrets.get(cfg.api_key_env) if cfg.api_key_env else None
+    if secret and not all("!" <= char <= "~" for char in secret):
+        # httpx would refuse the header and quote it, key included, in its error
+        return ConnectionResult(
+            False,
+            f"The key in {cfg.api_key_env} contains a space, a line break or a non-ASCII "
+            "character: copy it again without them (check the end of the line in .env).",
+        )
     t = provider.timeouts
     timeouts = Timeouts(min(t.connect, PROBE_CONNECT_S), min(t.read, PROBE_READ_S), t.write, t.pool)
+    # the read timeout is per chunk: a server trickling bytes would keep the test waiting
+    deadline = timeouts.connect + timeouts.read
     started = time.perf_counter()
     try:
-        models = run_with_client(provider.list_models(timeouts))
+        models = run_with_client(asyncio.wait_for(provider.list_models(timeouts), deadline))
+    except TimeoutError:
+        message = (
+            f"Timed out: {provider_name}: no complete answer within {deadline:g}s. The server "
+            "is reachable but too slow; try again, or check the base URL."
+        )
+        return ConnectionResult(False, message, _ms_since(started))
     except ProviderError as exc:
         if isinstance(exc, AuthError) and exc.status is None:  # no key: nothing was sent
-            return ConnectionResult(False, redact(f"No key: {exc}", secret))
-        return ConnectionResult(False, redact(_failure(exc), secret), _ms_since(started))
+            return ConnectionResult(False, _hide(f"No key: {exc}", secret))
+        return ConnectionResult(False, _hide(_failure(exc), secret), _ms_since(started))
     ms = _ms_since(started)
     parts = urlsplit(provider.base_url)
     key = f"the key in {cfg.api_key_env} was accepted, " if secret else ""
     shown = ", ".join(models[:3]) + (", …" if len(models) > 3 else "")
     listed = f"{len(models)} models listed ({shown})" if models else "no models listed"
-    message = f"Connected to {parts.scheme}://{parts.netloc} in {ms} ms: {key}{listed}."
-    return ConnectionResult(True, redact(message, secret), ms)
+    server = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never a user:password@
+    message = f"Connected to {server} in {ms} ms: {key}{listed}."
+    return ConnectionResult(True, _hide(message, secret), ms)
+
+
+def _hide(text: str, secret: str | None) -> str:
+    """The key masked, also as a server echoing it inside JSON writes it (\\/ for /)."""
+    if secret:
+        for form in (secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")):
+            text = redact(text, form)
+    return text
+
+
+def display_url(url: str) -> str:
+    """A base URL to show: a password in it (user:pass@) and its query (?key=...) masked."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    shown = f"{parts.scheme}://{'***@' if user else ''}{host}{parts.path}"
+    return shown + ("?***" if parts.query else "") if parts.scheme else url
 
 
 def _failure(exc: ProviderError) -> str:
@@ -208,7 +242,14 @@ def set_local_model_path(providers_file: Path, value: str) -> str:
     value = value.strip()
     if value:
         check_model_file(value)
-    loaded = load_for_edit(providers_file) if providers_file.is_file() else None
+    try:
+        loaded = load_for_edit(providers_file) if providers_file.is_file() else None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{providers_file}: line {line}: not UTF-8 text, so it was not changed; "
+            "save it as UTF-8"
+        ) from None
     yaml = _round_trip_yaml()
     try:
         data = yaml.load(loaded.text) if loaded else None
@@ -221,7 +262,10 @@ def set_local_model_path(providers_file: Path, value: str) -> str:
         return f"{providers_file} sets no local model file; nothing to change."
     out = io.StringIO()
     yaml.dump(data, out)
-    save_if_unchanged(providers_file, out.getvalue(), loaded.fingerprint if loaded else MISSING)
+    text = out.getvalue()
+    if loaded and "\r\n" in loaded.text:  # keep Windows line endings: a one-line diff
+        text = text.replace("\n", "\r\n")
+    save_if_unchanged(providers_file, text, loaded.fingerprint if loaded else MISSING)
     if value:
         return f"The local provider now uses {value} (saved in {providers_file})."
     return f"The local provider is back to the bundled SmolLM2 (saved in {providers_file})."

@@ -33,8 +33,10 @@ from promptdeck.store import Store
 from promptdeck.yamlfile import parse_yaml
 
 # Cells a spreadsheet or pandas would mangle: leading zeros, float-looking text, "nan",
-# a formula, an empty cell, text with a comma, a quote and a line break.
+# a formula, an empty cell, text with a comma, a quote and a line break; and characters that
+# Python's splitlines() and YAML take for line breaks (pasted from web pages).
 TRICKY = ["007", "0.10", "nan", "=SUM(A1:A2)", "", 'say "hi", then\nbye', "1e3", "TRUE"]
+TRICKY += ["a\u2028b\x85c\u2029d"]
 
 
 @pytest.fixture
@@ -109,6 +111,41 @@ def test_jsonl_keeps_typed_values_and_missing_keys(tmp_path: Path, store: Store)
     written = [json.loads(line) for line in path.read_text().splitlines()]
     assert written[0] == lines[0]  # 7 stays a number, true a boolean, null a null; no "x" key
     assert written[1] == {**lines[1], "input": "second, edited"}
+
+
+def test_unchanged_cells_keep_their_own_value_and_key_so_ids_stay(
+    tmp_path: Path, store: Store
+) -> None:
+    path = tmp_path / "datasets" / "d.jsonl"
+    path.parent.mkdir()
+    lines = [
+        {"input": "one", "n": 1},
+        {"input": "two", "n": "1", "note": ""},  # "1" as text here, 1 as a number above
+        {"input": "three", "note": None},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    ids = [case.id for case in load_dataset(path).cases]
+    table = load_table(path)
+    frame = table.frame()
+    frame.loc[0, "input"] = "one, edited"
+    save_table(table, frame, store, tmp_path)
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert written == [{**lines[0], "input": "one, edited"}, *lines[1:]]
+    assert [case.id for case in load_dataset(path).cases][1:] == ids[1:]
+
+
+def test_a_symlinked_dataset_is_saved_into_its_target(tmp_path: Path, store: Store) -> None:
+    target = tmp_path / "shared" / "d.csv"
+    target.parent.mkdir()
+    target.write_text("id,input\na,Hello\n")
+    link = tmp_path / "datasets" / "d.csv"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    table = load_table(link)
+    frame = table.frame()
+    frame.loc[0, "input"] = "Hello again"
+    save_table(table, frame, store, tmp_path)
+    assert link.is_symlink() and target.read_text() == "id,input\na,Hello again\n"
 
 
 def test_yaml_keeps_strings_that_look_like_other_types(tmp_path: Path, store: Store) -> None:

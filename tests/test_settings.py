@@ -3,7 +3,9 @@ model's file in providers.yaml, and the CLI honouring the saved defaults."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,32 @@ def test_wrong_key_is_rejected_and_never_shown(llm_server: LLMServer) -> None:
         assert_no_key(result)
 
 
+@pytest.mark.parametrize("bad", [KEY + "\n", KEY + "\r\n", KEY + " ", "sk-clé-" + KEY])
+def test_a_key_with_a_line_break_or_non_ascii_is_named_not_shown(
+    llm_server: LLMServer, bad: str
+) -> None:
+    result = core.test_connection(server_registry(llm_server, key=bad), "fake")
+    assert not result.ok and result.latency_ms is None
+    assert "The key in FAKE_KEY contains a space, a line break" in result.message
+    assert_no_key(result)
+    assert llm_server.requests == []
+
+
+def test_a_key_echoed_json_escaped_is_still_masked(llm_server: LLMServer) -> None:
+    llm_server.set_scenario(MODELS_LIST, Scenario(require_key=KEY))
+    for key in ('sk-with"quote-0123456789', "sk-with/slash-0123456789"):
+        result = core.test_connection(server_registry(llm_server, key=key), "fake")
+        assert "Incorrect API key: ***" in result.message, result.message
+        assert "0123456789" not in result.message
+
+
+def test_the_url_shown_never_holds_a_password_or_query() -> None:
+    assert (
+        core.display_url("https://u:secret@h.example/v1?key=abc") == "https://***@h.example/v1?***"
+    )
+    assert core.display_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
 def test_missing_key_names_the_variable_and_sends_nothing(llm_server: LLMServer) -> None:
     registry = server_registry(llm_server)  # no key: fakeclaude still names FAKE_KEY
     result = core.test_connection(registry, "fakeclaude")
@@ -152,6 +180,43 @@ def test_a_silent_server_times_out(llm_server: LLMServer) -> None:
     result = core.test_connection(registry, "slow")
     assert not result.ok and result.message.startswith("Timed out: slow: ")
     assert result.latency_ms is not None and 150 <= result.latency_ms < 2000
+
+
+def test_a_server_trickling_bytes_cannot_hold_the_test(tmp_path: Path) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def trickle() -> None:  # each byte comes well within the read timeout, forever
+        conn, _ = server.accept()
+        conn.recv(65536)
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+            while not done.wait(0.05):
+                conn.sendall(b" ")
+        conn.close()
+
+    done = threading.Event()
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+    registry = keyless("slow", url, timeouts=Timeouts(connect=0.5, read=0.3))
+    try:
+        result = core.test_connection(registry, "slow")
+    finally:
+        done.set()
+        server.close()
+    assert not result.ok and result.message.startswith("Timed out: slow: no complete answer")
+    assert result.latency_ms is not None and 700 <= result.latency_ms < 3000
+
+
+def test_the_success_message_hides_a_password_in_the_base_url(llm_server: LLMServer) -> None:
+    url = llm_server.openai_url.replace("http://", "http://user:hunter2-secret@")
+    result = core.test_connection(keyless("proxy", url), "proxy")
+    assert (
+        result.ok
+        and "hunter2" not in result.message
+        and "Connected to http://127" in (result.message)
+    )
 
 
 def test_a_base_url_without_a_models_list_says_to_check_it(llm_server: LLMServer) -> None:
@@ -263,6 +328,23 @@ def test_a_file_it_cannot_edit_is_left_alone(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=expected):
             core.set_local_model_path(path, str(SMOLLM2))
         assert path.read_text() == text
+
+
+def test_a_file_not_in_utf8_is_named_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    text = "providers:\n  x: {kind: openai, base_url: 'http://café/v1'}\n".encode("latin-1")
+    path.write_bytes(text)
+    with pytest.raises(ConfigError, match=r"providers.yaml: line 2: not UTF-8 text, so it was not"):
+        core.set_local_model_path(path, str(SMOLLM2))
+    assert path.read_bytes() == text
+
+
+def test_windows_line_endings_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_bytes(COMMENTED.replace("\n", "\r\n").encode())
+    core.set_local_model_path(path, str(SMOLLM2))
+    raw = path.read_bytes()
+    assert b"\r\n    model_path: " in raw and raw.count(b"\n") == raw.count(b"\r\n")
 
 
 # --- the CLI honours the saved defaults ---------------------------------------------------

@@ -207,3 +207,40 @@ def test_an_import_into_a_file_changed_since_the_preview_writes_nothing(workspac
     assert not at.exception
     assert path.read_text() == theirs
     assert any("changed on disk since you opened it" in e.value for e in at.error)
+
+
+def test_unsaved_edits_survive_another_dataset_and_another_page(workspace: Path) -> None:
+    path = workspace / SAMPLE
+    at = open_datasets()
+    for leave_and_come_back, text in (
+        (lambda: at.selectbox(key="ds_path").set_value("support_tickets.csv").run(), "first"),
+        (lambda: at.switch_page("pages/settings.py").run(), "second"),
+    ):
+        (editor,) = at.data_editor
+        edits = {"edited_rows": {0: {"input": text}}, "added_rows": [], "deleted_rows": []}
+        at.session_state[editor.key] = edits
+        at.run()
+        leave_and_come_back()
+        at.switch_page("pages/datasets.py").run()
+        at.selectbox(key="ds_path").set_value("support_sample.csv").run()
+        assert any(c.value.startswith("Unsaved edits") for c in at.caption)
+        at.button(key="ds_save").click().run()
+        assert not at.exception and at.success[0].value.startswith("Saved 12 cases")
+        assert rows(path)[0]["input"] == text
+
+
+def test_an_import_waits_for_unsaved_edits_of_its_dataset(workspace: Path) -> None:
+    path = workspace / SAMPLE
+    before = path.read_text()
+    at = open_datasets()
+    (editor,) = at.data_editor
+    edits = {"edited_rows": {0: {"input": "mine"}}, "added_rows": [], "deleted_rows": []}
+    at.session_state[editor.key] = edits
+    source = b"query\nIs the blue sofa back in stock?\n"
+    at.file_uploader(key="ds_upload").set_value(("prod.csv", source, "text/csv")).run()
+    assert any("has unsaved edits in the Edit tab" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "ds_imp_go"] and path.read_text() == before
+    at.button(key="ds_save").click().run()
+    assert rows(path)[0]["input"] == "mine"
+    at.button(key="ds_imp_go").click().run()
+    assert rows(path)[0]["input"] == "mine" and "Imported 1 cases" in at.success[0].value

@@ -116,3 +116,14 @@ def test_local_model_path_is_validated_then_saved(workspace: Path) -> None:
     assert any(s.value.startswith(f"The local provider now uses {SMOLLM2}") for s in at.success)
     assert f"model_path: {SMOLLM2}" in (workspace / "providers.yaml").read_text()
     assert "fake:" in (workspace / "providers.yaml").read_text()
+
+
+def test_a_password_in_a_base_url_is_not_shown(workspace: Path, llm_server: LLMServer) -> None:
+    url = llm_server.openai_url.replace("http://", "http://user:hunter2-secret@")
+    (workspace / "providers.yaml").write_text(
+        f"providers:\n  gw: {{kind: openai, base_url: '{url}'}}\n"
+    )
+    at = open_settings()
+    providers = at.dataframe[0].value.set_index("provider")
+    assert providers.loc["gw", "base URL"].startswith("http://***@127.0.0.1:")
+    assert "hunter2" not in every_text(at)

@@ -181,7 +181,9 @@ def _header(path: Path, line: int, record: list[str]) -> list[str]:
 
 def read_jsonl_rows(path: Path, text: str) -> list[Row]:
     rows: list[Row] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends a record at "\n" only; str.splitlines would also split inside a JSON
+    # string at U+2028, U+0085 and friends, which JSON allows raw
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

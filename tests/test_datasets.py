@@ -246,3 +246,10 @@ def test_append_case_with_a_new_column_keeps_the_ids_of_rows_without_one(tmp_pat
     added = append_case(path, {"category": "billing", "input": "Charged twice", "note": "why"})
     after = [c.id for c in load_dataset(path).cases]
     assert after == [*before, added]  # runs stored before still match these rows
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    text = "one\u2028two\u0085three\u2029four"
+    path.write_text('{"input": "' + text + '"}\r\n{"input": "b"}\n', encoding="utf-8")
+    assert [c.values["input"] for c in load_dataset(path).cases] == [text, "b"]

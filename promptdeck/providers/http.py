@@ -388,6 +388,14 @@ class HTTPProvider:
         key = resolve_key(self._api_key, self.api_key_env)
         if key is None and self.requires_key:
             raise missing_key_error(self.name, self.api_key_env)
+        if key is not None and not all("!" <= char <= "~" for char in key):
+            # httpx would refuse the header and quote it, key included, in its error
+            where = f"The key in {self.api_key_env}" if self.api_key_env else "The API key"
+            raise AuthError(
+                f"{where} contains a space, a line break or a non-ASCII character: copy it "
+                "again without them (check the end of its line in .env).",
+                provider=self.name,
+            )
         return key
 
     async def list_models(self, timeouts: Timeouts | None = None) -> list[str]:

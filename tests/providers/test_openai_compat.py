@@ -163,6 +163,17 @@ def test_missing_key_fails_before_any_request(
     assert llm_server.requests == []
 
 
+@pytest.mark.parametrize("bad", ["sk-test-0123\n", "sk-test 0123", "sk-tést-0123"])
+def test_a_key_httpx_would_quote_in_its_error_is_refused_unsent(
+    llm_server: LLMServer, bad: str
+) -> None:
+    result = collect(provider(llm_server, api_key=bad), REQUEST)
+    assert type(result.error) is AuthError
+    assert "contains a space, a line break or a non-ASCII character" in str(result.error)
+    assert bad.strip() not in str(result.error)
+    assert llm_server.requests == []
+
+
 def test_key_is_read_from_the_environment_at_call_time(
     llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

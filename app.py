@@ -26,13 +26,13 @@ with left:
         "every answer is judged against the rubric while you watch.\n"
         "3. **Results**: is a variant better than production, where, and do the gates pass? "
         "Drill into a case, correct the judge, export a report.\n"
-        "4. Edit a variant in `prompts/support/*.yaml` and go again. For real decisions, "
-        "connect a stronger model: set `OPENAI_API_KEY` and use `openai/gpt-4o-mini`."
+        "4. **Prompts**: edit a variant (the preview shows it rendered with a real ticket), "
+        "save it back to its YAML file, and go again. For real decisions, connect a stronger "
+        "model: set `OPENAI_API_KEY` and use `openai/gpt-4o-mini` (test it in **Settings**)."
     )
-    links = st.columns(3)
-    links[0].page_link("pages/playground.py", label="Playground", icon=":material/play_circle:")
-    links[1].page_link("pages/evaluate.py", label="Evaluate", icon=":material/fact_check:")
-    links[2].page_link("pages/results.py", label="Results", icon=":material/insights:")
+    links = st.columns(4)
+    for column, (path, label, icon) in zip(links, ui.PAGES[1:5], strict=True):
+        column.page_link(path, label=label, icon=icon)
 with right:
     st.subheader("Embedded model")
     if ready:

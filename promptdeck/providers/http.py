@@ -154,7 +154,10 @@ async def open_stream(
             "POST", url, json=dict(body), headers=dict(headers), timeout=http_timeout(timeouts)
         ) as response:
             if not response.is_success:
-                text = redact(await _read_error_body(response), secret)
+                # read past the limit by the key's length, mask, then cut: a key that
+                # straddles the limit is masked whole, never shown in part
+                said = await _read_error_body(response, MAX_ERROR_BODY + len(secret or ""))
+                text = redact(said, secret)[:MAX_ERROR_BODY]
                 raise error_for_status(
                     response.status_code, text, response.headers, provider=provider
                 )
@@ -179,18 +182,18 @@ async def get_json(
     except (httpx.RequestError, httpx.InvalidURL) as exc:
         raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
     if not response.is_success:
-        text = redact(response.text[:MAX_ERROR_BODY], secret)
+        text = redact(response.text, secret)[:MAX_ERROR_BODY]  # mask first, then cut
         raise error_for_status(response.status_code, text, response.headers, provider=provider)
     return load_json(redact(response.text, secret), provider=provider)
 
 
-async def _read_error_body(response: httpx.Response) -> str:
+async def _read_error_body(response: httpx.Response, limit: int) -> str:
     data = b""
     async for part in response.aiter_bytes():
         data += part
-        if len(data) >= MAX_ERROR_BODY:
+        if len(data) >= limit:
             break
-    return data[:MAX_ERROR_BODY].decode(response.encoding or "utf-8", errors="replace")
+    return data[:limit].decode(response.encoding or "utf-8", errors="replace")
 
 
 def transport_error(

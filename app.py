@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from promptdeck import demo, ui
+from promptdeck import ui
 from promptdeck.errors import PromptDeckError
-from promptdeck.pricing import format_cost
+from promptdeck.evals import demo
+from promptdeck.model.pricing import format_cost
 
 ui.frame("Home", ":material/home:")
 st.title("PromptDeck")

@@ -44,17 +44,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptdeck.config import Secrets
-from promptdeck.datasets import Case, Dataset, load_dataset
 from promptdeck.errors import PromptDeckError
-from promptdeck.evalplan import EvalPlan
-from promptdeck.prompts import load_variant
-from promptdeck.providers.http import run_with_client
-from promptdeck.providers.registry import Registry, load_providers_file
-from promptdeck.providers.retry import MAX_RETRIES
-from promptdeck.runner import Runner
-from promptdeck.store import Store
-from promptdeck.suite import Suite, load_suite
+from promptdeck.evals.plan import EvalPlan
+from promptdeck.evals.runner import Runner
+from promptdeck.evals.suite import Suite, load_suite
+from promptdeck.model.http import run_with_client
+from promptdeck.model.registry import Registry, load_providers_file
+from promptdeck.model.retry import MAX_RETRIES
+from promptdeck.model.secrets import Secrets
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.datasets import Case, Dataset, load_dataset
+from promptdeck.workspace.prompts import load_variant
 from tests.helpers import variant
 from tests.llm_server import FaultPlan, LLMServer, RecordedRequest, Scenario, fault_outcome
 

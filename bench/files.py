@@ -28,11 +28,11 @@ import io
 
 import pandas as pd
 
-from promptdeck.dataset_edit import Table, load_table, save_table
-from promptdeck.dataset_import import ColumnMap, plan_import, write_import
-from promptdeck.fileio import atomic_write
-from promptdeck.prompt_edit import PromptFiles, draft_from_text, render_draft
-from promptdeck.store import Store
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.dataset_edit import Table, load_table, save_table
+from promptdeck.workspace.dataset_import import ColumnMap, plan_import, write_import
+from promptdeck.workspace.fileio import atomic_write
+from promptdeck.workspace.prompt_edit import PromptFiles, draft_from_text, render_draft
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("billing", "shipping", "returns", "account", "product", "other")

@@ -27,12 +27,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptdeck.call import stream_call
-from promptdeck.live import LiveRun, plan_columns
-from promptdeck.pricing import PriceTable
-from promptdeck.providers.base import ChatRequest, Message
-from promptdeck.providers.http import run_with_client
-from promptdeck.providers.openai_compat import OpenAIProvider
+from promptdeck.evals.live import LiveRun, plan_columns
+from promptdeck.model.call import stream_call
+from promptdeck.model.http import run_with_client
+from promptdeck.model.openai_compat import OpenAIProvider
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.types import ChatRequest, Message
 from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer, Scenario
 
@@ -123,7 +123,7 @@ def main() -> None:
 
             def raw(streams: int = streams):  # type: ignore[no-untyped-def]
                 async def one() -> float:
-                    from promptdeck.providers.http import get_client
+                    from promptdeck.model.http import get_client
 
                     return await raw_ttft(get_client(), url)
 

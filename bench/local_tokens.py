@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptdeck.providers.base import ChatRequest, Message, Usage
-from promptdeck.providers.local import LocalProvider, default_model_path
+from promptdeck.model.local import LocalProvider, default_model_path
+from promptdeck.model.types import ChatRequest, Message, Usage
 
 TOPICS = ("a lighthouse keeper", "a lost robot", "a city under the sea")
 

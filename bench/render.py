@@ -20,12 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptdeck import charts
-from promptdeck.call import CallResult
-from promptdeck.gates import evaluate_gates
-from promptdeck.providers.base import Usage
-from promptdeck.report import html_report
-from promptdeck.results import (
+from promptdeck.analysis import charts
+from promptdeck.analysis.gates import evaluate_gates
+from promptdeck.analysis.report import html_report
+from promptdeck.analysis.results import (
     comparison_frame,
     comparisons,
     load_cells,
@@ -33,7 +31,9 @@ from promptdeck.results import (
     score_distribution,
     variant_frame,
 )
-from promptdeck.store import CellRecord, ScoreRecord, Store
+from promptdeck.model.call import CallResult
+from promptdeck.model.types import Usage
+from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
 
 VARIANTS = ("support/production", "support/concise", "support/empathetic")
 GATES = [

@@ -41,15 +41,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptdeck.config import Secrets
-from promptdeck.datasets import Case, Dataset
-from promptdeck.evalplan import EvalPlan
-from promptdeck.pricing import PriceTable
-from promptdeck.providers.http import run_with_client
-from promptdeck.providers.registry import ProviderConfig, Registry, builtin_configs
-from promptdeck.runner import Progress, Runner
-from promptdeck.store import Store
-from promptdeck.suite import Suite
+from promptdeck.evals.plan import EvalPlan
+from promptdeck.evals.runner import Progress, Runner
+from promptdeck.evals.suite import Suite
+from promptdeck.model.http import run_with_client
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
+from promptdeck.model.secrets import Secrets
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.datasets import Case, Dataset
 from tests.helpers import variant
 from tests.llm_server import LLMServer, Scenario, _HTTPServer
 

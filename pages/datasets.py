@@ -5,8 +5,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from promptdeck import charts, ui
-from promptdeck.dataset_edit import (
+from promptdeck import ui
+from promptdeck.analysis import charts
+from promptdeck.errors import DatasetError, FileConflictError
+from promptdeck.workspace.dataset_edit import (
     Table,
     conflict_diff,
     count_categories,
@@ -20,7 +22,7 @@ from promptdeck.dataset_edit import (
     probe,
     save_table,
 )
-from promptdeck.dataset_import import (
+from promptdeck.workspace.dataset_import import (
     ColumnMap,
     guess_map,
     new_dataset_path,
@@ -28,10 +30,9 @@ from promptdeck.dataset_import import (
     read_source,
     write_import,
 )
-from promptdeck.datasets import find_datasets
-from promptdeck.errors import DatasetError, FileConflictError
-from promptdeck.fileio import fingerprint_file
-from promptdeck.sampling import NO_STRATUM
+from promptdeck.workspace.datasets import find_datasets
+from promptdeck.workspace.fileio import fingerprint_file
+from promptdeck.workspace.sampling import NO_STRATUM
 
 ui.frame("Datasets", ":material/table:")
 st.title("Datasets")

@@ -5,20 +5,27 @@ import pandas as pd
 import streamlit as st
 
 from promptdeck import ui
-from promptdeck.calibration import describe, run_agreement
-from promptdeck.confidence import Confidence, from_logprobs, sample_agreement
-from promptdeck.datasets import find_datasets, load_dataset
-from promptdeck.demo import LOCAL_JUDGE_NOTICE, is_local_judge
+from promptdeck.analysis.calibration import describe, run_agreement
+from promptdeck.analysis.report import cell_rows
 from promptdeck.errors import PromptDeckError
-from promptdeck.evalplan import EvalPlan, build_plan, estimate
-from promptdeck.judge import judge_messages
-from promptdeck.pricing import format_cost
-from promptdeck.prompts import render_messages
-from promptdeck.report import cell_rows
-from promptdeck.runner import Runner
-from promptdeck.scoring import question_of, rubric_for
-from promptdeck.settings import Settings, load_settings
-from promptdeck.suite import DEFAULT_RUBRIC, JudgeSpec, SampleSpec, Suite, find_suites, load_suite
+from promptdeck.evals.demo import LOCAL_JUDGE_NOTICE, is_local_judge
+from promptdeck.evals.plan import EvalPlan, build_plan, estimate
+from promptdeck.evals.runner import Runner
+from promptdeck.evals.suite import (
+    DEFAULT_RUBRIC,
+    JudgeSpec,
+    SampleSpec,
+    Suite,
+    find_suites,
+    load_suite,
+)
+from promptdeck.model.pricing import format_cost
+from promptdeck.scoring.confidence import Confidence, from_logprobs, sample_agreement
+from promptdeck.scoring.judge import judge_messages
+from promptdeck.scoring.scorers import question_of, rubric_for
+from promptdeck.store.settings import Settings, load_settings
+from promptdeck.workspace.datasets import find_datasets, load_dataset
+from promptdeck.workspace.prompts import render_messages
 
 ui.frame("Evaluate", ":material/fact_check:")
 st.title("Evaluate")

@@ -3,12 +3,12 @@
 import streamlit as st
 
 from promptdeck import ui
-from promptdeck.confidence import from_logprobs
-from promptdeck.datasets import append_case, find_datasets, load_dataset
 from promptdeck.errors import PromptDeckError
-from promptdeck.live import ColumnView, LiveRun, plan_columns
-from promptdeck.pricing import format_cost
-from promptdeck.prompts import PromptVariant, template_variables, variant_from_dict
+from promptdeck.evals.live import ColumnView, LiveRun, plan_columns
+from promptdeck.model.pricing import format_cost
+from promptdeck.scoring.confidence import from_logprobs
+from promptdeck.workspace.datasets import append_case, find_datasets, load_dataset
+from promptdeck.workspace.prompts import PromptVariant, template_variables, variant_from_dict
 
 MAX_COLUMNS = 4
 ui.frame("Playground", ":material/play_circle:")

@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from promptdeck import ui
-from promptdeck.datasets import find_datasets, load_dataset
 from promptdeck.errors import FileConflictError, PromptDeckError, PromptFileError
-from promptdeck.fileio import MISSING, Loaded
-from promptdeck.prompt_edit import (
+from promptdeck.workspace.datasets import find_datasets, load_dataset
+from promptdeck.workspace.fileio import MISSING, Loaded
+from promptdeck.workspace.prompt_edit import (
     BASELINE_TAG,
     DRAFT_FIELDS,
     Draft,
@@ -22,7 +22,7 @@ from promptdeck.prompt_edit import (
     render_draft,
     text_diff,
 )
-from promptdeck.prompts import (
+from promptdeck.workspace.prompts import (
     PromptVariant,
     render_messages,
     template_variables,

@@ -6,16 +6,12 @@ import json
 import pandas as pd
 import streamlit as st
 
-from promptdeck import charts, demo, ui
-from promptdeck.calibration import describe, run_agreement
-from promptdeck.datasets import append_case, find_datasets
-from promptdeck.errors import PromptDeckError
-from promptdeck.evalplan import EvalPlan
-from promptdeck.gates import evaluate_gates, overall_status
-from promptdeck.pricing import format_cost
-from promptdeck.providers.registry import Registry
-from promptdeck.report import cell_rows, html_report, markdown_summary, to_csv
-from promptdeck.results import (
+from promptdeck import ui
+from promptdeck.analysis import charts
+from promptdeck.analysis.calibration import describe, run_agreement
+from promptdeck.analysis.gates import evaluate_gates, overall_status
+from promptdeck.analysis.report import cell_rows, html_report, markdown_summary, to_csv
+from promptdeck.analysis.results import (
     ALL,
     case_scores,
     check_comparisons,
@@ -27,7 +23,13 @@ from promptdeck.results import (
     score_distribution,
     variant_frame,
 )
-from promptdeck.textdiff import word_diff_html
+from promptdeck.analysis.textdiff import word_diff_html
+from promptdeck.errors import PromptDeckError
+from promptdeck.evals import demo
+from promptdeck.evals.plan import EvalPlan
+from promptdeck.model.pricing import format_cost
+from promptdeck.model.registry import Registry
+from promptdeck.workspace.datasets import append_case, find_datasets
 
 ui.frame("Results", ":material/insights:")
 store = ui.store()

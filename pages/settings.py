@@ -5,10 +5,10 @@ page drawn afterwards already shows their effect."""
 import pandas as pd
 import streamlit as st
 
-from promptdeck import settings as core
 from promptdeck import ui
 from promptdeck.errors import PromptDeckError
-from promptdeck.providers.registry import Registry, split_model_ref
+from promptdeck.model.registry import Registry, split_model_ref
+from promptdeck.store import settings as core
 
 ui.frame("Settings", ":material/settings:")
 st.title("Settings")

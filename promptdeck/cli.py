@@ -24,28 +24,29 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from promptdeck.calibration import describe, run_agreement
-from promptdeck.config import Secrets, Workspace
+from promptdeck.analysis.calibration import describe, run_agreement
+from promptdeck.analysis.gates import evaluate_gates, overall_status
+from promptdeck.analysis.report import cell_rows, html_report, markdown_summary, to_csv
+from promptdeck.analysis.results import load_cells, run_report
 from promptdeck.errors import PromptDeckError
-from promptdeck.evalplan import build_plan
-from promptdeck.gates import evaluate_gates, overall_status
-from promptdeck.pricing import format_cost
-from promptdeck.promptfoo_export import export_promptfoo
-from promptdeck.promptfoo_import import import_promptfoo
-from promptdeck.prompts import load_prompts
-from promptdeck.providers.http import run_with_client
-from promptdeck.providers.registry import (
+from promptdeck.evals.plan import build_plan
+from promptdeck.evals.runner import Progress, Runner
+from promptdeck.evals.suite import load_suite
+from promptdeck.model.http import run_with_client
+from promptdeck.model.pricing import format_cost
+from promptdeck.model.registry import (
     ProviderConfig,
     Registry,
     builtin_configs,
     load_providers_file,
 )
-from promptdeck.report import cell_rows, html_report, markdown_summary, to_csv
-from promptdeck.results import load_cells, run_report
-from promptdeck.runner import Progress, Runner
-from promptdeck.settings import load_settings, saved_concurrency
-from promptdeck.store import Store
-from promptdeck.suite import load_suite
+from promptdeck.model.secrets import Secrets
+from promptdeck.promptfoo.exporter import export_promptfoo
+from promptdeck.promptfoo.importer import import_promptfoo
+from promptdeck.store.settings import load_settings, saved_concurrency
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.paths import Workspace
+from promptdeck.workspace.prompts import load_prompts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from promptdeck.config import Secrets, Workspace
 from promptdeck.errors import ConfigError, PromptDeckError
-from promptdeck.jobs import JobRegistry
-from promptdeck.prompts import PromptLibrary, load_prompts
-from promptdeck.providers.local import local_model_status
-from promptdeck.providers.registry import Registry
-from promptdeck.store import Store
+from promptdeck.evals.jobs import JobRegistry
+from promptdeck.model.local import local_model_status
+from promptdeck.model.registry import Registry
+from promptdeck.model.secrets import Secrets
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.paths import Workspace
+from promptdeck.workspace.prompts import PromptLibrary, load_prompts
 
 PAGES = (
     ("app.py", "Home", ":material/home:"),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from promptdeck.config import Secrets
-from promptdeck.pricing import PriceTable
-from promptdeck.prompts import PromptVariant, variant_from_dict
-from promptdeck.providers.registry import ProviderConfig, Registry, builtin_configs
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
+from promptdeck.model.secrets import Secrets
+from promptdeck.workspace.prompts import PromptVariant, variant_from_dict
 from tests.llm_server import LLMServer
 
 

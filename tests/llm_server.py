@@ -43,8 +43,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from promptdeck.errors import ProviderError
-from promptdeck.providers.base import ChatRequest, Chunk, Provider
-from promptdeck.providers.http import run_with_client
+from promptdeck.model.http import run_with_client
+from promptdeck.model.types import ChatRequest, Chunk, Provider
 
 # Every fault a FaultPlan can inject -> (the error kind a client must record, or None for a
 # good answer; whether the client may retry it). "refused" is the server accepting the

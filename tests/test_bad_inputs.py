@@ -25,14 +25,14 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from promptdeck import cli
-from promptdeck.config import Secrets
-from promptdeck.datasets import load_dataset
+from promptdeck.analysis.report import neutralise, to_csv
 from promptdeck.errors import PromptDeckError
-from promptdeck.evalplan import build_plan
-from promptdeck.prompts import PromptVariant, load_prompts, load_variant
-from promptdeck.providers.registry import Registry, load_providers_file
-from promptdeck.report import neutralise, to_csv
-from promptdeck.suite import Suite, load_suite
+from promptdeck.evals.plan import build_plan
+from promptdeck.evals.suite import Suite, load_suite
+from promptdeck.model.registry import Registry, load_providers_file
+from promptdeck.model.secrets import Secrets
+from promptdeck.workspace.datasets import load_dataset
+from promptdeck.workspace.prompts import PromptVariant, load_prompts, load_variant
 from tests.llm_server import LLMServer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from promptdeck.datasets import load_dataset
-from promptdeck.sampling import sample_cases
+from promptdeck.workspace.datasets import load_dataset
+from promptdeck.workspace.sampling import sample_cases
 from tests.llm_server import LLMServer, Scenario
 
 REPO = Path(__file__).resolve().parents[1]

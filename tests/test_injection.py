@@ -20,18 +20,18 @@ from typing import Any
 
 import pytest
 
-from promptdeck.call import CallResult
+from promptdeck.analysis.report import CSV_COLUMNS, cell_rows, html_report, markdown_summary, to_csv
+from promptdeck.analysis.results import run_report
 from promptdeck.errors import TemplateError
-from promptdeck.judge import judge_answer, judge_messages, parse_verdict
-from promptdeck.live import plan_columns
-from promptdeck.pricing import PriceTable
-from promptdeck.prompts import render_messages
-from promptdeck.providers.base import Usage
-from promptdeck.providers.http import run_with_client
-from promptdeck.providers.local import LocalProvider
-from promptdeck.report import CSV_COLUMNS, cell_rows, html_report, markdown_summary, to_csv
-from promptdeck.results import run_report
-from promptdeck.store import CellRecord, ScoreRecord, Store
+from promptdeck.evals.live import plan_columns
+from promptdeck.model.call import CallResult
+from promptdeck.model.http import run_with_client
+from promptdeck.model.local import LocalProvider
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.types import Usage
+from promptdeck.scoring.judge import judge_answer, judge_messages, parse_verdict
+from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
+from promptdeck.workspace.prompts import render_messages
 from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer
 

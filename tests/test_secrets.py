@@ -30,11 +30,11 @@ from urllib.parse import quote, quote_plus
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from promptdeck.config import Secrets
-from promptdeck.live import LiveRun, plan_columns
-from promptdeck.prompts import load_prompts
-from promptdeck.providers.registry import Registry
-from promptdeck.store import Store
+from promptdeck.evals.live import LiveRun, plan_columns
+from promptdeck.model.registry import Registry
+from promptdeck.model.secrets import Secrets
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.prompts import load_prompts
 from tests.llm_server import LLMServer, Scenario
 
 REPO = Path(__file__).resolve().parents[1]

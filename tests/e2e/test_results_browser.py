@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from promptdeck.report import html_report
-from promptdeck.results import run_report
-from promptdeck.store import Store
+from promptdeck.analysis.report import html_report
+from promptdeck.analysis.results import run_report
+from promptdeck.store.sqlite import Store
 from tests.e2e.conftest import ARTIFACTS, shot, wait_idle
 from tests.pages.test_results import stored_run
 

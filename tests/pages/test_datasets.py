@@ -12,8 +12,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from promptdeck.datasets import append_case, load_dataset
-from promptdeck.store import Store
+from promptdeck.store.sqlite import Store
+from promptdeck.workspace.datasets import append_case, load_dataset
 from tests.pages.conftest import ROOT, open_page
 
 SAMPLE = "datasets/support_sample.csv"

@@ -3,8 +3,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
-from promptdeck.settings import Settings, save_settings
-from promptdeck.store import Store
+from promptdeck.store.settings import Settings, save_settings
+from promptdeck.store.sqlite import Store
 from tests.llm_server import LLMServer, Scenario
 from tests.pages.conftest import ROOT
 

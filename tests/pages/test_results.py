@@ -7,10 +7,11 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from promptdeck import demo, ui
-from promptdeck.call import CallResult
-from promptdeck.providers.base import Usage
-from promptdeck.store import CellRecord, ScoreRecord, Store
+from promptdeck import ui
+from promptdeck.evals import demo
+from promptdeck.model.call import CallResult
+from promptdeck.model.types import Usage
+from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
 from tests.pages.conftest import ROOT
 
 GATES = [{"metric": "judge_score", "max_drop": 0.2}, {"metric": "error_rate", "max": 0.1}]

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from promptdeck.call import CallResult
-from promptdeck.config import mask_secret
-from promptdeck.providers.local import default_model_path
-from promptdeck.store import Store
+from promptdeck.model.call import CallResult
+from promptdeck.model.local import default_model_path
+from promptdeck.model.secrets import mask_secret
+from promptdeck.store.sqlite import Store
 from tests.llm_server import MODELS_LIST, LLMServer, Scenario
 from tests.pages.conftest import open_page
 

@@ -1,0 +1,323 @@
+"""Exports of a run: a CSV with one row per (case, variant, repeat), a self-contained HTML
+report, and a Markdown summary for a pull-request comment.
+
+Spreadsheet formulas in user or model text are neutralised (a leading ', as OWASP
+recommends for CSV injection), so opening the export in Excel or Sheets runs nothing.
+In the HTML report every user or model text is HTML-escaped, and the page has no script
+and loads nothing: its charts are SVG drawn in Python, so it opens offline and a
+`<script>` in an answer shows as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import Any, Protocol
+
+import pandas as pd
+
+from promptdeck.analysis.gates import GateResult, overall_status
+from promptdeck.analysis.stats import MIN_PAIRS
+
+CSV_COLUMNS = (
+    "run_id", "row_id", "category", "variant", "repeat", "model", "output", "error",
+    "ttft_ms", "latency_ms", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd",
+    "cached", "fallback_used", "confidence", "judge_score", "judge_reason", "checks_passed",
+    "checks_total", "checks_failed",
+)  # fmt: skip
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def cell_rows(
+    run_id: str, results: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Results joined with their judge verdict and check outcomes."""
+    by_cell: dict[tuple[str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
+    for s in scores:
+        by_cell[(s["row_id"], s["variant"], s["repeat"])].append(s)
+    rows = []
+    for r in results:
+        mine = by_cell[(r["row_id"], r["variant"], r["repeat"])]
+        judge = next((s for s in mine if s["scorer"] == "judge"), None)
+        checks = [s for s in mine if s["scorer"].startswith("check:")]
+        failed = [s["scorer"].removeprefix("check:") for s in checks if not s["passed"]]
+        rows.append({
+            **{k: r.get(k) for k in CSV_COLUMNS if k in r},
+            "run_id": run_id,
+            "judge_score": judge["value"] if judge else None,
+            "judge_reason": judge["reason"] if judge else None,
+            "checks_passed": len(checks) - len(failed),
+            "checks_total": len(checks),
+            "checks_failed": "; ".join(failed),
+        })  # fmt: skip
+    return rows
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: neutralise(row.get(k)) for k in CSV_COLUMNS})
+    return out.getvalue()
+
+
+# --- the HTML report and the pull-request summary ------------------------------------
+
+PLAIN = {
+    "better": "Better than the baseline: the whole 95% CI is above 0.",
+    "worse": "Worse than the baseline: the whole 95% CI is below 0.",
+    "within noise": "No real change: a change of the size that matters would most likely "
+    "have shown, and none did.",
+    "underpowered": "Cannot tell yet: this run is too small to see a change of the size that "
+    "matters{mde}. Add rows before deciding.",
+    "no data": "No row was scored for both the baseline and this variant.",
+}
+STATUS_ICONS = {"pass": "✅", "fail": "❌"}  # anything else (insufficient evidence): ⚠️
+_STATUS_CLASS = {"pass": "pass", "fail": "fail"}
+
+
+class RunInfo(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def created(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+def _field(run: Mapping[str, Any] | RunInfo, key: str) -> str:
+    value = run.get(key) if isinstance(run, Mapping) else getattr(run, key, None)
+    return "" if value is None else str(value)
+
+
+def _known(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _estimate(row: Mapping[str, Any]) -> str:
+    """'-0.33 (95% CI -1.00 to +0.00), n=6': the summary without its verdict."""
+    return str(row["summary"]).removesuffix(f": {row['verdict']}")
+
+
+def plain_summary(row: Mapping[str, Any]) -> str:
+    """The verdict of one comparison row in a sentence for a PM."""
+    detectable = _known(row.get("mde")) and row["mde"] > 0 and row.get("n", 0) >= MIN_PAIRS
+    mde = f" (it detects changes of {row['mde']:.2f} or more)" if detectable else ""
+    return PLAIN.get(str(row["verdict"]), "").format(mde=mde)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [] if frame.empty else frame.to_dict("records")
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;color:#24292f;max-width:1100px;margin:24px auto;
+padding:0 16px}h1{margin-bottom:4px}.meta{color:#57606a}table{border-collapse:collapse;
+margin:8px 0}td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;
+vertical-align:top}th{background:#f6f8fa}.badge{display:inline-block;padding:1px 8px;
+border-radius:10px;color:#fff;font-weight:600}.pass{background:#1a7f37}.fail{background:#cf222e}
+.insufficient{background:#9a6700}.card{border:1px solid #d0d7de;border-radius:6px;padding:8px
+12px;margin:8px 0}.big{font-size:18px;font-weight:600}.pair{display:grid;
+grid-template-columns:1fr 1fr;gap:8px}.answer{white-space:pre-wrap;background:#f6f8fa;
+padding:6px;border-radius:4px;max-height:320px;overflow:auto}figure{margin:12px 0}
+.foot{color:#57606a;font-size:12px;border-top:1px solid #d0d7de;margin-top:24px}
+"""
+
+
+def _badge(status: str) -> str:
+    css = _STATUS_CLASS.get(status, "insufficient")
+    return f'<span class="badge {css}">{escape(status)}</span>'
+
+
+def _headline_html(row: Mapping[str, Any]) -> str:
+    from promptdeck.analysis.charts import VERDICT_COLOURS
+
+    colour = VERDICT_COLOURS.get(str(row["verdict"]), "#6e7781")
+    means = ""
+    if _known(row.get("mean_baseline")) and _known(row.get("mean_variant")):
+        means = f"mean judge score {row['mean_baseline']:.2f} → {row['mean_variant']:.2f}; "
+    return (
+        f'<div class="card"><h3>{escape(str(row["variant"]))}</h3>'
+        f'<div class="big">Δ {escape(_estimate(row))} '
+        f'<span class="badge" style="background:{colour}">{escape(str(row["verdict"]))}</span>'
+        f"</div><p>{escape(plain_summary(row))}</p><p class=meta>{escape(means)}"
+        f"{row['wins']} wins, {row['ties']} ties, {row['losses']} losses</p></div>"
+    )
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Cells are HTML already (escaped by the caller)."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _variants_html(variants: pd.DataFrame) -> str:
+    def num(value: object, fmt: str, unknown: str = "–") -> str:
+        return format(value, fmt) if _known(value) else unknown
+
+    rows = [
+        [escape(str(v["variant"])), str(v["answers"]), str(v["errors"]), num(v["score"], ".2f"),
+         str(v["unscored"]), num(v["ttft_p50"], ".0f"), num(v["latency_p50"], ".0f"),
+         num(v["latency_p95"], ".0f"),
+         "$" + num(v["cost_per_answer"], ".4g") if _known(v["cost_per_answer"]) else "unknown",
+         num(v["check_pass_rate"], ".0%")]
+        for v in _records(variants)
+    ]  # fmt: skip
+    header = ["variant", "answers", "errors", "mean score", "unscored", "TTFT p50 ms",
+              "latency p50 ms", "latency p95 ms", "cost / answer", "checks passed"]  # fmt: skip
+    return _table(header, rows)
+
+
+def _example_html(e: Mapping[str, Any]) -> str:
+    def side(who: str, answer: object, score: object) -> str:
+        scored = _known(score) and isinstance(score, int | float)
+        shown = f"score {score:g}" if scored else "unscored"
+        text = escape("" if answer is None else str(answer))
+        return f'<div><b>{who}</b> ({shown})<div class="answer">{text}</div></div>'
+
+    delta = f"Δ {e['delta']:+.2f}" if _known(e.get("delta")) else "Δ –"
+    head = " · ".join(escape(str(e.get(k, ""))) for k in ("row_id", "category", "variant"))
+    return (
+        f'<div class="card"><b>{head}</b> · {delta}'
+        f"<p><b>Question:</b> {escape(str(e.get('question', '')))}</p>"
+        f'<div class="pair">{side("Baseline", e.get("baseline_answer"), e.get("baseline_score"))}'
+        f"{side('Variant', e.get('variant_answer'), e.get('variant_score'))}</div></div>"
+    )
+
+
+def _examples_html(examples: Sequence[Mapping[str, Any]]) -> str:
+    def delta(e: Mapping[str, Any]) -> float:
+        return float(e["delta"]) if _known(e.get("delta")) else 0.0
+
+    groups = {
+        "Top wins": sorted((e for e in examples if delta(e) > 0), key=lambda e: -delta(e)),
+        "Top losses": sorted((e for e in examples if delta(e) < 0), key=delta),
+        "Other examples": [e for e in examples if delta(e) == 0],
+    }
+    parts = [
+        f"<h3>{name}</h3>" + "".join(map(_example_html, items))
+        for name, items in groups.items()
+        if items
+    ]
+    return "".join(parts) or "<p>No examples.</p>"
+
+
+def html_report(
+    title: str,
+    run: Mapping[str, Any] | RunInfo,
+    headlines: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    variants: pd.DataFrame,
+    dist: pd.DataFrame,
+    gates: Sequence[GateResult],
+    examples: Sequence[Mapping[str, Any]],
+) -> str:
+    """One self-contained HTML page: no script, no external file. The charts are SVG drawn
+    here (`charts.svg_*`), so the page opens offline; all user and model text is escaped."""
+    from promptdeck.analysis import charts  # not at the top: the CSV export should not load altair
+
+    status = overall_status(gates)
+    gate_rows = [
+        [f"{STATUS_ICONS.get(g.status, '⚠️')} {_badge(g.status)}", escape(g.gate),
+         escape(g.variant), escape(g.observed), escape(g.reason)]
+        for g in gates
+    ]  # fmt: skip
+    heads = _records(headlines)
+    excluded = "; ".join(
+        f"{h['variant']}: {h['excluded_unscored']} unscored, {h['excluded_errors']} errored"
+        for h in heads
+    )
+    meta = f"Run {_field(run, 'id')} · {_field(run, 'name')} · {_field(run, 'created')}"
+    sections = [
+        f"<h1>{escape(title)}</h1><p class=meta>{escape(meta)}</p>",
+        "<h2>Headline</h2>",
+        "".join(map(_headline_html, heads)) or "<p>No comparison with a baseline.</p>",
+        f"<h2>Gates: {_badge(status) if gates else 'none'}</h2>",
+        _table(["status", "gate", "variant", "observed", "why"], gate_rows)
+        if gates
+        else "<p>The suite declares no gates.</p>",
+        "<h2>Charts</h2>",
+        f"<figure>{charts.svg_delta_by_category(comparisons)}<figcaption>Change in mean judge "
+        "score per category, variant − baseline, with 95% CIs.</figcaption></figure>",
+        f"<figure>{charts.svg_win_tie_loss(comparisons)}<figcaption>Rows where the variant "
+        "scored higher (win), the same (tie) or lower (loss) than the baseline.</figcaption>"
+        "</figure>",
+        f"<figure>{charts.svg_score_distribution(dist)}<figcaption>Answers per judge score; "
+        "faded bars: unscored answers.</figcaption></figure>",
+        "<h2>Per variant</h2>",
+        _variants_html(variants) if not variants.empty else "<p>No answers.</p>",
+        "<h2>Wins and losses</h2>",
+        _examples_html(examples),
+        f'<div class="foot"><p><b>Method.</b> Δ is the mean over paired rows of the judge '
+        "score of the variant minus the baseline's; the 95% CI is a paired percentile "
+        "bootstrap (2,000 resamples, seeded). n counts the rows scored on both sides. Rows "
+        "the judge left unscored or that errored on either side are left out and counted, "
+        f"never scored 0. Left out: {escape(excluded or 'none')}.</p></div>",
+    ]
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def _md(text: object) -> str:
+    """Safe in a Markdown table cell: HTML escaped, pipes escaped, one line."""
+    return escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_summary(
+    title: str,
+    run: Mapping[str, Any] | RunInfo,
+    headlines: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    variants: pd.DataFrame,
+    dist: pd.DataFrame,
+    gates: Sequence[GateResult],
+    examples: Sequence[Mapping[str, Any]],
+    *,
+    report_path: str | None = None,
+) -> str:
+    """A pull-request comment: a headline per variant, the gates, what was left out."""
+    heads = _records(headlines)
+    lines = [f"### {_md(title)}", "", f"Run `{_field(run, 'id')}` ({_md(_field(run, 'name'))})", ""]
+    for h in heads:
+        lines.append(
+            f"- **{_md(h['variant'])}**: Δ {_md(_estimate(h))}, **{_md(h['verdict'])}**. "
+            f"{_md(plain_summary(h))}"
+        )
+    if not heads:
+        lines.append("- No comparison with a baseline.")
+    status = overall_status(gates)
+    if gates:
+        lines += ["", f"**Gates: {STATUS_ICONS.get(status, '⚠️')} {status}**", ""]
+        lines += ["| | gate | variant | observed | why |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {STATUS_ICONS.get(g.status, '⚠️')} | {_md(g.gate)} | {_md(g.variant)} "
+            f"| {_md(g.observed)} | {_md(g.reason)} |"
+            for g in gates
+        ]
+    else:
+        lines += ["", "**Gates:** the suite declares none."]
+    excluded = [
+        f"{_md(h['variant'])} {h['excluded_unscored']} unscored, {h['excluded_errors']} errored"
+        for h in heads
+    ]
+    lines += ["", "Rows left out (never scored 0): " + ("; ".join(excluded) or "none") + "."]
+    if report_path:
+        lines.append(f"Full report: {_md(report_path)}")
+    return "\n".join(lines) + "\n"

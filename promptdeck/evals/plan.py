@@ -1,0 +1,204 @@
+"""What an eval will do before it does it: the sampled cases, the cells, and an estimate.
+
+Everything that can be wrong with a suite (unknown variant, a template variable that no
+dataset column provides, a bad sample) is found here, before any model call is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from promptdeck.errors import ConfigError
+from promptdeck.evals.suite import Suite
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.types import DEFAULT_MAX_TOKENS, estimate_tokens
+from promptdeck.workspace.datasets import Case, Dataset, check_variables, load_dataset
+from promptdeck.workspace.prompts import (
+    PromptLibrary,
+    PromptVariant,
+    render_messages,
+    template_variables,
+)
+from promptdeck.workspace.sampling import sample_cases
+
+
+@dataclass(frozen=True)
+class Cell:
+    case: Case
+    variant: PromptVariant
+    repeat: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.case.id, self.variant.name, self.repeat)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    suite: Suite
+    dataset: Dataset
+    cases: tuple[Case, ...]
+    variants: tuple[PromptVariant, ...]
+
+    @property
+    def repeats(self) -> int:
+        return self.suite.repeats
+
+    def cells(self) -> list[Cell]:
+        """Case by case, so the results grid fills row by row."""
+        return [
+            Cell(c, v, r) for c in self.cases for v in self.variants for r in range(self.repeats)
+        ]
+
+    def category_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(c.category or "(none)" for c in self.cases).items()))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to read the run later, even after prompts or data change."""
+        data = {
+            "suite": self.suite.to_dict(),
+            "dataset": {"path": str(self.dataset.path), "columns": list(self.dataset.columns)},
+            "cases": [{"id": c.id, **c.values} for c in self.cases],
+            "variants": {v.name: variant_snapshot(v) for v in self.variants},
+        }
+        data["fingerprint"] = hashlib.sha256(
+            json.dumps(data, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        return data
+
+
+def variant_snapshot(v: PromptVariant) -> dict[str, Any]:
+    return {
+        "model": v.model,
+        "params": dict(v.params),
+        "system": v.system,
+        "user": v.user,
+        "messages": [{"role": m.role, "content": m.content} for m in v.messages],
+        "checks": [c.label for c in v.checks],
+        "fallback": v.fallback,
+        "path": v.path,
+    }
+
+
+def build_plan(
+    suite: Suite,
+    prompts: PromptLibrary,
+    *,
+    n: int | None = None,
+    seed: int | None = None,
+    repeats: int | None = None,
+) -> EvalPlan:
+    """Resolve variants, load and sample the dataset; overrides win over the suite."""
+    missing = [name for name in suite.variants if name not in prompts.variants]
+    if missing:
+        raise ConfigError(_missing_variants(suite, prompts, missing))
+    variants = tuple(prompts.variants[name] for name in suite.variants)
+    dataset = load_dataset(suite.dataset)
+    problems = check_variables(dataset, {v.name: template_variables(v) for v in variants})
+    if problems:
+        raise ConfigError("; ".join(problems))
+    sample = suite.sample
+    if n is not None:
+        sample = replace(sample, n=n, fraction=None)
+    if seed is not None:
+        sample = replace(sample, seed=seed)
+    suite = replace(suite, sample=sample, repeats=repeats or suite.repeats)
+    cases = sample_cases(
+        dataset.cases,
+        n=sample.n,
+        fraction=sample.fraction,
+        seed=sample.seed,
+        stratify=sample.stratify,
+        floor=sample.floor,
+    )
+    return EvalPlan(suite, dataset, tuple(cases), variants)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    calls: int
+    judge_calls: int
+    cost_usd: float | None  # an upper bound (every answer uses max_tokens); None: unknown
+    unpriced_models: tuple[str, ...]
+    seconds: float | None  # from this machine's past latencies; None: no history yet
+
+
+def judge_calls(plan: EvalPlan) -> int:
+    """Pointwise: one verdict per answer. Pairwise: two per non-baseline answer (order swapped)."""
+    judge = plan.suite.judge
+    if judge is None:
+        return 0
+    if judge.mode == "pointwise":
+        return len(plan.cells())
+    others = sum(v.name != plan.suite.baseline for v in plan.variants)
+    return 2 * others * len(plan.cases) * plan.repeats
+
+
+def estimate(
+    plan: EvalPlan, prices: PriceTable, latency_ms: dict[str, float | None], concurrency: int
+) -> Estimate:
+    """Calls, the most they can cost, and how long they should take at this concurrency."""
+    cost = 0.0
+    unpriced: set[str] = set()
+    busy_ms: float | None = 0.0
+    judge = plan.suite.judge
+    n_judge = judge_calls(plan)
+    cells = plan.cells()  # built once: the loop below runs over every cell
+    for cell in cells:
+        v = cell.variant
+        prompt_tokens = estimate_tokens(
+            "".join(m.content for m in render_messages(v, cell.case.values))
+        )
+        max_out = int(v.params.get("max_tokens", DEFAULT_MAX_TOKENS))
+        price = prices.price(v.model)
+        if price is None:
+            unpriced.add(v.model)
+        else:
+            cost += (prompt_tokens * price.input_per_mtok + max_out * price.output_per_mtok) / 1e6
+        past = latency_ms.get(v.model)
+        busy_ms = None if past is None or busy_ms is None else busy_ms + past
+        if judge is not None and n_judge:
+            # A verdict reads the question, the answer and the rubric (~prompt + answer).
+            share = n_judge / len(cells)
+            judge_price = prices.price(judge.model)
+            if judge_price is None:
+                unpriced.add(judge.model)
+            else:
+                judge_in = prompt_tokens + max_out + estimate_tokens(judge.rubric) + 150
+                cost += (
+                    share
+                    * (judge_in * judge_price.input_per_mtok + 300 * judge_price.output_per_mtok)
+                    / 1e6
+                )
+            past_judge = latency_ms.get(judge.model)
+            busy_ms = (
+                None if past_judge is None or busy_ms is None else busy_ms + share * past_judge
+            )
+    return Estimate(
+        calls=len(cells),
+        judge_calls=n_judge,
+        cost_usd=None if unpriced else cost,
+        unpriced_models=tuple(sorted(unpriced)),
+        seconds=None if busy_ms is None else busy_ms / 1000 / max(1, concurrency),
+    )
+
+
+def _missing_variants(suite: Suite, prompts: PromptLibrary, missing: list[str]) -> str:
+    """Why each missing variant is missing: its file did not load (and where), or no file."""
+    where = f"{suite.path}: 'variants': " if suite.path else ""
+    broken = {Path(e.path).with_suffix("").as_posix(): e for e in prompts.errors}
+    reasons = []
+    for name in missing:
+        error = next((e for path, e in broken.items() if path.endswith(f"/{name}")), None)
+        reasons.append(
+            f"{name}: its file could not be loaded: {error}"
+            if error
+            else f"{name}: no prompts/{name}.yaml"
+        )
+    known = ", ".join(sorted(prompts.variants)) or "none"
+    return f"{where}unknown variant(s): {'; '.join(reasons)} (known: {known})"

@@ -1,0 +1,206 @@
+"""Eval suites (`datasets/<name>.suite.yaml`): what an eval run is made of.
+
+    dataset: support_tickets.csv         # relative to the suite file
+    sample: {n: 60, stratify: category, seed: 7}   # or fraction: 0.3; floor: 1
+    variants: [support/production, support/concise]
+    baseline: support/production
+    repeats: 1                           # run each (case, variant) k times
+    judge: {model: local/smollm2, rubric: ..., scale: [1, 5], mode: pointwise}
+    gates: [{metric: judge_score, max_drop: 0.2}, ...]
+
+Errors name the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from promptdeck.errors import ConfigError
+from promptdeck.workspace.yamlfile import parse_yaml, read_text
+
+DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
+politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 = wrong,
+harmful or off-topic."""
+SUITE_KEYS = ("dataset", "sample", "variants", "baseline", "repeats", "judge", "gates")
+SAMPLE_KEYS = ("n", "fraction", "stratify", "seed", "floor")
+JUDGE_KEYS = ("model", "rubric", "scale", "mode")
+GATE_KEYS = ("metric", "max_drop", "min", "max", "category", "on")
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    n: int | None = None
+    fraction: float | None = None
+    stratify: str | None = "category"
+    seed: int = 0
+    floor: int = 1
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    model: str
+    rubric: str
+    scale: tuple[int, int] = (1, 5)
+    mode: str = "pointwise"
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path | None
+    dataset: Path
+    variants: tuple[str, ...]
+    sample: SampleSpec = SampleSpec()
+    baseline: str | None = None
+    repeats: int = 1
+    judge: JudgeSpec | None = None
+    gates: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".suite.yaml") if self.path else self.dataset.stem
+
+    def to_dict(self) -> dict[str, Any]:
+        """The suite as plain data, for the run snapshot."""
+        s, j = self.sample, self.judge
+        return {
+            "path": str(self.path) if self.path else None,
+            "dataset": str(self.dataset),
+            "sample": {
+                "n": s.n,
+                "fraction": s.fraction,
+                "stratify": s.stratify,
+                "seed": s.seed,
+                "floor": s.floor,
+            },
+            "variants": list(self.variants),
+            "baseline": self.baseline,
+            "repeats": self.repeats,
+            "judge": None
+            if j is None
+            else {"model": j.model, "rubric": j.rubric, "scale": list(j.scale), "mode": j.mode},
+            "gates": [dict(g) for g in self.gates],
+        }
+
+
+def find_suites(root: Path) -> list[Path]:
+    return sorted(root.glob("*.suite.yaml")) if root.is_dir() else []
+
+
+def load_suite(path: Path) -> Suite:
+    try:
+        text = read_text(path)
+        data = parse_yaml(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a suite needs dataset and variants")
+    node = yaml.compose(text)  # parsed fine above: only for the line of each key
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a suite is a mapping with dataset, variants, sample, ...")
+    lines = _key_lines(node)
+
+    def fail(key: str, message: str) -> ConfigError:
+        line = f", line {lines[key]}" if key in lines else ""
+        return ConfigError(f"{path}{line}: '{key}': {message}")
+
+    _reject_unknown(data, SUITE_KEYS, fail, "")
+    if not isinstance(data.get("dataset"), str) or not data["dataset"].strip():
+        raise fail("dataset", "required: the dataset file, relative to this suite")
+    variants = data.get("variants")
+    if (
+        not isinstance(variants, list)
+        or not variants
+        or not all(isinstance(v, str) for v in variants)
+    ):
+        raise fail("variants", "required: a list of task/variant names")
+    baseline = data.get("baseline")
+    if baseline is not None and baseline not in variants:
+        raise fail("baseline", f"{baseline!r} is not one of the variants")
+    repeats = data.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 20:
+        raise fail("repeats", "must be a whole number from 1 to 20")
+    return Suite(
+        path=path,
+        dataset=path.parent / data["dataset"],
+        variants=tuple(variants),
+        sample=_sample(data.get("sample") or {}, fail),
+        baseline=baseline,
+        repeats=repeats,
+        judge=_judge(data.get("judge"), fail),
+        gates=_gates(data.get("gates") or [], fail),
+    )
+
+
+def _key_lines(node: yaml.Node | None) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+
+
+def _reject_unknown(
+    data: Mapping[Any, Any], allowed: tuple[str, ...], fail: Any, where: str
+) -> None:
+    unknown = [str(k) for k in data if k not in allowed]
+    if unknown:
+        key = where or unknown[0]
+        raise fail(key, f"unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+
+
+def _sample(raw: Any, fail: Any) -> SampleSpec:
+    if not isinstance(raw, dict):
+        raise fail("sample", "must be a mapping like {n: 60, stratify: category, seed: 7}")
+    _reject_unknown(raw, SAMPLE_KEYS, fail, "sample")
+    n, fraction = raw.get("n"), raw.get("fraction")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise fail("sample", "n must be a whole number of rows ≥ 1")
+    if fraction is not None and (not isinstance(fraction, int | float) or not 0 < fraction <= 1):
+        raise fail("sample", "fraction must be a number in (0, 1]")
+    if n is not None and fraction is not None:
+        raise fail("sample", "give n or fraction, not both")
+    seed, floor = raw.get("seed", 0), raw.get("floor", 1)
+    if not isinstance(seed, int) or not isinstance(floor, int) or floor < 0:
+        raise fail("sample", "seed and floor must be whole numbers")
+    stratify = raw.get("stratify", "category")
+    if stratify is not None and not isinstance(stratify, str):
+        raise fail("sample", "stratify must be a column name (or null)")
+    return SampleSpec(n, None if fraction is None else float(fraction), stratify, seed, floor)
+
+
+def _judge(raw: Any, fail: Any) -> JudgeSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise fail("judge", "must be a mapping with model and rubric")
+    _reject_unknown(raw, JUDGE_KEYS, fail, "judge")
+    model, rubric = raw.get("model"), raw.get("rubric")
+    if not isinstance(model, str) or "/" not in model:
+        raise fail("judge", "model must be a provider/model reference")
+    if not isinstance(rubric, str) or not rubric.strip():
+        raise fail("judge", "rubric is required text")
+    scale = raw.get("scale", [1, 5])
+    if (
+        not isinstance(scale, list)
+        or len(scale) != 2
+        or not all(isinstance(x, int) for x in scale)
+        or scale[0] >= scale[1]
+    ):
+        raise fail("judge", "scale must be [low, high] whole numbers, e.g. [1, 5]")
+    mode = raw.get("mode", "pointwise")
+    if mode not in ("pointwise", "pairwise"):
+        raise fail("judge", "mode must be pointwise or pairwise")
+    return JudgeSpec(model, rubric, (scale[0], scale[1]), mode)
+
+
+def _gates(raw: Any, fail: Any) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(raw, list):
+        raise fail("gates", "must be a list of {metric: ..., max_drop|min|max: ...}")
+    for gate in raw:
+        if not isinstance(gate, dict) or not isinstance(gate.get("metric"), str):
+            raise fail("gates", f"each gate needs a metric; got {gate!r}")
+        _reject_unknown(gate, GATE_KEYS, fail, "gates")
+    return tuple(raw)

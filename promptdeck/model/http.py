@@ -1,0 +1,436 @@
+"""Shared httpx plumbing for the HTTP providers.
+
+- one `httpx.AsyncClient` per running event loop (`get_client`), closed by its owner
+  (`close_client`, or `run_with_client` which does it for you);
+- `open_stream`: a streaming POST that turns a non-2xx answer into the typed error and
+  every httpx failure into `ProviderTimeout` / `ProviderConnectionError` / ...;
+- `stream_chat`: the loop both HTTP providers share — SSE events in, text chunks (and any
+  `TokenLogprobs`) out, then exactly one `Usage`. Each provider only supplies a pure `parse`
+  for its events.
+
+No retries or timing here: the caller wraps a provider once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from promptdeck.errors import (
+    AuthError,
+    ProtocolError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    error_for_status,
+)
+from promptdeck.model.sse import ServerSentEvent, SSEDecoder
+from promptdeck.model.types import (
+    DEFAULT_TIMEOUTS,
+    ChatRequest,
+    Chunk,
+    Timeouts,
+    TokenLogprobs,
+    Usage,
+    estimate_usage,
+)
+
+T = TypeVar("T")
+
+# An error page can be huge (HTML from a proxy); the first bytes say enough.
+MAX_ERROR_BODY = 64 * 1024
+
+# httpx connections belong to the loop that opened them: never share a client across loops.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+_clients_lock = threading.Lock()
+# Loading the CA bundle takes ~15 ms; an SSLContext is not tied to a loop, so load it once.
+_ssl_context: ssl.SSLContext | None = None
+
+
+def http_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    """httpx's read timeout applies per socket read, i.e. to the gap between two chunks."""
+    return httpx.Timeout(
+        connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
+    )
+
+
+def get_client() -> httpx.AsyncClient:
+    """The running loop's shared client, created on first use."""
+    loop = asyncio.get_running_loop()
+    with _clients_lock:
+        for old_loop in [other for other in _clients if other.is_closed()]:
+            # Its loop is gone, so it cannot be closed any more; drop it rather than leak it.
+            del _clients[old_loop]
+        client = _clients.get(loop)
+        if client is None or client.is_closed:
+            verify = _shared_ssl_context()
+            client = httpx.AsyncClient(verify=verify, timeout=http_timeout(DEFAULT_TIMEOUTS))
+            _clients[loop] = client
+        return client
+
+
+def _shared_ssl_context() -> ssl.SSLContext:
+    global _ssl_context  # one CA bundle load per process
+    if _ssl_context is None:
+        _ssl_context = httpx.create_ssl_context()
+    return _ssl_context
+
+
+async def close_client() -> None:
+    """Close the running loop's client; call it before the loop ends."""
+    with _clients_lock:
+        client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def run_with_client(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coro)`, closing the loop's shared client before the loop ends."""
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await close_client()
+
+    return asyncio.run(main())
+
+
+def resolve_key(api_key: str | None, api_key_env: str | None) -> str | None:
+    """The explicit key, else the named environment variable, read at call time."""
+    if api_key:
+        return api_key
+    if api_key_env:
+        return os.environ.get(api_key_env, "").strip() or None
+    return None
+
+
+def missing_key_error(provider: str, api_key_env: str | None) -> AuthError:
+    if api_key_env:
+        hint = f"set the environment variable {api_key_env} (e.g. in .env) and try again"
+    else:
+        hint = (
+            "add api_key_env (the NAME of the environment variable that holds the key) "
+            "to this provider in providers.yaml"
+        )
+    return AuthError(f"no API key is configured: {hint}.", provider=provider)
+
+
+def redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+@asynccontextmanager
+async def open_stream(
+    url: str,
+    *,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    provider: str,
+    secret: str | None = None,
+) -> AsyncIterator[httpx.Response]:
+    """POST `body` as JSON and hold the streaming 2xx response open.
+
+    httpx errors raised while the caller reads the body are mapped here too, since the
+    context manager sees them on their way out.
+    """
+    client = get_client()
+    try:
+        async with client.stream(
+            "POST", url, json=dict(body), headers=dict(headers), timeout=http_timeout(timeouts)
+        ) as response:
+            if not response.is_success:
+                # read past the limit by the key's length, mask, then cut: a key that
+                # straddles the limit is masked whole, never shown in part
+                said = await _read_error_body(response, MAX_ERROR_BODY + len(secret or ""))
+                text = redact(said, secret)[:MAX_ERROR_BODY]
+                raise error_for_status(
+                    response.status_code, text, response.headers, provider=provider
+                )
+            yield response
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
+
+
+async def get_json(
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    provider: str,
+    secret: str | None = None,
+) -> Any:
+    """GET `url` and decode its JSON body, with the same error mapping as `open_stream`."""
+    try:
+        response = await get_client().get(
+            url, headers=dict(headers), timeout=http_timeout(timeouts)
+        )
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
+    if not response.is_success:
+        text = redact(response.text, secret)[:MAX_ERROR_BODY]  # mask first, then cut
+        raise error_for_status(response.status_code, text, response.headers, provider=provider)
+    return load_json(redact(response.text, secret), provider=provider)
+
+
+async def _read_error_body(response: httpx.Response, limit: int) -> str:
+    data = b""
+    async for part in response.aiter_bytes():
+        data += part
+        if len(data) >= limit:
+            break
+    return data[:limit].decode(response.encoding or "utf-8", errors="replace")
+
+
+def transport_error(
+    exc: Exception, *, url: str, timeouts: Timeouts, provider: str
+) -> ProviderError:
+    """Map an httpx exception to the error a caller can act on; the message says what to do."""
+    parts = urlsplit(url)
+    server = f"{parts.scheme}://{parts.netloc}"  # never the path or query: they may hold secrets
+    if isinstance(exc, httpx.ConnectTimeout):
+        message = (
+            f"could not connect to {server} within {timeouts.connect:g}s. Check the base URL "
+            "and that the server is running."
+        )
+        return ProviderTimeout(message, provider=provider)
+    if isinstance(exc, httpx.PoolTimeout):
+        message = f"no free connection within {timeouts.pool:g}s. Lower the concurrency."
+        return ProviderTimeout(message, provider=provider)
+    if isinstance(exc, httpx.TimeoutException):
+        message = (
+            f"{server} sent nothing for {timeouts.read:g}s (the longest allowed gap between "
+            "chunks). The model may be overloaded; try again, or raise the read timeout."
+        )
+        return ProviderTimeout(message, provider=provider)
+    if isinstance(exc, (httpx.ConnectError, httpx.ProxyError)):
+        message = (
+            f"could not connect to {server} ({exc}). Check the base URL, that the server is "
+            "running, and the network."
+        )
+        return ProviderConnectionError(message, provider=provider)
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)):
+        message = (
+            f"the URL {server} cannot be used ({exc}). It must start with http:// or https://."
+        )
+        return ProviderError(message, provider=provider)
+    if isinstance(exc, httpx.DecodingError):
+        return ProtocolError(
+            f"{server} sent a body that cannot be decoded ({exc}).", provider=provider
+        )
+    message = (
+        f"{server} closed the connection before the answer was complete "
+        f"({exc or type(exc).__name__}). Try again; if it keeps happening, check the server's logs."
+    )
+    return ProviderConnectionError(message, provider=provider)
+
+
+async def iter_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    decoder = SSEDecoder()
+    async for data in response.aiter_bytes():
+        for event in decoder.feed(data):
+            yield event
+    for event in decoder.flush():
+        yield event
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """What one event contributes. Token counts are the server's latest totals, not increments."""
+
+    text: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    done: bool = False
+    logprobs: tuple[float, ...] = ()  # of the tokens this event carries, when asked for
+
+
+def load_json(data: str, *, provider: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        shown = data if len(data) <= 120 else data[:119] + "…"
+        raise ProtocolError(
+            f"the server sent a chunk that is not JSON: {shown!r}. Check that the base URL "
+            "points at the right API.",
+            provider=provider,
+        ) from None
+
+
+# Error type or code inside an error payload -> the HTTP status the same error would have had.
+_STATUS_FOR_ERROR = {
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "insufficient_quota": 429,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "overloaded_error": 529,
+    "server_error": 500,
+    "api_error": 500,
+}
+
+
+def error_from_payload(error: object, *, provider: str) -> ProviderError:
+    """The typed error for an error object sent inside a stream (OpenAI or Anthropic shape)."""
+    if not isinstance(error, Mapping):
+        return ProviderError(f"the server reported an error: {error}", provider=provider)
+    message = str(error.get("message") or "no message")
+    names = [str(error[key]) for key in ("code", "type") if error.get(key)]
+    label = f"{message} ({'/'.join(names)})" if names else message
+    for name in names:
+        status = _STATUS_FOR_ERROR.get(name)
+        if status is not None:
+            return error_for_status(status, label, {}, provider=provider)
+    return ProviderError(f"the server reported an error mid-answer: {label}", provider=provider)
+
+
+async def stream_chat(
+    request: ChatRequest,
+    *,
+    url: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    provider: str,
+    parse: Callable[[ServerSentEvent], StreamDelta],
+    secret: str | None = None,
+) -> AsyncIterator[Chunk]:
+    """Stream text chunks (each followed by its event's TokenLogprobs, if any), then exactly
+    one Usage (estimated if the server sent none)."""
+    parts: list[str] = []
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    received = done = False
+    async with open_stream(
+        url, body=body, headers=headers, timeouts=timeouts, provider=provider, secret=secret
+    ) as response:
+        async for event in iter_events(response):
+            received = True
+            if done:
+                continue  # read to the end so the connection can be reused
+            try:
+                delta = parse(event)
+            except ProviderError as exc:
+                # A server may echo the key in an error; str(exc) is built from args.
+                exc.args = tuple(redact(a, secret) if isinstance(a, str) else a for a in exc.args)
+                raise
+            input_tokens = input_tokens if delta.input_tokens is None else delta.input_tokens
+            output_tokens = output_tokens if delta.output_tokens is None else delta.output_tokens
+            done = delta.done
+            if delta.text:
+                parts.append(delta.text)
+                yield delta.text
+            if delta.logprobs:
+                yield TokenLogprobs(delta.logprobs)
+    if not received:
+        raise ProtocolError(
+            "the server answered with an empty stream. Check that the base URL and model are "
+            "right and that the server supports streaming.",
+            provider=provider,
+        )
+    yield final_usage(request, "".join(parts), input_tokens, output_tokens)
+
+
+def final_usage(
+    request: ChatRequest, output: str, input_tokens: int | None, output_tokens: int | None
+) -> Usage:
+    if input_tokens is not None and output_tokens is not None:
+        return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    guess = estimate_usage(request, output)
+    return Usage(
+        input_tokens=guess.input_tokens if input_tokens is None else input_tokens,
+        output_tokens=guess.output_tokens if output_tokens is None else output_tokens,
+        estimated=True,
+    )
+
+
+class HTTPProvider:
+    """What every HTTP provider holds: its name, base URL, key (by env-var name), extra
+    headers and timeouts; the repr never shows the key. Subclasses implement `stream`."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        requires_key: bool = True,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.timeouts = timeouts
+        self.requires_key = requires_key
+        self._api_key = api_key
+        self._extra_headers = dict(headers or {})
+
+    def __repr__(self) -> str:
+        # Hand-written so that the key can never show up in a log or a traceback.
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    def _key(self) -> str | None:
+        """The key for this call (read now: it may have been set since), or AuthError."""
+        key = resolve_key(self._api_key, self.api_key_env)
+        if key is None and self.requires_key:
+            raise missing_key_error(self.name, self.api_key_env)
+        if key is not None and not all("!" <= char <= "~" for char in key):
+            # httpx would refuse the header and quote it, key included, in its error
+            where = f"The key in {self.api_key_env}" if self.api_key_env else "The API key"
+            raise AuthError(
+                f"{where} contains a space, a line break or a non-ASCII character: copy it "
+                "again without them (check the end of its line in .env).",
+                provider=self.name,
+            )
+        return key
+
+    async def list_models(self, timeouts: Timeouts | None = None) -> list[str]:
+        """The model ids the server lists: one cheap authenticated GET, for a connection test."""
+        key = self._key()
+        payload = await get_json(
+            self._models_url(),
+            headers=self._request_headers(key),
+            timeouts=timeouts or self.timeouts,
+            provider=self.name,
+            secret=key,
+        )
+        return model_ids(payload, provider=self.name)
+
+    def _models_url(self) -> str:
+        raise NotImplementedError
+
+    def _request_headers(self, key: str | None) -> dict[str, str]:
+        """The configured headers plus this API's auth headers."""
+        return {**self._extra_headers, **self._auth_headers(key)}
+
+    def _auth_headers(self, key: str | None) -> dict[str, str]:
+        return {}
+
+
+def model_ids(payload: object, *, provider: str) -> list[str]:
+    """`data[*].id` of a models list (OpenAI, Azure and Anthropic share this shape)."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    if not isinstance(data, list):
+        raise ProtocolError(
+            "the server answered, but not with a list of models. Check that the base URL "
+            "points at the right API.",
+            provider=provider,
+        )
+    return [str(m["id"]) for m in data if isinstance(m, Mapping) and m.get("id")]

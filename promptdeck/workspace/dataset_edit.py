@@ -4,8 +4,8 @@ A dataset is edited as a table of text: every cell is the text the loader gives 
 (`datasets.py`), so "007" stays "007" and an empty cell stays empty, never "nan".
 
 Saving writes CSV, JSONL or YAML atomically and only if the file is still the one that was
-loaded (`fileio.save_if_unchanged`). Every save is recorded in the store's file history; the
-first one is preceded by the file as it was ("original"), so it can always be looked up again.
+loaded, and records it in the store's file history (`fileio.save_versioned`); the first save
+is preceded by the file as it was ("original"), so it can always be looked up again.
 Parquet datasets are read-only here: they are produced by other tools, and rewriting them
 would lose their column types.
 
@@ -35,7 +35,13 @@ import yaml
 from promptdeck.errors import DatasetError
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import Case, load_dataset, stable_id
-from promptdeck.workspace.fileio import MISSING, fingerprint_file, save_if_unchanged
+from promptdeck.workspace.fileio import (
+    MISSING,
+    NotUTF8,
+    decode_text,
+    fingerprint_file,
+    save_versioned,
+)
 from promptdeck.workspace.sampling import NO_STRATUM
 from promptdeck.workspace.yamlfile import parse_yaml
 
@@ -94,7 +100,10 @@ def load_table(path: Path) -> Table:
     ids = tuple(case.id for case in dataset.cases)
     if path.suffix.lower() == ".parquet":
         return Table(path, dataset.columns, rows, ids, taken, "")
-    text = path.read_bytes().decode("utf-8")
+    try:  # the mark kept: table_text writes it back
+        text = decode_text(path.read_bytes(), keep_bom=True)
+    except NotUTF8 as exc:  # changed since load_dataset read it
+        raise DatasetError(f"{path}: {exc}") from None
     if path.suffix.lower() == ".csv":
         return Table(path, dataset.columns, rows, ids, taken, text)
     raw = _raw_rows(path, text.removeprefix(BOM))
@@ -325,12 +334,8 @@ def write_rows(
     text = table_text(table, columns, rows, origins)
     key = history_key(table.path, root)
     # resolved: a symlinked dataset is written into its target, not replaced by a copy
-    new = save_if_unchanged(table.path.resolve(), text, table.fingerprint)
-    if table.fingerprint != MISSING and not store.versions(key, limit=1):
-        # the first save from the app: keep what was there, so it can be looked up
-        store.add_version(key, table.name, "original", table.text, table.fingerprint)
-    store.add_version(key, table.name, action, text, new)
-    return new
+    target = table.path.resolve()
+    return save_versioned(store, target, key, table.name, text, table.fingerprint, action=action)
 
 
 def conflict_diff(disk: str, yours: str, name: str) -> str:

@@ -29,9 +29,8 @@ from promptdeck.workspace.dataset_edit import (
     write_rows,
 )
 from promptdeck.workspace.datasets import Case, read_csv_rows, read_jsonl_rows, stable_id
-from promptdeck.workspace.fileio import MISSING
+from promptdeck.workspace.fileio import MISSING, decode_text
 from promptdeck.workspace.sampling import sample_cases
-from promptdeck.workspace.yamlfile import decode_text
 
 IMPORTABLE = (".csv", ".jsonl")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promptdeck.errors import DatasetError
+from promptdeck.workspace.fileio import atomic_write, read_text
 from promptdeck.workspace.yamlfile import parse_yaml
 
 RESERVED = ("id", "category", "expected", "rubric", "human_score")
@@ -109,17 +110,9 @@ def stable_id(values: Mapping[str, str]) -> str:
 
 def _read_text_rows(path: Path, suffix: str) -> list[Row]:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DatasetError(
-            f"{path}: line {line}, byte {exc.start}: not UTF-8 text "
-            f"(0x{data[exc.start]:02x} cannot be decoded as UTF-8); save the file as UTF-8"
-        ) from exc
+        text = read_text(path)
+    except ValueError as exc:  # unreadable, or not UTF-8 (with the line and byte)
+        raise DatasetError(f"{path}: {exc}") from exc
     if not text.strip():
         raise DatasetError(
             f"{path}: the file is empty (no rows); add a header and at least one row"
@@ -282,10 +275,13 @@ def append_case(path: Path, values: Mapping[str, str]) -> str:
     rows: list[dict[str, str]] = []
     columns: list[str] = []
     if path.exists():
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            columns = list(reader.fieldnames or [])
-            rows = [dict(r) for r in reader]
+        try:
+            text = read_text(path)
+        except ValueError as exc:  # not UTF-8 (with the line and byte), or unreadable
+            raise DatasetError(f"{path}: {exc}") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = list(reader.fieldnames or [])
+        rows = [dict(r) for r in reader]
     new = dict(values)
     new["id"] = new.get("id") or stable_id(new)
     if any(r.get("id") == new["id"] for r in rows):
@@ -297,10 +293,9 @@ def append_case(path: Path, values: Mapping[str, str]) -> str:
             row["id"] = row.get("id") or stable_id({k: v or "" for k, v in row.items()})
     columns = list(dict.fromkeys([*columns, "id", *new]))
     rows.append(new)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, out.getvalue())
     return new["id"]

@@ -30,6 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from promptdeck.errors import CheckConfigError, PromptFileError, TemplateError
 from promptdeck.model.types import Message, Role
 from promptdeck.scoring.checks import Check, kind_of, parse_check
+from promptdeck.workspace.fileio import NotUTF8, read_text
 
 TOP_LEVEL_KEYS = (
     "description",
@@ -159,18 +160,11 @@ def variant_name(path: Path, root: Path) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PromptFileError(path, f"cannot be read: {exc.strerror}") from None
-    try:
-        return raw.decode("utf-8-sig")  # -sig: editors on Windows add a byte-order mark
-    except UnicodeDecodeError as exc:
-        raise PromptFileError(
-            path,
-            f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8",
-            line=raw.count(b"\n", 0, exc.start) + 1,
-        ) from None
+        return read_text(path)
+    except NotUTF8 as exc:
+        raise PromptFileError(path, exc.detail, line=exc.line) from None
+    except ValueError as exc:  # cannot read
+        raise PromptFileError(path, str(exc)) from None
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, object]:

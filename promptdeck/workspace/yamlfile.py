@@ -1,9 +1,8 @@
-"""Reading configuration files strictly: UTF-8 with the place of a bad byte, YAML where a
-key given twice is an error (not "last one wins"), and every error on one line with its line."""
+"""Parsing YAML strictly: a key given twice is an error (not "last one wins"), and every error
+is one line with its line number. (Decoding the file's bytes is fileio's `read_text`.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,27 +31,6 @@ class _StrictLoader(yaml.SafeLoader):
 def load_yaml(text: str) -> Any:
     """Like yaml.safe_load, but duplicate keys raise (with the line of the second one)."""
     return yaml.load(text, Loader=_StrictLoader)
-
-
-def read_text(path: Path) -> str:
-    """A config or data file as text; ValueError says where it is not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read: {exc.strerror}") from None
-    return decode_text(raw)
-
-
-def decode_text(raw: bytes) -> str:
-    """Bytes as UTF-8 text; ValueError says where they are not."""
-    try:
-        return raw.decode("utf-8-sig")  # -sig: editors on Windows add a byte-order mark
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ValueError(
-            f"line {line}, byte {exc.start}: not UTF-8 text (0x{raw[exc.start]:02x}); "
-            "save the file as UTF-8"
-        ) from None
 
 
 def parse_yaml(text: str) -> Any:

@@ -334,7 +334,7 @@ def test_empty_file(tmp_path: Path, content: str, message: str) -> None:
     [
         (
             b"model: local/smollm2\n\x89PNG\r\n\x1a\n\x00\x00\xff",
-            "line 2: is not UTF-8 text (byte 0x89 at offset 21); save it as UTF-8",
+            "line 2: byte 21: not UTF-8 text (0x89); save the file as UTF-8",
         ),
         (
             b"model: local/smollm2\nuser: a\x00b\n",

@@ -108,7 +108,7 @@ if runs:
 else:
     try:  # the same one click as on the Results page, which then shows the run's progress
         demo_plan = (
-            demo.demo_plan(ui.workspace(), model_path=registry.config("local").model_path)
+            demo.demo_plan(ui.workspace(), registry)
             if registry is not None and demo.has_demo_suite(ui.workspace())
             else None
         )
@@ -120,9 +120,9 @@ else:
             f"on {len(demo_plan.cases)} tickets on the embedded model, judge included."
         )
         if st.button("Run the demo eval", type="primary", icon=":material/play_arrow:"):
-            demo_run = demo.start_demo(demo_plan, registry, ui.store(), ui.jobs())
-            st.session_state.ev_run = demo_run
-            st.switch_page("pages/results.py", query_params={"run": demo_run})
+            job = demo.start_demo(demo_plan, registry, ui.store(), ui.jobs())
+            st.session_state.ev_run = job.run_id
+            st.switch_page("pages/results.py", query_params={"run": job.run_id})
     else:
         st.caption("No eval run yet: plan one on the Evaluate page.")
 
@@ -140,7 +140,7 @@ if calls:
                 "output tokens": c["output_tokens"],
                 "cost": format_cost(c["cost_usd"]),
                 "error": c["error_kind"] or "",
-                "thumbs": {1: "👍", -1: "👎"}.get(c["thumbs"], ""),
+                "thumbs": {1: "👍", -1: "👎"}.get(c["thumbs"] or 0, ""),
             }
             for c in calls
         ]

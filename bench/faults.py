@@ -49,12 +49,13 @@ from promptdeck.evals.plan import EvalPlan
 from promptdeck.evals.runner import Runner
 from promptdeck.evals.suite import Suite, load_suite
 from promptdeck.model.http import run_with_client
-from promptdeck.model.registry import Registry, load_providers_file
+from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
 from promptdeck.model.secrets import Secrets
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import Case, Dataset, load_dataset
 from promptdeck.workspace.prompts import load_variant
+from promptdeck.workspace.providers_file import load_providers_file, open_registry
 from tests.helpers import variant
 from tests.llm_server import FaultPlan, LLMServer, RecordedRequest, Scenario, fault_outcome
 
@@ -94,7 +95,7 @@ def make_registry(root: Path, server: LLMServer) -> Registry:
         f"  fakeclaude: {{kind: anthropic, base_url: '{server.url}', api_key_env: FAKE_KEY,"
         f" read_timeout: {READ_TIMEOUT}}}\n"
     )
-    return Registry.from_workspace(path, Secrets(extra={"FAKE_KEY": "k"}.get))
+    return open_registry(path, Secrets(extra={"FAKE_KEY": "k"}.get))
 
 
 def make_plan(rows: int) -> EvalPlan:

@@ -83,7 +83,7 @@ def live_ttft(server: LLMServer, runs: int, streams: int) -> list[float]:
     variants = [variant(f"b/{i}", "fake/m") for i in range(streams)]
     out = []
     for _ in range(runs):
-        plans = plan_columns(variants, {"input": "hello there"}, registry)
+        plans = plan_columns(variants, {"input": "hello there"})
         start = time.perf_counter()
         run = LiveRun(plans, registry, None).start()
         seen: dict[int, float] = {}

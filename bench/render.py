@@ -21,19 +21,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptdeck.analysis import charts
+from promptdeck.analysis.cells import load_cells
 from promptdeck.analysis.gates import evaluate_gates
 from promptdeck.analysis.report import html_report
 from promptdeck.analysis.results import (
     comparison_frame,
     comparisons,
-    load_cells,
-    run_report,
     score_distribution,
     variant_frame,
 )
-from promptdeck.model.call import CallResult
-from promptdeck.model.types import Usage
-from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
+from promptdeck.analysis.run import analyze_run
+from promptdeck.model.types import CallResult, Usage
+from promptdeck.scoring.scorers import Score
+from promptdeck.store.rows import CellRecord
+from promptdeck.store.sqlite import Store
 
 VARIANTS = ("support/production", "support/concise", "support/empathetic")
 GATES = [
@@ -69,11 +70,15 @@ def simulate(store: Store, cells: int) -> str:
                 run_id,
                 CellRecord(case["id"], variant, 0, case["category"], result),
                 [
-                    ScoreRecord("judge", score, None, "why", "local/smollm2"),
-                    ScoreRecord("check:max_chars 800", 1.0, rng.random() > 0.03, "ok"),
+                    Score("judge", score, None, "why", "local/smollm2"),
+                    Score("check:max_chars 800", 1.0, rng.random() > 0.03, "ok"),
                 ],
             )
     return run_id
+
+
+def report_html(store: Store, run_id: str) -> str:
+    return html_report(**analyze_run(store, run_id).report_inputs())
 
 
 def results_page(store: Store, run_id: str) -> None:
@@ -112,7 +117,9 @@ def main() -> None:
             run_id = simulate(store, cells)
             load = best_of(lambda s=store, r=run_id: load_cells(s, r))
             page = best_of(lambda s=store, r=run_id: results_page(s, r))
-            report = best_of(lambda s=store, r=run_id: html_report(**run_report(s, r)), repeat=1)
+            report = best_of(
+                lambda s=store, r=run_id: html_report(**analyze_run(s, r).report_inputs()), repeat=1
+            )
             store.close()
         out[cells] = {
             "load_s": round(load, 3),

@@ -285,13 +285,13 @@ def import_section(writable: list[Path], current: Path | None) -> None:
             (cols[2], "expected", guess.expected),
         )
     )
-    cols = st.columns(4)
-    keep = cols[0].checkbox("Keep the other columns", True, key="ds_imp_keep")
-    dedupe = cols[1].checkbox("Drop duplicate inputs", True, key="ds_imp_dedupe")
-    sample = cols[2].number_input(
+    options = st.columns(4)
+    keep = options[0].checkbox("Keep the other columns", True, key="ds_imp_keep")
+    dedupe = options[1].checkbox("Drop duplicate inputs", True, key="ds_imp_dedupe")
+    sample = options[2].number_input(
         "Sample size", 1, None, None, key="ds_imp_n", placeholder="all rows"
     )
-    seed = cols[3].number_input("Seed", 0, None, 7, key="ds_imp_seed")
+    seed = options[3].number_input("Seed", 0, None, 7, key="ds_imp_seed")
     target = import_target(writable, current)
     if target is None:
         return

@@ -1,28 +1,23 @@
 """Evaluate: plan an eval (suite or dataset, sample, variants), run it in the background,
 watch progress and the results grid fill; the run survives page switches and refreshes."""
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from promptdeck import ui
 from promptdeck.analysis.calibration import describe, run_agreement
-from promptdeck.analysis.report import cell_rows
+from promptdeck.analysis.cells import cell_rows
 from promptdeck.errors import PromptDeckError
-from promptdeck.evals.demo import LOCAL_JUDGE_NOTICE, is_local_judge
-from promptdeck.evals.plan import EvalPlan, build_plan, estimate
-from promptdeck.evals.runner import Runner
-from promptdeck.evals.suite import (
-    DEFAULT_RUBRIC,
-    JudgeSpec,
-    SampleSpec,
-    Suite,
-    find_suites,
-    load_suite,
-)
+from promptdeck.evals.plan import EvalPlan, build_plan, estimate, graded
+from promptdeck.evals.start import RunOptions, start_in_background
+from promptdeck.evals.suite import DEFAULT_RUBRIC, SampleSpec, Suite, find_suites, load_suite
 from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.confidence import Confidence, from_logprobs, sample_agreement
-from promptdeck.scoring.judge import judge_messages
-from promptdeck.scoring.scorers import question_of, rubric_for
+from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE, JudgeSpec
+from promptdeck.scoring.scorers import check_label, pointwise_prompt
+from promptdeck.store.rows import ResultRow, ScoreRow
 from promptdeck.store.settings import Settings, load_settings
 from promptdeck.workspace.datasets import find_datasets, load_dataset
 from promptdeck.workspace.prompts import render_messages
@@ -33,9 +28,7 @@ st.title("Evaluate")
 workspace = ui.workspace()
 library = ui.prompt_library()
 ui.show_prompt_errors(library)
-registry = ui.registry_or_error()
-if registry is None:
-    st.stop()
+registry = ui.registry_or_stop()
 store = ui.store()
 jobs = ui.jobs()
 try:
@@ -138,7 +131,7 @@ def judge_controls(suite: Suite) -> JudgeSpec | None:
     low, high = base.scale
     cols[2].markdown(f"Scale  \n**{low}–{high}**")
     rubric = st.text_area("Rubric", base.rubric, height=160, key="ev_rubric")
-    if is_local_judge(model):
+    if ui.is_demo_model(model):
         st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     return JudgeSpec(model, rubric, base.scale, mode)
 
@@ -148,12 +141,10 @@ def show_judge_prompt(plan: EvalPlan) -> None:
     if judge is None or not plan.cases:
         return
     case, variant = plan.cases[0], plan.variants[0]
-    messages = judge_messages(
-        rubric_for(judge, case),
-        question_of(render_messages(variant, case.values)),
+    messages = pointwise_prompt(
+        judge,
+        graded(case, render_messages(variant, case.values)),
         "(the variant's answer goes here)",
-        reference=case.values.get("expected") or None,
-        scale=judge.scale,
     )
     with st.expander("The judge's exact prompt, for the first sampled row"):
         for m in messages:
@@ -193,12 +184,11 @@ def show_plan(plan: EvalPlan, concurrency: int) -> None:
 
 
 def start(plan: EvalPlan, concurrency: int) -> None:
-    snapshot = plan.snapshot()
-    run_id = store.create_run(snapshot, name=plan.suite.name, total_cells=len(plan.cells()))
-    runner = Runner(registry, store, concurrency=concurrency, use_cache=saved.use_cache)
-    jobs.start(run_id, plan, runner)
-    st.session_state.ev_run = run_id
-    st.query_params["run"] = run_id
+    """Start the run in the background, or resume the unfinished run of the same plan."""
+    options = RunOptions(concurrency=concurrency, use_cache=saved.use_cache)
+    job = start_in_background(registry, store, jobs, plan, options)
+    st.session_state.ev_run = job.run_id
+    st.query_params["run"] = job.run_id
 
 
 run_id = st.query_params.get("run") or st.session_state.get("ev_run")
@@ -256,7 +246,7 @@ def progress_panel(run_id: str) -> None:
         spend = format_cost(p.spend_usd) + (" + unknown" if p.unpriced else "")
         detail += f" · {p.cached} cached · {p.elapsed_s:,.0f} s{eta} · spend {spend}"
     st.progress(done / total if total else 1.0, text=detail)
-    if running:
+    if job is not None and running:
         st.button("Cancel", icon=":material/cancel:", on_click=job.cancel.set)
     elif record.status != "done":
         why = job.error if job and job.error else f"status: {record.status}"
@@ -290,7 +280,7 @@ def progress_panel(run_id: str) -> None:
         st.rerun()  # the run just ended: redraw the page once, and stop polling
 
 
-def results_grid(run_id: str, results: list[dict]) -> None:  # type: ignore[type-arg]
+def results_grid(run_id: str, results: list[ResultRow]) -> None:
     if not results:
         st.caption("Waiting for the first cell…")
         return
@@ -327,22 +317,23 @@ def results_grid(run_id: str, results: list[dict]) -> None:  # type: ignore[type
     cell_details(frame, scores)
 
 
-def cell_confidence(frame: pd.DataFrame, cell: pd.Series) -> Confidence | None:  # type: ignore[type-arg]
+def cell_confidence(frame: pd.DataFrame, cell: "pd.Series[Any]") -> Confidence | None:
     """Token logprobs where the provider gave them, else agreement across repeats."""
-    if cell["confidence"] == cell["confidence"] and cell["confidence"] is not None:
-        return from_logprobs(float(cell["confidence"]))
+    value = cell["confidence"]
+    if isinstance(value, int | float) and value == value:  # not None, not NaN
+        return from_logprobs(float(value))
     same = frame[(frame["row_id"] == cell["row_id"]) & (frame["variant"] == cell["variant"])]
     scores = [None if s != s else float(s) for s in same["judge_score"]]
     return sample_agreement(list(same["output"]), scores)
 
 
-def _verdict(score: object, reason: object) -> str:
-    if reason is None or reason != reason:  # no judge (None / NaN)
+def _verdict(score: Any, reason: Any) -> str:
+    if pd.isna(reason):  # no judge
         return ""
-    return "unscored" if score is None or score != score else f"{float(score):g}"
+    return "unscored" if pd.isna(score) else f"{float(score):g}"
 
 
-def cell_details(frame: pd.DataFrame, scores: list[dict]) -> None:  # type: ignore[type-arg]
+def cell_details(frame: pd.DataFrame, scores: list[ScoreRow]) -> None:
     rows = sorted(frame["row_id"].unique())
     row = st.selectbox(
         "Look at one case",
@@ -364,15 +355,11 @@ def cell_details(frame: pd.DataFrame, scores: list[dict]) -> None:  # type: igno
             verdict = _verdict(cell["judge_score"], cell["judge_reason"])
             if verdict:
                 st.markdown(f"**Judge: {verdict}** — {cell['judge_reason']}")
+            key = (row, cell["variant"], cell["repeat"])
             for s in scores:
-                if (s["row_id"], s["variant"], s["repeat"]) == (
-                    row,
-                    cell["variant"],
-                    cell["repeat"],
-                ) and s["scorer"].startswith("check:"):
-                    st.caption(
-                        ("✅ " if s["passed"] else "❌ ") + s["scorer"][6:] + ": " + s["reason"]
-                    )
+                label = check_label(s["scorer"])
+                if label is not None and (s["row_id"], s["variant"], s["repeat"]) == key:
+                    st.caption(("✅ " if s["passed"] else "❌ ") + f"{label}: {s['reason']}")
             confidence = cell_confidence(frame, cell)
             if confidence is not None:
                 st.caption(f"🎯 {confidence.badge}")

@@ -16,9 +16,7 @@ st.title("Playground")
 
 library = ui.prompt_library()
 ui.show_prompt_errors(library)
-registry = ui.registry_or_error()
-if registry is None:
-    st.stop()
+registry = ui.registry_or_stop()
 
 names = sorted(library.variants)
 if "pg_variants" not in st.session_state:
@@ -122,7 +120,7 @@ def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     # A callback runs before the script, so the page it draws already shows the run.
     inputs = {name: st.session_state.get(f"pg_in_{name}", "") for name in variables}
     st.session_state.pg_run_inputs = inputs  # what "Save as eval case" saves
-    plans = plan_columns(variants, inputs, registry)
+    plans = plan_columns(variants, inputs)
     st.session_state.pg_run = LiveRun(plans, registry, ui.store()).start()
 
 
@@ -171,12 +169,14 @@ def metrics_line(view: ColumnView) -> str:
 
 
 def draw_column(index: int, view: ColumnView) -> None:
-    name = view.key.split(":", 1)[1]
-    st.markdown(f"**{name}**  \n`{view.model_ref}`")
+    fallback = f" (fallback for `{view.fallback_from}`)" if view.fallback_from else ""
+    st.markdown(f"**{view.name}**  \n`{view.model_ref}`{fallback}")
     box = st.container(border=True, height=300, key=f"pg_out_{index}")
     badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
     if view.status in badge:
         st.caption(badge[view.status] + (f" — {view.note}" if view.note else ""))
+    elif view.status == "done" and view.fallback_from:
+        st.warning(view.note, icon=":material/alt_route:")
     if view.text or view.status != "error":
         box.markdown(view.text or ("…" if view.status in ("waiting", "streaming") else ""))
     if view.status == "error":

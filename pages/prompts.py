@@ -119,6 +119,9 @@ try:
 except OSError as exc:
     st.warning(f"{name}: the file is gone ({exc.strerror}); pick another variant.")
     st.stop()
+except PromptFileError as exc:  # not UTF-8 text: nothing here can edit it safely
+    st.error(str(exc))
+    st.stop()
 
 if top.button("Open in Playground", icon=":material/play_circle:", disabled=variant is None):
     state.pg_variants = [name]
@@ -232,42 +235,50 @@ def fit(text: str) -> int:
 
 def edit_form() -> None:
     """The fields of the variant; every widget keeps its value across page switches."""
-    opts = {"persist_state": "session"}
     c = st.columns([2, 2, 3])
     c[0].text_input(
-        "Model", key=key(name, "model"), help="provider/model, e.g. local/smollm2", **opts
+        "Model",
+        key=key(name, "model"),
+        help="provider/model, e.g. local/smollm2",
+        persist_state="session",
     )
     c[1].text_input(
-        "Fallback model", key=key(name, "fallback"), help="Used when the model fails", **opts
+        "Fallback model",
+        key=key(name, "fallback"),
+        help="Used when the model fails",
+        persist_state="session",
     )
-    c[2].text_input("Tags (comma-separated)", key=key(name, "tags"), **opts)
-    st.text_input("Description", key=key(name, "description"), **opts)
+    c[2].text_input("Tags (comma-separated)", key=key(name, "tags"), persist_state="session")
+    st.text_input("Description", key=key(name, "description"), persist_state="session")
     st.text_area(
         "Params (YAML)",
         key=key(name, "params"),
         height=fit(state[key(name, "params")]),
         help="temperature, max_tokens, top_p, stop, seed, ...; unknown names are rejected",
-        **opts,
+        persist_state="session",
     )
     if state[key(name, "messages")].strip():
         st.text_area(
-            "Messages (YAML list of role/content)", key=key(name, "messages"), height=260, **opts
+            "Messages (YAML list of role/content)",
+            key=key(name, "messages"),
+            height=260,
+            persist_state="session",
         )
     else:
-        st.text_area("System", key=key(name, "system"), height=150, **opts)
+        st.text_area("System", key=key(name, "system"), height=150, persist_state="session")
         st.text_area(
             "User template (Jinja2)",
             key=key(name, "user"),
             height=110,
             help="{{ column }} takes a dataset column; a missing one is an error, never blank",
-            **opts,
+            persist_state="session",
         )
     st.text_area(
         "Checks (YAML list)",
         key=key(name, "checks"),
         height=fit(state[key(name, "checks")]),
         help="Output guardrails run on every answer, e.g. - {type: max_chars, value: 800}",
-        **opts,
+        persist_state="session",
     )
 
 

@@ -1,7 +1,9 @@
 """Results: is a variant better than the baseline, where, and can it ship?
-Headlines with confidence intervals, gates, charts, drill-down with human review, exports."""
+Headlines with confidence intervals, gates, charts, drill-down with human review, exports.
+Every number comes from `analysis.run.analyze_run`, as in the reports and the CLI."""
 
-import json
+from html import escape
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -9,26 +11,30 @@ import streamlit as st
 from promptdeck import ui
 from promptdeck.analysis import charts
 from promptdeck.analysis.calibration import describe, run_agreement
-from promptdeck.analysis.gates import evaluate_gates, overall_status
-from promptdeck.analysis.report import cell_rows, html_report, markdown_summary, to_csv
+from promptdeck.analysis.cells import (
+    audit_messages,
+    case_input,
+    cell_rows,
+    judge_audits,
+    load_cells,
+    run_judge_model,
+)
+from promptdeck.analysis.report import html_report, markdown_summary, to_csv
 from promptdeck.analysis.results import (
     ALL,
-    case_scores,
+    case_table,
     check_comparisons,
-    comparison_frame,
-    comparisons,
-    load_cells,
+    filter_cases,
     run_changes,
-    run_report,
     score_distribution,
-    variant_frame,
 )
+from promptdeck.analysis.run import RunAnalysis, analyze_run
 from promptdeck.analysis.textdiff import word_diff_html
 from promptdeck.errors import PromptDeckError
 from promptdeck.evals import demo
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.model.pricing import format_cost
-from promptdeck.model.registry import Registry
+from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
 from promptdeck.workspace.datasets import append_case, find_datasets
 
 ui.frame("Results", ":material/insights:")
@@ -37,10 +43,11 @@ jobs = ui.jobs()
 runs = store.list_runs()
 
 
-def start_demo(plan: EvalPlan, registry: Registry) -> None:
-    run_id = demo.start_demo(plan, registry, store, jobs)
-    st.session_state.ev_run = run_id  # the Evaluate page shows the same run, answer by answer
-    st.query_params["run"] = run_id
+def start_demo(plan: EvalPlan) -> None:
+    registry = ui.registry()
+    job = demo.start_demo(plan, registry, store, jobs)
+    st.session_state.ev_run = job.run_id  # the Evaluate page shows the same run, answer by answer
+    st.query_params["run"] = job.run_id
 
 
 def first_run() -> None:
@@ -50,7 +57,7 @@ def first_run() -> None:
         st.info(
             "No eval runs yet. Plan one on the Evaluate page: pick a suite or a dataset, the "
             "variants and a judge, and press **Run**; its results appear here. From a terminal: "
-            "`python -m promptdeck run datasets/<name>.suite.yaml`."
+            "`promptdeck run datasets/<name>.suite.yaml`."
         )
         st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/fact_check:")
         return
@@ -58,7 +65,7 @@ def first_run() -> None:
     try:
         if registry is None:
             raise PromptDeckError("Fix the provider configuration first.")
-        plan = demo.demo_plan(workspace, model_path=registry.config("local").model_path)
+        plan = demo.demo_plan(workspace, registry)
     except PromptDeckError as exc:
         st.info("No eval runs yet.")
         st.warning(f"The demo eval cannot run here. {exc}")
@@ -77,7 +84,7 @@ def first_run() -> None:
         type="primary",
         icon=":material/play_arrow:",
         on_click=start_demo,
-        args=(plan, registry),
+        args=(plan,),
     )
     st.caption("Or plan your own run on the Evaluate page.")
 
@@ -125,16 +132,16 @@ if not present:
         format_func=lambda r: f"{by_id[r].name} · {r}",
     )
 record = store.get_run(run_id)
-local_judge = demo.is_local_judge(demo.run_judge_model(record.snapshot))
+demo_judge = ui.is_demo_model(run_judge_model(record.snapshot))
 if (job := jobs.get(run_id)) is not None and job.running:
     if not present:
         st.subheader(f"Running: {record.name}")
-        if local_judge:
-            st.info(demo.LOCAL_JUDGE_NOTICE, icon=":material/info:")
+        if demo_judge:
+            st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     st.fragment(run_every=0.5)(progress_panel)(run_id)
     st.stop()
-cells = load_cells(store, run_id)
-if cells.empty:
+first = analyze_run(store, run_id)
+if first.cells.empty:
     st.info(f"This run has no finished cells yet (status: {record.status}).")
     st.stop()
 if record.status != "done" and not present:
@@ -142,103 +149,115 @@ if record.status != "done" and not present:
     state = "not finished (running elsewhere, or interrupted)"
     st.warning(
         f"This run is {state if record.status == 'running' else record.status}: "
-        f"{len(cells)} of {record.total_cells} cells finished, "
+        f"{len(first.cells)} of {record.total_cells} cells finished, "
         "and everything below is computed from those only.",
         icon=":material/warning:",
     )
-variants = list(dict.fromkeys(cells["variant"]))
-suite = record.snapshot.get("suite", {})
-default_base = suite.get("baseline") if suite.get("baseline") in variants else variants[0]
-baseline = default_base
+variants = first.variants
+baseline = first.baseline or variants[0]
 if not present:
-    baseline = cols[1].selectbox("Baseline", variants, variants.index(default_base), key="res_base")
+    baseline = cols[1].selectbox("Baseline", variants, variants.index(baseline), key="res_base")
     cols[2].write("")
     if cols[2].button("Present", icon=":material/slideshow:", help="Big headline, no controls"):
         st.query_params.update({"run": run_id, "present": "1"})
         st.rerun()
-gates = suite.get("gates", [])
-drops = [g["max_drop"] for g in gates if g.get("metric") == "judge_score" and "max_drop" in g]
-items = comparisons(cells, baseline, threshold=min(drops, default=0.2))
-table = comparison_frame(items)
-overall = table[table["category"] == ALL] if not table.empty else table  # one variant: none
-gate_results = evaluate_gates(cells, baseline, gates) if gates else []
+run = first if baseline == first.baseline else analyze_run(store, run_id, baseline)
+cells = run.cells
 
 
-def headline(big: bool) -> None:
-    if overall.empty:
+def headline(run: RunAnalysis, big: bool) -> None:
+    if run.headlines.empty:
         st.warning("Only the baseline is in this run: nothing to compare.")
-    for _, row in overall.iterrows():
-        delta = (
-            "–" if row["delta"] is None or row["delta"] != row["delta"] else f"{row['delta']:+.2f}"
-        )
+    for _, row in run.headlines.iterrows():
+        delta = "–" if pd.isna(row["delta"]) else f"{row['delta']:+.2f}"
         colour = {"better": "green", "worse": "red"}.get(row["verdict"], "gray")
         size = "2.6rem" if big else "1.6rem"
-        st.markdown(
-            f"<div style='font-size:{size};line-height:1.2'><b>{row['variant']}</b> vs "
-            f"{baseline}: <b>{delta}</b> judge score · "
-            f"<span style='color:{colour}'>{row['verdict']}</span></div>",
+        st.markdown(  # names are the user's file names: escaped, never HTML
+            f"<div style='font-size:{size};line-height:1.2'><b>{escape(str(row['variant']))}"
+            f"</b> vs {escape(str(run.baseline))}: <b>{delta}</b> judge score · "
+            f"<span style='color:{colour}'>{escape(str(row['verdict']))}</span></div>",
             unsafe_allow_html=True,
         )
         st.caption(row["summary"])
 
 
-def gates_banner() -> None:
-    if not gate_results:
+def gates_banner(run: RunAnalysis) -> None:
+    status = run.gate_status
+    if status is None:
         st.caption("This run's suite declares no gates.")
         return
-    status = overall_status(gate_results)
-    text = (
-        f"Gates: **{status}** ({sum(g.status == 'pass' for g in gate_results)} of "
-        f"{len(gate_results)} pass)"
-    )
+    passed = sum(g.status == "pass" for g in run.gates)
+    text = f"Gates: **{status}** ({passed} of {len(run.gates)} pass)"
     {"pass": st.success, "fail": st.error}.get(status, st.warning)(text)
     icon = {"pass": "✅", "fail": "❌"}
+    rows = [
+        {"": icon.get(g.status, "⚠️"), "gate": g.gate, "variant": g.variant,
+         "status": g.status, "observed": g.observed, "why": g.reason}
+        for g in run.gates
+    ]  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def summary_table(run: RunAnalysis) -> None:
+    """Per variant: the summary the report and `promptdeck run` print too."""
+    v = run.per_variant
+    table = pd.DataFrame(
+        {
+            "variant": v["variant"],
+            "cells": v["cells"],
+            "errors": v["errors"],
+            "mean score": v["score"],
+            "unscored": v["unscored"],
+            "TTFT p50 ms": v["ttft_p50"],
+            "latency p50 ms": v["latency_p50"],
+            "latency p95 ms": v["latency_p95"],
+            "cost / answer": [format_cost(c) for c in v["cost_per_answer"]],
+            "checks passed": v["check_pass_rate"],
+        }
+    )
     st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "": icon.get(g.status, "⚠️"),
-                    "gate": g.gate,
-                    "variant": g.variant,
-                    "status": g.status,
-                    "observed": g.observed,
-                    "why": g.reason,
-                }
-                for g in gate_results
-            ]
-        ),
+        table,
         hide_index=True,
         width="stretch",
+        key="res_summary",
+        column_config={
+            "mean score": st.column_config.NumberColumn(format="%.2f"),
+            "TTFT p50 ms": st.column_config.NumberColumn(format="%.0f"),
+            "latency p50 ms": st.column_config.NumberColumn(format="%.0f"),
+            "latency p95 ms": st.column_config.NumberColumn(format="%.0f"),
+            "checks passed": st.column_config.NumberColumn(format="percent"),
+        },
     )
 
 
 if present:
     st.markdown(f"# {record.name}")
-    headline(big=True)
-    if local_judge:
-        st.info(demo.LOCAL_JUDGE_NOTICE, icon=":material/info:")
-    gates_banner()
-    st.altair_chart(charts.delta_by_category(table), width="stretch")
+    headline(run, big=True)
+    if demo_judge:
+        st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
+    gates_banner(run)
+    st.altair_chart(charts.delta_by_category(run.comparisons), width="stretch")
     if st.button("Leave presentation mode"):
         del st.query_params["present"]
         st.rerun()
     st.stop()
 
-headline(big=False)
-if local_judge:
-    st.info(demo.LOCAL_JUDGE_NOTICE, icon=":material/info:")
-gates_banner()
+headline(run, big=False)
+if demo_judge:
+    st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
+gates_banner(run)
+summary_table(run)
 with st.popover("Export for stakeholders", icon=":material/download:"):
-    bundle = run_report(store, run_id, baseline)
+    inputs = run.report_inputs()
     st.download_button(
         "HTML report (self-contained)",
-        html_report(**bundle),
+        html_report(**inputs, demo_judge=demo_judge),
         f"promptdeck-{run_id}.html",
         "text/html",
     )
     st.download_button(
         "Markdown summary (pull request)",
-        markdown_summary(**bundle),
+        markdown_summary(**inputs, demo_judge=demo_judge),
         f"promptdeck-{run_id}.md",
         "text/markdown",
     )
@@ -258,7 +277,7 @@ checks = check_comparisons(cells, baseline)
 if not checks.empty:
     with st.expander("Checks: pass rates against the baseline (exact McNemar test on flips)"):
         st.dataframe(checks, hide_index=True, width="stretch")
-per_variant = variant_frame(cells)
+table = run.comparisons
 tabs = st.tabs(
     ["By category", "Wins · ties · losses", "Scores", "Latency & cost", "Quality vs cost"]
 )
@@ -280,15 +299,15 @@ with tabs[1]:
 with tabs[2]:
     st.altair_chart(charts.score_distribution(score_distribution(cells)), width="stretch")
 with tabs[3]:
-    st.altair_chart(charts.latency_cost(per_variant), width="stretch")
+    st.altair_chart(charts.latency_cost(run.per_variant), width="stretch")
 with tabs[4]:
-    st.altair_chart(charts.quality_vs_cost(per_variant), width="stretch")
+    st.altair_chart(charts.quality_vs_cost(run.per_variant), width="stretch")
 
 
-def selected(event: object, name: str, field: str) -> str | None:
+def selected(event: Any, name: str, field: str) -> str | None:
     """The value a chart click selected (Streamlit returns a list of selected points)."""
     try:
-        points = event["selection"][name]  # type: ignore[index]
+        points = event["selection"][name]
         return str(points[0][field]) if points else None
     except (KeyError, IndexError, TypeError):
         return None
@@ -312,30 +331,13 @@ category = filters[1].selectbox(
     categories.index(chart_category) if chart_category in categories else 0,
     key="res_category",
 )
-regressions = filters[2].toggle("Regressions only", key="res_regress")
-unscored_only = filters[3].toggle("Unscored", key="res_unscored")
-errors_only = filters[4].toggle("Errors", key="res_errors")
-
-scores = case_scores(cells).pivot(index=["row_id", "category"], columns="variant", values="value")
-flaky = case_scores(cells).set_index(["row_id", "variant"])["flaky"]
-failed = cells.groupby(["row_id", "variant"])["failed"].any()
-cases = pd.DataFrame({"baseline": scores.get(baseline), "variant": scores.get(variant)})
-cases["delta"] = cases["variant"] - cases["baseline"]
-cases = cases.reset_index()
-cases["flaky"] = [bool(flaky.get((r, variant), False)) for r in cases["row_id"]]
-cases["error"] = [
-    bool(failed.get((r, variant), False) or failed.get((r, baseline), False))
-    for r in cases["row_id"]
-]
-if category != ALL:
-    cases = cases[cases["category"] == category]
-if regressions:
-    cases = cases[cases["delta"] < 0]
-if unscored_only:
-    cases = cases[cases["variant"].isna() & ~cases["error"]]
-if errors_only:
-    cases = cases[cases["error"]]
-cases = cases.sort_values("delta", na_position="last")
+cases = filter_cases(
+    case_table(cells, baseline, variant),
+    category=category,
+    regressions=filters[2].toggle("Regressions only", key="res_regress"),
+    unscored=filters[3].toggle("Unscored", key="res_unscored"),
+    errors=filters[4].toggle("Errors", key="res_errors"),
+)
 st.dataframe(
     cases.rename(
         columns={"baseline": f"{baseline} score (baseline)", "variant": f"{variant} score"}
@@ -355,15 +357,16 @@ if missing:  # a run that stopped early: this case was not answered by every var
     st.info(f"This case has no answer from {' or '.join(missing)} in this run.")
     st.stop()
 base_cell = case_cells[case_cells["variant"] == baseline].iloc[0]
-case_input = next((c for c in record.snapshot.get("cases", []) if c["id"] == row_id), {})
+row_input = case_input(record.snapshot, row_id)
 with st.container(border=True):
     st.markdown(f"**Input** ({base_cell['category'] or 'no category'})")
-    st.text(case_input.get("input", "") or "(no input column)")
-    if case_input.get("expected"):
-        st.caption(f"Reference: {case_input['expected']}")
+    st.text(row_input.get("input", "") or "(no input column)")
+    if row_input.get("expected"):
+        st.caption(f"Reference: {row_input['expected']}")
+judge_audit = judge_audits(store.scores(run_id), row_id)
 
 
-def show_cell(cell: pd.Series, diff_against: str | None) -> None:  # type: ignore[type-arg]
+def show_cell(cell: "pd.Series[Any]", diff_against: str | None) -> None:
     st.markdown(
         f"**{cell['variant']}**" + (f" · repeat {cell['repeat']}" if cell["repeat"] else "")
     )
@@ -375,9 +378,9 @@ def show_cell(cell: pd.Series, diff_against: str | None) -> None:  # type: ignor
     else:
         box.text(cell["output"])
     judge = cell["judge_score"]
-    if cell["judge_reason"] is not None and cell["judge_reason"] == cell["judge_reason"]:
+    if not pd.isna(cell["judge_reason"]):
         mark = " (human override)" if cell["overridden"] else ""
-        value = "unscored" if judge is None or judge != judge else f"{judge:g}"
+        value = "unscored" if pd.isna(judge) else f"{judge:g}"
         st.markdown(f"**Judge: {value}**{mark} — {cell['judge_reason']}")
     audit = judge_audit.get((cell["variant"], int(cell["repeat"])))
     if audit is not None:
@@ -387,23 +390,18 @@ def show_cell(cell: pd.Series, diff_against: str | None) -> None:  # type: ignor
                 f"{format_cost(audit['cost_usd'])}" + (" · cached" if audit["cached"] else "")
             )
             st.code(audit["raw"] or "", language=None, wrap_lines=True)
-            for message in json.loads(audit["prompt_json"] or "{}").get("messages", []):
-                st.markdown(f"**{message['role']}**")
-                st.code(message["content"], language=None, wrap_lines=True)
+            for role, content in audit_messages(audit):
+                st.markdown(f"**{role}**")
+                st.code(content, language=None, wrap_lines=True)
     failed_checks = cell["checks_failed"] or ""
+    cost = None if pd.isna(cell["cost_usd"]) else float(cell["cost_usd"])
     st.caption(
         f"checks {cell['checks_passed']}/{cell['checks_total']}"
         + (f" · failed: {failed_checks}" if failed_checks else "")
-        + f" · {cell['latency_ms'] or 0:,.0f} ms · "
-        f"{format_cost(None if cell['cost_usd'] != cell['cost_usd'] else cell['cost_usd'])}"
+        + f" · {cell['latency_ms'] or 0:,.0f} ms · {format_cost(cost)}"
     )
 
 
-judge_audit = {
-    (s["variant"], int(s["repeat"])): s
-    for s in store.scores(run_id)
-    if s["row_id"] == row_id and s["scorer"] == "judge"
-}
 left, right = st.columns(2)
 for column, name in ((left, baseline), (right, variant)):
     with column:
@@ -414,7 +412,7 @@ target = case_cells[case_cells["variant"] == variant].iloc[0]
 with st.form(f"review_{row_id}_{variant}"):
     st.markdown(f"**Review {variant}'s answer**")
     cols = st.columns([1, 1, 3])
-    current = target["judge_score"] if target["judge_score"] == target["judge_score"] else None
+    current = None if pd.isna(target["judge_score"]) else float(target["judge_score"])
     score = cols[0].number_input(
         "Your score", 1.0, 5.0, value=current, step=1.0, placeholder="keep the judge's"
     )
@@ -438,7 +436,7 @@ with st.expander("Add this case to a dataset (human in the loop)"):
     dest = st.selectbox("Dataset", names, key="res_dest")
     why = st.text_input("Why this case matters", key="res_why")
     if st.button("Add case", key="res_add"):
-        values = {k: str(v) for k, v in case_input.items() if k != "id"}
+        values = {k: str(v) for k, v in row_input.items() if k != "id"}
         values.update({"note": why, "source": f"run {run_id}, {variant}"})
         try:
             new_id = append_case(ui.workspace().datasets_dir / dest, values)

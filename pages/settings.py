@@ -7,8 +7,10 @@ import streamlit as st
 
 from promptdeck import ui
 from promptdeck.errors import PromptDeckError
-from promptdeck.model.registry import Registry, split_model_ref
-from promptdeck.store import settings as core
+from promptdeck.model.probe import probe_connection
+from promptdeck.model.secrets import display_url
+from promptdeck.store.settings import MAX_CONCURRENCY, Settings, load_settings, save_settings
+from promptdeck.workspace.providers_file import set_local_model_path
 
 ui.frame("Settings", ":material/settings:")
 st.title("Settings")
@@ -18,7 +20,9 @@ store = ui.store()
 registry = ui.registry_or_error()
 
 
-def providers_section(registry: Registry) -> None:
+def providers_section() -> None:
+    if registry is None:
+        return  # the page shows what is wrong with providers.yaml at the top
     st.subheader("Providers")
     statuses = registry.statuses()
     table = pd.DataFrame(
@@ -26,7 +30,7 @@ def providers_section(registry: Registry) -> None:
             {
                 "provider": s.name,
                 "kind": s.kind,
-                "base URL": core.display_url(s.base_url),
+                "base URL": display_url(s.base_url),
                 "key variable": s.key_env or "",
                 "key": s.key_display,  # masked by the registry: never the value
                 "ready": s.usable,
@@ -39,7 +43,7 @@ def providers_section(registry: Registry) -> None:
     name = cols[0].selectbox("Provider", [s.name for s in statuses], key="set_test_provider")
     if cols[1].button("Test connection", key="set_test"):
         with st.spinner(f"Testing {name}…"):
-            st.session_state.set_test_result = (name, core.test_connection(registry, name))
+            st.session_state.set_test_result = (name, probe_connection(registry, name))
     tested = st.session_state.get("set_test_result")
     if tested is not None:
         tested_name, result = tested
@@ -54,10 +58,10 @@ def providers_section(registry: Registry) -> None:
 def defaults_section() -> None:
     st.subheader("Eval defaults")
     try:
-        current = core.load_settings(store)
+        current = load_settings(store)
     except PromptDeckError as exc:
         st.error(str(exc))
-        current = core.Settings()
+        current = Settings()
     with st.form("set_defaults"):
         judge = st.text_input(
             "Default judge model",
@@ -66,7 +70,7 @@ def defaults_section() -> None:
             help="Used when a suite names no judge, e.g. openai/gpt-4o-mini",
         )
         concurrency = st.slider(
-            "Calls in flight per provider", 1, core.MAX_CONCURRENCY, current.concurrency
+            "Calls in flight per provider", 1, MAX_CONCURRENCY, current.concurrency
         )
         use_cache = st.toggle(
             "Answer identical requests from the response cache",
@@ -79,12 +83,12 @@ def defaults_section() -> None:
 
 def save_defaults(judge: str, concurrency: int, use_cache: bool) -> None:
     try:
-        core.save_settings(store, core.Settings(judge, int(concurrency), bool(use_cache)))
+        save_settings(store, Settings(judge, int(concurrency), bool(use_cache)))
     except PromptDeckError as exc:
         st.error(f"Not saved: {exc}")
         return
     st.success("Saved: the Evaluate page and `python -m promptdeck run` use these now.")
-    if registry is not None and split_model_ref(judge)[0] not in registry.configs:
+    if registry is not None and not registry.knows(judge):
         st.warning(f"No provider is configured for {judge}: add it to providers.yaml.")
 
 
@@ -119,10 +123,7 @@ def local_model_section() -> None:
         (st.success if done[0] else st.error)(done[1])
     ready, status = ui.local_status()
     (st.success if ready else st.warning)(status, icon=":material/memory:")
-    try:
-        current = (registry.config("local").model_path if registry else None) or ""
-    except PromptDeckError:
-        current = ""
+    current = ui.local_model_path() or ""
     st.text_input(
         "GGUF model file (empty: the bundled SmolLM2)",
         current,
@@ -136,7 +137,7 @@ def save_model_path() -> None:
     # Read in the callback: a path typed and saved in one go arrives with the click.
     path = st.session_state.get("set_model_path", "")
     try:
-        message = core.set_local_model_path(workspace.providers_file, path)
+        message = set_local_model_path(workspace.providers_file, path)
     except PromptDeckError as exc:
         st.session_state.set_model_saved = (False, f"Not saved: {exc}")
     else:
@@ -157,8 +158,7 @@ def keys_section() -> None:
     )
 
 
-if registry is not None:
-    providers_section(registry)
+providers_section()
 defaults_section()
 cache_section()
 local_model_section()

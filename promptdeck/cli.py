@@ -1,4 +1,4 @@
-"""`python -m promptdeck ...`: headless evals for scripts and CI.
+"""`promptdeck ...` (or `python -m promptdeck ...`): headless evals for scripts and CI.
 
     run SUITE [--sample N] [--seed S] [--concurrency C] [--rpm R] [--repeats K]
               [--no-cache] [--new]
@@ -9,7 +9,8 @@
     export-promptfoo SUITE --out FILE [--sampled] [--force]
 
 `run` resumes the newest unfinished run of the same plan (same prompts, sample and
-repeats) unless --new is given. Progress goes to stderr; stdout gets `run_id: <ID>` and a
+repeats) unless --new is given; a suite is checked whole (variants, template variables,
+gates) before any call. Progress goes to stderr; stdout gets `run_id: <ID>` and a
 summary table. Exit codes: 0 done (and, with --gate, every gate passed); 1 not every cell
 finished, or a gate failed or had insufficient evidence; 2 usage or configuration error.
 `import-promptfoo` and `export-promptfoo` print what they wrote and, one per line, what they
@@ -19,34 +20,31 @@ could not map; that is not an error (exit 0).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
+import pandas as pd
+
 from promptdeck.analysis.calibration import describe, run_agreement
-from promptdeck.analysis.gates import evaluate_gates, overall_status
-from promptdeck.analysis.report import cell_rows, html_report, markdown_summary, to_csv
-from promptdeck.analysis.results import load_cells, run_report
+from promptdeck.analysis.cells import cell_rows
+from promptdeck.analysis.report import html_report, markdown_summary, to_csv
+from promptdeck.analysis.run import RunAnalysis, analyze_run
 from promptdeck.errors import PromptDeckError
 from promptdeck.evals.plan import build_plan
-from promptdeck.evals.runner import Progress, Runner
+from promptdeck.evals.runner import Progress
+from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
 from promptdeck.evals.suite import load_suite
-from promptdeck.model.http import run_with_client
 from promptdeck.model.pricing import format_cost
-from promptdeck.model.registry import (
-    ProviderConfig,
-    Registry,
-    builtin_configs,
-    load_providers_file,
-)
+from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
 from promptdeck.model.secrets import Secrets
 from promptdeck.promptfoo.exporter import export_promptfoo
 from promptdeck.promptfoo.importer import import_promptfoo
-from promptdeck.store.settings import load_settings, saved_concurrency
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import load_prompts
+from promptdeck.workspace.providers_file import load_providers_file, open_registry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m promptdeck", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="promptdeck", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run (or resume) an eval suite")
     run.add_argument("suite", help="a datasets/<name>.suite.yaml file")
@@ -147,71 +147,67 @@ def _insufficient_option(parser: argparse.ArgumentParser) -> None:
 
 def open_workspace() -> tuple[Workspace, Registry, Store]:
     ws = Workspace.from_env()
-    registry = Registry.from_workspace(ws.providers_file, Secrets(ws.root / ".env"))
+    registry = open_registry(ws.providers_file, Secrets(ws.root / ".env"))
     return ws, registry, Store(ws.store_path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     ws = Workspace.from_env()
-    suite = load_suite(Path(args.suite))
+    suite = load_suite(Path(args.suite))  # gates, variants and variables checked here
     plan = build_plan(
         suite, load_prompts(ws.prompts_dir), n=args.sample, seed=args.seed, repeats=args.repeats
     )
     _, registry, store = open_workspace()  # only once the plan is sound: no stray store
-    concurrency = args.concurrency or saved_concurrency(store)  # None: each provider's own
-    use_cache = not args.no_cache and load_settings(store).use_cache
-    snapshot = plan.snapshot()
-    run_id = None if args.new else store.find_unfinished_run(snapshot["fingerprint"])
-    if run_id is None:
-        run_id = store.create_run(snapshot, name=suite.name, total_cells=len(plan.cells()))
-    else:
-        done = len(store.done_cells(run_id))
-        print(f"resuming run {run_id}: {done} of {len(plan.cells())} cells done", file=sys.stderr)
-    print(f"run_id: {run_id}", flush=True)
-    runner = Runner(registry, store, concurrency=concurrency, rpm=args.rpm, use_cache=use_cache)
+    options = RunOptions.from_settings(
+        store, concurrency=args.concurrency, rpm=args.rpm, no_cache=args.no_cache,
+        resume=not args.new,
+    )  # fmt: skip
+    opened = open_run(store, plan, resume=options.resume)
+    if opened.resumed:
+        print(
+            f"resuming run {opened.run_id}: {opened.done} of {opened.total} cells done",
+            file=sys.stderr,
+        )
+    print(f"run_id: {opened.run_id}", flush=True)
     bar = ProgressBar(sys.stderr)
-    final = run_with_client(runner.run(run_id, plan, on_progress=bar.update))
+    final = run_in_foreground(registry, store, opened, plan, options, on_progress=bar.update)
     bar.close()
-    scores = store.scores(run_id)
-    print_summary(cell_rows(run_id, store.results(run_id), scores), sys.stdout)
-    calibration = run_agreement(snapshot["cases"], scores, store.score_overrides(run_id))
+    analysis = analyze_run(store, opened.run_id)
+    print_summary(analysis.per_variant, sys.stdout)
+    overrides = store.score_overrides(opened.run_id)
+    calibration = run_agreement(plan.snapshot()["cases"], store.scores(opened.run_id), overrides)
     if calibration is not None:
         print(describe(calibration))
     if final.done != final.total:
         return 1
-    return print_gates(store, run_id, None, args.insufficient) if args.gate else 0
+    return print_gates(analysis, args.insufficient) if args.gate else 0
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     _, _, store = open_workspace()
-    return print_gates(store, store.get_run(args.run_id).id, args.baseline, args.insufficient)
+    return print_gates(analyze_run(store, args.run_id, args.baseline), args.insufficient)
 
 
-def print_gates(store: Store, run_id: str, baseline: str | None, insufficient: str) -> int:
-    """The gate table on stdout; 0 when every gate passes, else 1."""
-    record = store.get_run(run_id)
-    suite = record.snapshot.get("suite", {})
-    cells = load_cells(store, run_id)
-    results = evaluate_gates(cells, baseline or suite.get("baseline"), suite.get("gates", []))
+def print_gates(analysis: RunAnalysis, insufficient: str) -> int:
+    """The headline per variant and the gate table on stdout; 0 when every gate passes."""
+    for _, row in analysis.headlines.iterrows():
+        print(f"{row['variant']} vs {analysis.baseline}: {row['summary']}")
+    results = analysis.gates
     if not results:
-        print(f"run {run_id}: the suite declares no gates")
+        print(f"run {analysis.record.id}: the suite declares no gates")
         return 0
     width = max(len(r.gate) for r in results)
     print(f"{'gate':<{width}}  {'variant':<24} {'status':<21} observed")
     for r in results:
         print(f"{r.gate:<{width}}  {r.variant:<24} {r.status:<21} {r.observed}")
         print(f"{'':<{width}}  {r.reason}")
-    status = overall_status(results)
+    status = analysis.gate_status
     print(f"gates: {status}")
     return 0 if status == "pass" or (status != "fail" and insufficient == "pass") else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    _, _, store = open_workspace()
+    _, registry, store = open_workspace()
     run = store.get_run(args.run_id)
     if not (args.csv or args.html or args.md):
         print("error: say what to export: --html F, --md F and/or --csv F", file=sys.stderr)
@@ -221,20 +217,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
         print(f"{args.csv}: {len(rows)} cells of run {run.id}")
     if args.html or args.md:
-        bundle = run_report(store, run.id)
+        analysis = analyze_run(store, run.id)
+        inputs = analysis.report_inputs()
+        demo = registry.is_demo_model(analysis.judge_model or "")
         if args.html:
-            Path(args.html).write_text(html_report(**bundle), encoding="utf-8")
+            Path(args.html).write_text(html_report(**inputs, demo_judge=demo), encoding="utf-8")
             print(f"{args.html}: report of run {run.id}")
         if args.md:
-            text = markdown_summary(**bundle, report_path=args.html)
+            text = markdown_summary(**inputs, demo_judge=demo, report_path=args.html)
             Path(args.md).write_text(text, encoding="utf-8")
             print(f"{args.md}: summary of run {run.id}")
     return 0
 
 
 def cmd_import_promptfoo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     result = import_promptfoo(
         Path(args.config), Path(args.out), force=args.force, name=args.name, presets=_presets()
     )
@@ -252,8 +248,6 @@ def cmd_import_promptfoo(args: argparse.Namespace) -> int:
 
 
 def cmd_export_promptfoo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     result = export_promptfoo(
         Path(args.suite),
         Path(args.out),
@@ -303,68 +297,34 @@ class ProgressBar:
             print(file=self.out)
 
 
-def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per variant: cells, errors, cached, fallbacks, latency p50/p95, tokens, cost."""
-    rows = []
-    for variant in sorted({r["variant"] for r in results}):
-        mine = [r for r in results if r["variant"] == variant]
-        ok = [r for r in mine if r["error"] is None]
-        lat = sorted(r["latency_ms"] for r in ok if not r["cached"] and r["latency_ms"])
-        costs = [r["cost_usd"] for r in mine]
-        rows.append(
-            {
-                "variant": variant,
-                "cells": len(mine),
-                "errors": len(mine) - len(ok),
-                "cached": sum(r["cached"] for r in mine),
-                "fallback": sum(r["fallback_used"] for r in mine),
-                "p50_ms": statistics.median(lat) if lat else None,
-                "p95_ms": _p95(lat),
-                "tokens_out": statistics.mean(r["output_tokens"] or 0 for r in ok) if ok else None,
-                "cost_usd": None if any(c is None for c in costs) else sum(costs),
-                "judge": _judge_summary(mine),
-                "checks": _checks_summary(mine),
-            }
-        )
-    return rows
-
-
-def _judge_summary(rows: Sequence[dict[str, Any]]) -> str:
+def _judge_summary(row: pd.Series) -> str:  # type: ignore[type-arg]
     """'3.80 (n=58, 2 unscored)': the mean verdict over scored answers, the rest counted."""
-    judged = [r for r in rows if r.get("judge_reason") is not None]
-    scored = [float(r["judge_score"]) for r in judged if r["judge_score"] is not None]
-    if not judged:
+    scored, unscored = int(row["scored"]), int(row["unscored"])
+    if scored + unscored == 0:
         return "-"
-    mean = f"{statistics.mean(scored):.2f}" if scored else "-"
-    unscored = len(judged) - len(scored)
-    return f"{mean} (n={len(scored)}" + (f", {unscored} unscored)" if unscored else ")")
+    mean = f"{row['score']:.2f}" if scored else "-"
+    return f"{mean} (n={scored}" + (f", {unscored} unscored)" if unscored else ")")
 
 
-def _checks_summary(rows: Sequence[dict[str, Any]]) -> str:
-    total = sum(r.get("checks_total") or 0 for r in rows)
-    passed = sum(r.get("checks_passed") or 0 for r in rows)
-    return f"{passed / total:.0%} of {total}" if total else "-"
+def _number(value: object, fmt: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(value, fmt)
 
 
-def _p95(values: list[float]) -> float | None:
-    if not values:
-        return None
-    return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-
-
-def print_summary(results: Sequence[dict[str, Any]], out: TextIO) -> None:
+def print_summary(per_variant: pd.DataFrame, out: TextIO) -> None:
+    """One line per variant from `results.variant_frame`, the summary every view shows."""
     head = (
         f"{'variant':<28} {'cells':>5} {'errors':>6} {'cached':>6} {'fallbk':>6} "
         f"{'p50 ms':>8} {'p95 ms':>8} {'tok out':>7} {'cost':>10}  {'checks':<12} judge"
     )
     print(head, file=out)
-    for row in summarize(results):
-        p50 = f"{row['p50_ms']:.0f}" if row["p50_ms"] is not None else "-"
-        p95 = f"{row['p95_ms']:.0f}" if row["p95_ms"] is not None else "-"
-        tok = f"{row['tokens_out']:.0f}" if row["tokens_out"] is not None else "-"
+    for _, row in per_variant.iterrows():
+        total = int(row["checks_total"])
+        checks = f"{row['checks_passed'] / total:.0%} of {total}" if total else "-"
         print(
             f"{row['variant']:<28} {row['cells']:>5} {row['errors']:>6} {row['cached']:>6} "
-            f"{row['fallback']:>6} {p50:>8} {p95:>8} {tok:>7} "
-            f"{format_cost(row['cost_usd']):>10}  {row['checks']:<12} {row['judge']}",
+            f"{row['fallback']:>6} {_number(row['latency_p50'], '.0f'):>8} "
+            f"{_number(row['latency_p95'], '.0f'):>8} {_number(row['tokens_out'], '.0f'):>7} "
+            f"{format_cost(None if pd.isna(row['cost_total']) else row['cost_total']):>10}  "
+            f"{checks:<12} {_judge_summary(row)}",
             file=out,
         )

@@ -17,11 +17,15 @@
         └── ProtocolError          the server answered something that is not the protocol
 
 Messages are for a product manager: they say what went wrong and what to do.
+
+`ErrorKind` is the short stable name of a failure as tables, the store and exports show it
+(`error_kind`): `ErrorKind.of(exc)` is the one place that names an exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -30,7 +34,13 @@ class PromptDeckError(Exception):
 
 
 class ConfigError(PromptDeckError):
-    """Configuration that cannot be used (providers.yaml, environment, model reference)."""
+    """Configuration that cannot be used (providers.yaml, a suite, environment, model
+    reference). `field` names the key at fault, when one is, so a caller that knows the file
+    can add the file and the line."""
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class PromptFileError(PromptDeckError):
@@ -104,9 +114,9 @@ class ProviderError(PromptDeckError):
         super().__init__(prefix + message)
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> ErrorKind:
         """A short stable name for tables and exports, e.g. 'rate_limit'."""
-        return _KIND_NAMES.get(type(self), "provider_error")
+        return _KIND_NAMES.get(type(self), ErrorKind.PROVIDER)
 
 
 class AuthError(ProviderError):
@@ -166,14 +176,41 @@ class ProtocolError(ProviderError):
     """The server's answer does not follow the protocol (bad JSON, missing fields)."""
 
 
-_KIND_NAMES: dict[type, str] = {
-    AuthError: "auth",
-    RateLimitError: "rate_limit",
-    QuotaError: "quota",
-    ProviderTimeout: "timeout",
-    ProviderConnectionError: "connection",
-    HTTPStatusError: "http_status",
-    ProtocolError: "protocol",
+class ErrorKind(StrEnum):
+    """Why a call or a cell failed, as stored in `error_kind` (a str, so old rows compare)."""
+
+    AUTH = "auth"
+    RATE_LIMIT = "rate_limit"
+    QUOTA = "quota"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    HTTP_STATUS = "http_status"
+    PROTOCOL = "protocol"
+    PROVIDER = "provider_error"  # a ProviderError with no class of its own
+    CONFIG = "config"  # unknown provider, bad model reference, missing key setting
+    TEMPLATE = "template"  # the prompt did not render for this row
+    STOPPED = "stopped"  # the user pressed Stop; the partial answer is kept
+    INTERNAL = "internal"  # a bug: the run went on without this cell
+
+    @classmethod
+    def of(cls, error: BaseException) -> ErrorKind:
+        if isinstance(error, ProviderError):
+            return error.kind
+        if isinstance(error, TemplateError):
+            return cls.TEMPLATE
+        if isinstance(error, PromptDeckError):
+            return cls.CONFIG
+        return cls.INTERNAL
+
+
+_KIND_NAMES: dict[type, ErrorKind] = {
+    AuthError: ErrorKind.AUTH,
+    RateLimitError: ErrorKind.RATE_LIMIT,
+    QuotaError: ErrorKind.QUOTA,
+    ProviderTimeout: ErrorKind.TIMEOUT,
+    ProviderConnectionError: ErrorKind.CONNECTION,
+    HTTPStatusError: ErrorKind.HTTP_STATUS,
+    ProtocolError: ErrorKind.PROTOCOL,
 }
 
 _QUOTA_WORDS = ("insufficient_quota", "quota", "billing", "credit balance", "spend limit")

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from promptdeck.errors import ConfigError, PromptDeckError
+from promptdeck.errors import ConfigError
 from promptdeck.evals.jobs import JobRegistry
-from promptdeck.model.local import local_model_status
-from promptdeck.model.registry import Registry
+from promptdeck.model.local import MODEL_NAME, local_model_status
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.refs import LOCAL_PROVIDER
+from promptdeck.model.registry import Registry, builtin_configs
 from promptdeck.model.secrets import Secrets
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
+from promptdeck.workspace.providers_file import open_registry
 
 PAGES = (
     ("app.py", "Home", ":material/home:"),
@@ -65,7 +68,7 @@ def registry() -> Registry:
 @st.cache_resource(show_spinner=False)
 def _registry(providers_file: str, env_file: str, *_mtimes: float) -> Registry:
     secrets = Secrets(Path(env_file), extra=_streamlit_secret)
-    return Registry.from_workspace(Path(providers_file), secrets)
+    return open_registry(Path(providers_file), secrets)
 
 
 def registry_or_error() -> Registry | None:
@@ -74,6 +77,25 @@ def registry_or_error() -> Registry | None:
     except ConfigError as exc:
         st.error(f"**Provider configuration error.** {exc}")
         return None
+
+
+def registry_or_stop() -> Registry:
+    """The registry; with a broken providers.yaml, the error is shown and the page stops."""
+    found = registry_or_error()
+    if found is None:
+        st.stop()
+    return found
+
+
+def is_demo_model(model_ref: str | None) -> bool:
+    """Is `model_ref` the bundled SmolLM2 demo model? (The registry decides; with a broken
+    providers.yaml, its built-in providers do.)"""
+    if not model_ref:
+        return False
+    try:
+        return registry().is_demo_model(model_ref)
+    except ConfigError:
+        return Registry(builtin_configs(), Secrets(), PriceTable()).is_demo_model(model_ref)
 
 
 def store() -> Store:
@@ -95,13 +117,17 @@ def prompt_library() -> PromptLibrary:
     return load_prompts(workspace().prompts_dir)
 
 
+def local_model_path() -> str | None:
+    """The GGUF file the `local` provider is configured with (None: the bundled SmolLM2)."""
+    try:
+        return registry().local_model_file(f"{LOCAL_PROVIDER}/{MODEL_NAME}")
+    except ConfigError:
+        return None
+
+
 def local_status() -> tuple[bool, str]:
     """Is the embedded model ready (the configured GGUF file, else SmolLM2)?"""
-    try:
-        path = registry().config("local").model_path
-    except ConfigError:
-        path = None
-    return _local_status(path)
+    return _local_status(local_model_path())
 
 
 @st.cache_data(show_spinner=False, ttl=30)
@@ -117,7 +143,3 @@ def show_prompt_errors(library: PromptLibrary) -> None:
     with st.expander(f"⚠️ {len(library.errors)} prompt {noun} could not be loaded", expanded=True):
         for err in library.errors:
             st.error(str(err), icon=":material/description:")
-
-
-def show_error(exc: PromptDeckError) -> None:
-    st.error(str(exc))

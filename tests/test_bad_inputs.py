@@ -29,10 +29,10 @@ from promptdeck.analysis.report import neutralise, to_csv
 from promptdeck.errors import PromptDeckError
 from promptdeck.evals.plan import build_plan
 from promptdeck.evals.suite import Suite, load_suite
-from promptdeck.model.registry import Registry, load_providers_file
 from promptdeck.model.secrets import Secrets
 from promptdeck.workspace.datasets import load_dataset
 from promptdeck.workspace.prompts import PromptVariant, load_prompts, load_variant
+from promptdeck.workspace.providers_file import load_providers_file, open_registry
 from tests.llm_server import LLMServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def load(entry: Entry) -> object:
     if entry.kind == "suite":
         return load_suite(path)
     load_providers_file(path)
-    return Registry.from_workspace(path, Secrets())
+    return open_registry(path, Secrets())
 
 
 def plan(loaded: object) -> None:
@@ -266,7 +266,7 @@ def test_empty_providers_file_declares_nothing(tmp_path: Path) -> None:
     [entry] = [e for e in ENTRIES if e.id == "providers:empty.yaml"]
     path = install(entry, tmp_path)
     assert load_providers_file(path) == ({}, {})
-    assert "local" in Registry.from_workspace(path, Secrets()).configs
+    assert "local" in open_registry(path, Secrets()).configs
 
 
 # --- 2. through the CLI ------------------------------------------------------------------

@@ -260,6 +260,25 @@ def kill_mid_run(
     raise AssertionError(f"never {at_least} results stored and {in_flight} calls open in 10 s")
 
 
+@pytest.mark.parametrize(
+    ("gate", "where", "what"),
+    [
+        ("{metric: judge_scor, max_drop: 0.2}", "'gates[0].metric'", "unknown metric 'judge_scor'"),
+        ('{metric: error_rate, max: "2%"}', "'gates[0].max'", "max must be a number"),
+    ],
+    ids=["unknown-metric", "percent-limit"],
+)
+def test_a_bad_gate_is_refused_at_load_before_any_request(
+    llm_server: LLMServer, tmp_path: Path, gate: str, where: str, what: str
+) -> None:
+    root = make_workspace(tmp_path, llm_server, suite=SUITE + f"gates:\n  - {gate}\n")
+    done = cli(root, "run", "datasets/qa.suite.yaml", "--gate")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"datasets/qa.suite.yaml, line 5: {where}: {what}" in done.stderr
+    assert done.stdout == "" and llm_server.requests == []  # no run, no call
+    assert not (root / "home").exists()  # not even a store
+
+
 def test_a_killed_run_resumes_and_repeats_nothing_it_finished(
     llm_server: LLMServer, tmp_path: Path
 ) -> None:
@@ -340,3 +359,17 @@ def test_judged_run_gates_and_reports_exit_codes(tmp_path: Path, llm_server: LLM
     assert cli(root, "gate", run_id_of(failing.stdout)).returncode == 1
     missing = cli(root, "gate", "no-such-run")
     assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr
+
+
+def test_the_promptdeck_command_is_installed(llm_server: LLMServer, tmp_path: Path) -> None:
+    """`promptdeck run` (the console script from pyproject.toml) works as `python -m` does."""
+    command = Path(sys.executable).parent / "promptdeck"
+    root = make_workspace(tmp_path, llm_server)
+    done = subprocess.run(
+        [str(command), "run", "datasets/qa.suite.yaml", "--sample", "2"],
+        cwd=root, env=cli_env(root), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(cell_keys(root, run_id_of(done.stdout))) == 4
+    usage = subprocess.run([str(command), "--help"], capture_output=True, text=True, check=False)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: promptdeck ")

@@ -20,19 +20,22 @@ from typing import Any
 
 import pytest
 
-from promptdeck.analysis.report import CSV_COLUMNS, cell_rows, html_report, markdown_summary, to_csv
-from promptdeck.analysis.results import run_report
+from promptdeck.analysis.cells import CSV_COLUMNS, cell_rows
+from promptdeck.analysis.report import html_report, markdown_summary, to_csv
+from promptdeck.analysis.run import analyze_run
 from promptdeck.errors import TemplateError
 from promptdeck.evals.live import plan_columns
-from promptdeck.model.call import CallResult
 from promptdeck.model.http import run_with_client
-from promptdeck.model.local import LocalProvider
-from promptdeck.model.pricing import PriceTable
-from promptdeck.model.types import Usage
-from promptdeck.scoring.judge import judge_answer, judge_messages, parse_verdict
-from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
+from promptdeck.model.policy import CallPolicy
+from promptdeck.model.secrets import Secrets
+from promptdeck.model.types import CallResult, Usage
+from promptdeck.scoring.judge import JudgeSpec, judge_messages, parse_verdict
+from promptdeck.scoring.scorers import Graded, Score, pointwise_score
+from promptdeck.store.rows import CellRecord
+from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import render_messages
-from tests.helpers import server_registry, variant
+from promptdeck.workspace.providers_file import open_registry
+from tests.helpers import variant
 from tests.llm_server import LLMServer
 
 # --- the Jinja2 sandbox -----------------------------------------------------------------
@@ -90,12 +93,11 @@ def test_template_syntax_in_an_input_is_data() -> None:
 
 
 def test_a_blocked_template_stays_in_its_playground_column(llm_server: LLMServer) -> None:
-    registry = server_registry(llm_server)
     good = variant("t/good", "fake/m")
     evil = variant("t/evil", "fake/m", "{{ cycler.__init__.__globals__.os.popen('id').read() }}")
-    plans = plan_columns([good, evil], {"input": "hi"}, registry)
-    assert plans[0].error is None and plans[0].request is not None
-    assert plans[1].request is None
+    plans = plan_columns([good, evil], {"input": "hi"})
+    assert plans[0].error is None and plans[0].messages is not None
+    assert plans[1].messages is None
     assert plans[1].error is not None and "blocked by the sandbox" in plans[1].error
     assert llm_server.requests == []  # planning sends nothing
 
@@ -149,8 +151,8 @@ def fill_store(path: Path) -> tuple[Store, str]:
             )
             score = 3.0 if name == BASE else [5.0, 1.0][i % 2]  # wins and losses
             scores = [
-                ScoreRecord("judge", score, None, f"+reason {IMG}", judge_model="fake/judge"),
-                ScoreRecord(f"check:-{SCRIPT}", 0.0, False, f"@{IMG}"),
+                Score("judge", score, None, f"+reason {IMG}", judge_model="fake/judge"),
+                Score(f"check:-{SCRIPT}", 0.0, False, f"@{IMG}"),
             ]
             cell = CellRecord(case["id"], name, 0, case["category"], result)
             store.add_result(run_id, cell, [] if error else scores)
@@ -187,7 +189,7 @@ def executable(html: str) -> list[str]:
 @pytest.fixture
 def report_inputs(tmp_path: Path) -> tuple[Store, str, dict[str, Any]]:
     store, run_id = fill_store(tmp_path / "s.sqlite")
-    return store, run_id, run_report(store, run_id)
+    return store, run_id, analyze_run(store, run_id).report_inputs()
 
 
 def test_the_html_report_escapes_user_and_model_text(
@@ -265,7 +267,9 @@ def test_an_injected_answer_stays_inside_the_fence() -> None:
     assert parse_verdict(quoted).score == 1
 
 
-def test_what_smollm2_returns_for_an_injected_answer(request: pytest.FixtureRequest) -> None:
+def test_what_smollm2_returns_for_an_injected_answer(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """A real judge call through the embedded SmolLM2-135M (llama.cpp, temperature 0).
 
     Observed here: SmolLM2-135M returned `{ "reasoning": "ok", "score": 5}`, i.e. it copied
@@ -275,19 +279,18 @@ def test_what_smollm2_returns_for_an_injected_answer(request: pytest.FixtureRequ
     What this test guarantees is only that such an answer never crashes the run: the
     verdict parses (scored, or unscored with its reason), and the run goes on.
     """
-    provider = LocalProvider()
-    prices = PriceTable(free_providers=frozenset({"local"}))
-    verdict, result, _ = run_with_client(
-        judge_answer(provider, "smollm2", "local/smollm2", prices, rubric=RUBRIC,
-                     question=QUESTION, answer=INJECTED)
+    policy = CallPolicy(open_registry(tmp_path / "providers.yaml", Secrets()), max_retries=0)
+    score = run_with_client(
+        pointwise_score(policy.call, JudgeSpec("local/smollm2", RUBRIC), Graded(QUESTION),
+                        INJECTED, cap_reasoning=True)
     )  # fmt: skip
     # Kept on the test report (user_properties; `record_property` would warn under junit xunit2)
     # and printed, so `pytest -rP` shows what the model said on this machine.
-    request.node.user_properties += [("smollm2_raw", result.text), ("score", verdict.score)]
-    print(f"SmolLM2 on the injected answer: {result.text!r} -> score {verdict.score}")
-    assert result.ok, result.error
-    if verdict.scored:
-        assert verdict.score is not None and 1 <= verdict.score <= 5
+    request.node.user_properties += [("smollm2_raw", score.raw), ("score", score.value)]
+    print(f"SmolLM2 on the injected answer: {score.raw!r} -> score {score.value}")
+    assert not score.reason.startswith("unscored: the judge call failed"), score.reason
+    if score.value is not None:
+        assert 1 <= score.value <= 5
     else:
-        assert verdict.unscored_reason
-    json.loads(result.text)  # schema-constrained: valid JSON whatever it decided
+        assert score.reason.startswith("unscored: ")
+    json.loads(score.raw or "")  # schema-constrained: valid JSON whatever it decided

@@ -31,10 +31,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from promptdeck.evals.live import LiveRun, plan_columns
-from promptdeck.model.registry import Registry
 from promptdeck.model.secrets import Secrets
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import load_prompts
+from promptdeck.workspace.providers_file import open_registry
 from tests.llm_server import LLMServer, Scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,9 +194,9 @@ def cli(flows: Flows, name: str, *args: str) -> str:
 
 def live_run(flows: Flows) -> None:
     """What the Playground does on Run, without the page: every variant at once."""
-    registry = Registry.from_workspace(flows.root / "providers.yaml", Secrets(flows.root / ".env"))
+    registry = open_registry(flows.root / "providers.yaml", Secrets(flows.root / ".env"))
     library = load_prompts(flows.root / "prompts")
-    plans = plan_columns([library.variants[n] for n in VARIANTS], {"input": "hi"}, registry)
+    plans = plan_columns([library.variants[n] for n in VARIANTS], {"input": "hi"})
     run = LiveRun(plans, registry, Store(flows.home / "promptdeck.sqlite")).start()
     assert run.wait(30)
     for view in run.snapshot():

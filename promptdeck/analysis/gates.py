@@ -58,12 +58,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
-from promptdeck.analysis.stats import MIN_PAIRS, compare, left_out, mean_ci_bootstrap, percent
+from promptdeck.analysis.stats import (
+    MIN_PAIRS,
+    compare,
+    left_out,
+    mean_ci_bootstrap,
+    percent,
+    percentile,
+)
 from promptdeck.errors import ConfigError
-from promptdeck.evals.suite import GATE_KEYS
 
 Status = Literal["pass", "fail", "insufficient evidence"]
 Outcome = tuple[Status, str, str]  # status, observed, reason
@@ -80,6 +85,7 @@ COLUMNS = ("row_id", "category", "variant", "repeat", "error", "latency_ms", "co
            "judge_score", "checks_passed", "checks_total")  # fmt: skip
 EACH = "each"
 ALPHA = 0.05
+GATE_KEYS = ("metric", "max_drop", "min", "max", "category", "on")
 _EPS = 1e-9  # a value on the limit counts as on it, whatever the float rounding
 
 
@@ -109,30 +115,58 @@ class Gate:
         return f"{self.metric} {op} {self.limit:g}" + (f" ({', '.join(notes)})" if notes else "")
 
 
-def parse_gate(raw: Mapping[str, Any]) -> Gate:
-    """One gate as the suite declares it; ConfigError says what is wrong with it."""
-    where = f"gate {dict(raw)!r}"
+def parse_gate(raw: object) -> Gate:
+    """One gate as a suite declares it: the one validator, used when a suite is loaded (so a
+    bad gate is refused before any call) and when a stored run's gates are evaluated.
+    ConfigError says what is wrong; its `field` names the key at fault."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"a gate is a mapping like {{metric: judge_score, max_drop: 0.2}}; "
+                          f"got {raw!r}")  # fmt: skip
     unknown = [str(k) for k in raw if k not in GATE_KEYS]
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(GATE_KEYS)}")
+        raise ConfigError(
+            f"unknown key {unknown[0]!r}; allowed: {', '.join(GATE_KEYS)}", field=unknown[0]
+        )
     metric = raw.get("metric")
     if metric not in METRICS:
-        raise ConfigError(f"{where}: unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        raise ConfigError(
+            f"unknown metric {metric!r}; use one of {', '.join(METRICS)}", field="metric"
+        )
     kinds = [k for k in ("max_drop", "min", "max") if raw.get(k) is not None]
     if len(kinds) != 1 or kinds[0] not in METRICS[metric]:
-        raise ConfigError(f"{where}: {metric} takes exactly one of {', '.join(METRICS[metric])}")
-    limit = raw[kinds[0]]
+        given = ", ".join(kinds) or "none"
+        raise ConfigError(
+            f"{metric} takes exactly one of {', '.join(METRICS[metric])} (given: {given})",
+            field=kinds[0] if kinds else "metric",
+        )
+    kind = kinds[0]
+    limit = raw[kind]
     if isinstance(limit, bool) or not isinstance(limit, int | float) or not math.isfinite(limit):
-        raise ConfigError(f"{where}: {kinds[0]} must be a number")
-    if kinds[0] == "max_drop" and limit < 0:
-        raise ConfigError(f"{where}: max_drop is a size of drop, so 0 or more")
+        raise ConfigError(
+            f"{kind} must be a number (a share as 0.02, not 2%); got {limit!r}", field=kind
+        )
+    if kind == "max_drop" and limit < 0:
+        raise ConfigError("max_drop is a size of drop, so 0 or more", field=kind)
     on = raw.get("on")
     if on is not None and (metric != "judge_score" or on not in ("ci", "mean")):
-        raise ConfigError(f"{where}: 'on' is for judge_score gates: ci (default) or mean")
+        raise ConfigError("'on' is for judge_score gates: ci (default) or mean", field="on")
     category = raw.get("category")
-    return Gate(
-        metric, kinds[0], float(limit), None if category is None else str(category), on or "ci"
-    )
+    if category is not None and not isinstance(category, str | int):
+        raise ConfigError(f"category must be a category name or 'each'; got {category!r}",
+                          field="category")  # fmt: skip
+    return Gate(metric, kind, float(limit), None if category is None else str(category), on or "ci")
+
+
+def parse_gates(raw: Sequence[object]) -> list[Gate]:
+    """Every gate of a stored run's snapshot (validated when its suite was loaded)."""
+    out = []
+    for i, gate in enumerate(raw):
+        try:
+            out.append(parse_gate(gate))
+        except ConfigError as exc:
+            where = f"gates[{i}]" + (f".{exc.field}" if exc.field else "")
+            raise ConfigError(f"'{where}': {exc}", field=where) from None
+    return out
 
 
 def evaluate_gates(
@@ -146,7 +180,7 @@ def evaluate_gates(
     frame = _prepare(cells)
     categories = sorted({c for c in frame["category"] if c is not None})
     parsed: list[Gate] = []
-    for gate in map(parse_gate, gates):
+    for gate in parse_gates(gates):
         each = gate.category == EACH and categories
         parsed += [replace(gate, category=c) for c in categories] if each else [gate]
     family = sum(1 for g in parsed if g.metric == "judge_score" and g.category is not None)
@@ -322,11 +356,11 @@ def _check_pass_rate(mine: pd.DataFrame) -> Measure:
 
 def _latency_p95(mine: pd.DataFrame) -> Measure:
     answers, excluded = _answers(mine)
-    latency = answers["latency_ms"].dropna().to_numpy()
-    if latency.size == 0:
+    latency = answers["latency_ms"].dropna()
+    p95 = percentile(latency, 95)
+    if p95 is None:
         return None, f"no latency{excluded}", "no answer has a measured latency", True
-    p95 = float(np.percentile(latency, 95))
-    return p95, f"{p95:.0f} ms (n={latency.size}){excluded}", "", True
+    return p95, f"{p95:.0f} ms (n={len(latency)}){excluded}", "", True
 
 
 def _cost_per_answer(mine: pd.DataFrame) -> Measure:

@@ -13,22 +13,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any, Protocol
 
 import pandas as pd
 
+from promptdeck.analysis.cells import CSV_COLUMNS
 from promptdeck.analysis.gates import GateResult, overall_status
 from promptdeck.analysis.stats import MIN_PAIRS
+from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
 
-CSV_COLUMNS = (
-    "run_id", "row_id", "category", "variant", "repeat", "model", "output", "error",
-    "ttft_ms", "latency_ms", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd",
-    "cached", "fallback_used", "confidence", "judge_score", "judge_reason", "checks_passed",
-    "checks_total", "checks_failed",
-)  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -37,31 +32,6 @@ def neutralise(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
-
-
-def cell_rows(
-    run_id: str, results: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """Results joined with their judge verdict and check outcomes."""
-    by_cell: dict[tuple[str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
-    for s in scores:
-        by_cell[(s["row_id"], s["variant"], s["repeat"])].append(s)
-    rows = []
-    for r in results:
-        mine = by_cell[(r["row_id"], r["variant"], r["repeat"])]
-        judge = next((s for s in mine if s["scorer"] == "judge"), None)
-        checks = [s for s in mine if s["scorer"].startswith("check:")]
-        failed = [s["scorer"].removeprefix("check:") for s in checks if not s["passed"]]
-        rows.append({
-            **{k: r.get(k) for k in CSV_COLUMNS if k in r},
-            "run_id": run_id,
-            "judge_score": judge["value"] if judge else None,
-            "judge_reason": judge["reason"] if judge else None,
-            "checks_passed": len(checks) - len(failed),
-            "checks_total": len(checks),
-            "checks_failed": "; ".join(failed),
-        })  # fmt: skip
-    return rows
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -169,14 +139,14 @@ def _variants_html(variants: pd.DataFrame) -> str:
         return format(value, fmt) if _known(value) else unknown
 
     rows = [
-        [escape(str(v["variant"])), str(v["answers"]), str(v["errors"]), num(v["score"], ".2f"),
+        [escape(str(v["variant"])), str(v["cells"]), str(v["errors"]), num(v["score"], ".2f"),
          str(v["unscored"]), num(v["ttft_p50"], ".0f"), num(v["latency_p50"], ".0f"),
          num(v["latency_p95"], ".0f"),
          "$" + num(v["cost_per_answer"], ".4g") if _known(v["cost_per_answer"]) else "unknown",
          num(v["check_pass_rate"], ".0%")]
         for v in _records(variants)
     ]  # fmt: skip
-    header = ["variant", "answers", "errors", "mean score", "unscored", "TTFT p50 ms",
+    header = ["variant", "cells", "errors", "mean score", "unscored", "TTFT p50 ms",
               "latency p50 ms", "latency p95 ms", "cost / answer", "checks passed"]  # fmt: skip
     return _table(header, rows)
 
@@ -224,9 +194,13 @@ def html_report(
     dist: pd.DataFrame,
     gates: Sequence[GateResult],
     examples: Sequence[Mapping[str, Any]],
+    *,
+    judge_model: str | None = None,
+    demo_judge: bool = False,
 ) -> str:
     """One self-contained HTML page: no script, no external file. The charts are SVG drawn
-    here (`charts.svg_*`), so the page opens offline; all user and model text is escaped."""
+    here (`charts.svg_*`), so the page opens offline; all user and model text is escaped.
+    `demo_judge`: the bundled demo model judged, and the page says how little that is worth."""
     from promptdeck.analysis import charts  # not at the top: the CSV export should not load altair
 
     status = overall_status(gates)
@@ -241,8 +215,11 @@ def html_report(
         for h in heads
     )
     meta = f"Run {_field(run, 'id')} · {_field(run, 'name')} · {_field(run, 'created')}"
+    meta += f" · judge: {judge_model}" if judge_model else ""
+    notice = f'<div class="card"><p>{escape(_plain(LOCAL_JUDGE_NOTICE))}</p></div>'
     sections = [
         f"<h1>{escape(title)}</h1><p class=meta>{escape(meta)}</p>",
+        notice if demo_judge else "",
         "<h2>Headline</h2>",
         "".join(map(_headline_html, heads)) or "<p>No comparison with a baseline.</p>",
         f"<h2>Gates: {_badge(status) if gates else 'none'}</h2>",
@@ -275,6 +252,11 @@ def html_report(
     )
 
 
+def _plain(markdown: str) -> str:
+    """A notice written in Markdown, as plain text (its bold and code marks removed)."""
+    return markdown.replace("**", "").replace("`", "")
+
+
 def _md(text: object) -> str:
     """Safe in a Markdown table cell: HTML escaped, pipes escaped, one line."""
     return escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
@@ -290,11 +272,21 @@ def markdown_summary(
     gates: Sequence[GateResult],
     examples: Sequence[Mapping[str, Any]],
     *,
+    judge_model: str | None = None,
+    demo_judge: bool = False,
     report_path: str | None = None,
 ) -> str:
     """A pull-request comment: a headline per variant, the gates, what was left out."""
     heads = _records(headlines)
-    lines = [f"### {_md(title)}", "", f"Run `{_field(run, 'id')}` ({_md(_field(run, 'name'))})", ""]
+    judged = f", judge `{_md(judge_model)}`" if judge_model else ""
+    lines = [
+        f"### {_md(title)}",
+        "",
+        f"Run `{_field(run, 'id')}` ({_md(_field(run, 'name'))}){judged}",
+        "",
+    ]
+    if demo_judge:
+        lines += [f"> {_md(_plain(LOCAL_JUDGE_NOTICE))}", ""]
     for h in heads:
         lines.append(
             f"- **{_md(h['variant'])}**: Δ {_md(_estimate(h))}, **{_md(h['verdict'])}**. "

@@ -1,8 +1,7 @@
-"""A stored run as tables for the Results page, the gates, the charts and the reports.
-
-`load_cells` joins results, scores and human reviews into one row per cell, with the
-human override applied to the judge score (and marked). Everything downstream
-aggregates these frames: charts never see more rows than variants x categories.
+"""Tables computed from a run's cells (`analysis.cells.load_cells`) for the Results page,
+the reports and the CLI: comparisons with the baseline, per-variant summaries, score
+distributions, examples, check flips. Everything aggregates the cells: charts never see
+more rows than variants x categories.
 """
 
 from __future__ import annotations
@@ -12,37 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from promptdeck.analysis.report import cell_rows
-from promptdeck.analysis.stats import Comparison, compare, compare_pass_rates
-from promptdeck.store.sqlite import Store
+from promptdeck.analysis.stats import Comparison, compare, compare_pass_rates, percentile
 
 ALL = "(all)"
-
-
-def load_cells(store: Store, run_id: str) -> pd.DataFrame:
-    """One row per (row, variant, repeat): answer, timings, cost, judge (override applied)."""
-    scores = store.scores(run_id)
-    cells = pd.DataFrame(cell_rows(run_id, store.results(run_id), scores))
-    if cells.empty:
-        return cells
-    pairwise = {
-        (s["row_id"], s["variant"], s["repeat"]): s["value"]
-        for s in scores
-        if s["scorer"] == "pairwise"
-    }
-    reviews = store.reviews(run_id)
-    keys = list(zip(cells["row_id"], cells["variant"], cells["repeat"], strict=True))
-    cells["pairwise"] = [pairwise.get(k) for k in keys]
-    cells["judge_raw"] = cells["judge_score"]
-    overrides = [reviews.get(k, {}).get("score_override") for k in keys]
-    cells["overridden"] = [o is not None for o in overrides]
-    cells["judge_score"] = [
-        o if o is not None else j for o, j in zip(overrides, cells["judge_raw"], strict=True)
-    ]
-    cells["thumbs"] = [reviews.get(k, {}).get("thumbs") for k in keys]
-    cells["note"] = [reviews.get(k, {}).get("note") for k in keys]
-    cells["failed"] = cells["error"].notna()
-    return cells
 
 
 def case_scores(cells: pd.DataFrame, metric: str = "judge_score") -> pd.DataFrame:
@@ -134,28 +105,45 @@ def comparison_frame(items: Sequence[Comparison]) -> pd.DataFrame:
 
 
 def variant_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: answers, errors, mean score, TTFT/latency p50/p95, cost per answer."""
-    ok = cells[~cells["failed"]]
-    fresh = ok[ok["cached"] == 0]
+    """Per variant, the one summary every view shows (Results, reports, the CLI):
+
+    cells, errors, cached, fallback; the mean judge score over scored answers (`score`,
+    with `scored` and `unscored` counted, never 0); TTFT and latency p50/p95 of the answers
+    (cells without an error; a cached answer carries the latency measured when it was first
+    made); mean output tokens; total cost and cost per cell (None when any is unknown);
+    checks passed of checks run on answers.
+    """
     rows = []
-    for variant, mine in cells.groupby("variant"):
-        good, live = ok[ok["variant"] == variant], fresh[fresh["variant"] == variant]
+    for variant, mine in cells.groupby("variant", sort=True):
+        answers = mine[~mine["failed"]]
+        judge = pd.to_numeric(answers["judge_score"], errors="coerce")
+        judged = answers["judge_reason"].notna()
         costs = pd.to_numeric(mine["cost_usd"], errors="coerce")
+        checks_total = int(answers["checks_total"].sum())
+        checks_passed = int(answers["checks_passed"].sum())
+        tokens = pd.to_numeric(answers["output_tokens"], errors="coerce").dropna()
+        ttft = pd.to_numeric(answers["ttft_ms"], errors="coerce")
+        latency = pd.to_numeric(answers["latency_ms"], errors="coerce")
         rows.append(
             {
                 "variant": variant,
-                "answers": len(mine),
+                "cells": len(mine),
                 "errors": int(mine["failed"].sum()),
-                "score": pd.to_numeric(good["judge_score"], errors="coerce").mean(),
-                "unscored": int(good["judge_score"].isna().sum()),
-                "ttft_p50": live["ttft_ms"].quantile(0.5),
-                "ttft_p95": live["ttft_ms"].quantile(0.95),
-                "latency_p50": live["latency_ms"].quantile(0.5),
-                "latency_p95": live["latency_ms"].quantile(0.95),
-                "cost_per_answer": None if costs.isna().any() else costs.mean(),
-                "check_pass_rate": good["checks_passed"].sum() / good["checks_total"].sum()
-                if good["checks_total"].sum()
-                else None,
+                "cached": int(mine["cached"].astype(bool).sum()),
+                "fallback": int(mine["fallback_used"].astype(bool).sum()),
+                "score": judge.mean() if judge.notna().any() else None,
+                "scored": int(judge.notna().sum()),
+                "unscored": int((judged & judge.isna()).sum()),
+                "ttft_p50": percentile(ttft, 50),
+                "ttft_p95": percentile(ttft, 95),
+                "latency_p50": percentile(latency, 50),
+                "latency_p95": percentile(latency, 95),
+                "tokens_out": float(tokens.mean()) if not tokens.empty else None,
+                "cost_total": None if costs.isna().any() else float(costs.sum()),
+                "cost_per_answer": None if costs.isna().any() else float(costs.mean()),
+                "checks_passed": checks_passed,
+                "checks_total": checks_total,
+                "check_pass_rate": checks_passed / checks_total if checks_total else None,
             }
         )
     return pd.DataFrame(rows)
@@ -223,28 +211,6 @@ def examples(
     return out
 
 
-def run_report(store: Store, run_id: str, baseline: str | None = None) -> dict[str, Any]:
-    """Everything the HTML and Markdown reports need, computed once."""
-    from promptdeck.analysis.gates import evaluate_gates
-
-    record = store.get_run(run_id)
-    cells = load_cells(store, run_id)
-    suite = record.snapshot.get("suite", {})
-    baseline = baseline or suite.get("baseline") or str(cells["variant"].iloc[0])
-    gates = suite.get("gates", [])
-    table = comparison_frame(comparisons(cells, baseline))
-    return {
-        "title": f"{record.name}: variants vs {baseline}",
-        "run": {"id": record.id, "created": record.created, "name": record.name},
-        "headlines": table[table["category"] == ALL] if not table.empty else table,
-        "comparisons": table,
-        "variants": variant_frame(cells),
-        "dist": score_distribution(cells),
-        "gates": evaluate_gates(cells, baseline, gates) if gates else [],
-        "examples": examples(cells, baseline, record.snapshot.get("cases", [])),
-    }
-
-
 def check_comparisons(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per variant: the share of answers that pass all their checks, against the baseline's
     on the same rows, with McNemar's exact test on the rows that flipped (first repeat)."""
@@ -269,3 +235,43 @@ def check_comparisons(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def case_table(cells: pd.DataFrame, baseline: str, variant: str) -> pd.DataFrame:
+    """One row per case: the baseline's and the variant's scores (means over repeats), the
+    delta, and whether the variant's verdicts differ across repeats (`flaky`) or either
+    side errored (`error`); sorted from the worst regression."""
+    per_case = case_scores(cells)
+    wide = per_case.pivot(index=["row_id", "category"], columns="variant", values="value")
+    flaky = per_case.set_index(["row_id", "variant"])["flaky"]
+    failed = cells.groupby(["row_id", "variant"])["failed"].any()
+    cases = pd.DataFrame({"baseline": wide.get(baseline), "variant": wide.get(variant)})
+    cases["delta"] = cases["variant"] - cases["baseline"]
+    cases = cases.reset_index()
+    cases["flaky"] = [bool(flaky.get((r, variant), False)) for r in cases["row_id"]]
+    cases["error"] = [
+        bool(failed.get((r, variant), False) or failed.get((r, baseline), False))
+        for r in cases["row_id"]
+    ]
+    return cases.sort_values("delta", na_position="last")
+
+
+def filter_cases(
+    cases: pd.DataFrame,
+    *,
+    category: str = ALL,
+    regressions: bool = False,
+    unscored: bool = False,
+    errors: bool = False,
+) -> pd.DataFrame:
+    """The Results page's case filters: a category, regressions (delta < 0), unscored
+    answers that did not error, errored cases."""
+    if category != ALL:
+        cases = cases[cases["category"] == category]
+    if regressions:
+        cases = cases[cases["delta"] < 0]
+    if unscored:
+        cases = cases[cases["variant"].isna() & ~cases["error"]]
+    if errors:
+        cases = cases[cases["error"]]
+    return cases

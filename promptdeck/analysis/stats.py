@@ -6,7 +6,7 @@ without an interval, and every random draw takes a seed. Deltas closer to 0 than
 
     compare()            paired judge scores -> Comparison (CI, tests, MDE, verdict)
     compare_pass_rates() paired pass / fail -> PassRateComparison (McNemar)
-    mean_ci_bootstrap, mean_ci_t, sign_test, wilcoxon, mcnemar, win_tie_loss, mde, holm
+    mean_ci_bootstrap, mean_ci_t, sign_test, wilcoxon, mcnemar, win_tie_loss, mde
     normal_quantile, t_quantile   (no scipy: Acklam + one Halley step; exact t CDF)
 """
 
@@ -127,6 +127,15 @@ def t_quantile(p: float, df: int) -> float:
         if high - low <= 1e-13 * high:
             break
     return (low + high) / 2.0
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks (numpy's
+    and pandas' default), of the finite values (None and NaN are skipped); None when there
+    are none. The one
+    definition behind every p50/p95 shown: Results, reports, the CLI and the gates."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return float(np.percentile(finite, q)) if finite else None
 
 
 # --- intervals ---------------------------------------------------------------------------
@@ -250,17 +259,6 @@ def mde(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float 
         raise ValueError("sd must be ≥ 0")
     z = normal_quantile(1.0 - alpha / 2.0) + normal_quantile(power)
     return z * sd / math.sqrt(n)
-
-
-def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
-    """Holm–Bonferroni adjusted p-values, in the input's order; None stays None."""
-    present = sorted(((p, k) for k, p in pvalues.items() if p is not None), key=lambda e: e[0])
-    adjusted: dict[str, float | None] = dict.fromkeys(pvalues)
-    running = 0.0
-    for i, (p, key) in enumerate(present):
-        running = max(running, min(1.0, (len(present) - i) * p))
-        adjusted[key] = running
-    return adjusted
 
 
 # --- comparisons -------------------------------------------------------------------------

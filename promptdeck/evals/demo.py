@@ -8,18 +8,16 @@ category instead of the suite's 60 tickets).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from promptdeck.errors import ConfigError
-from promptdeck.evals.jobs import JobRegistry
+from promptdeck.evals.jobs import EvalJob, JobRegistry
 from promptdeck.evals.plan import EvalPlan, build_plan
-from promptdeck.evals.runner import Runner
+from promptdeck.evals.start import RunOptions, start_in_background
 from promptdeck.evals.suite import load_suite
 from promptdeck.model.local import local_model_status
-from promptdeck.model.registry import Registry, split_model_ref
+from promptdeck.model.registry import Registry
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import load_dataset
 from promptdeck.workspace.paths import Workspace
@@ -33,15 +31,6 @@ DEMO_SUITE = "support_tickets.suite.yaml"
 ROWS_PER_CATEGORY = 1
 # The embedded provider keeps 3 model instances: one call in flight per instance.
 DEMO_CONCURRENCY = 3
-LOCAL_PROVIDER = "local"
-
-LOCAL_JUDGE_NOTICE = (
-    "**Demo judge.** These scores come from the embedded SmolLM2-135M model: they show the "
-    "pipeline working but are not reliable. For real decisions connect a stronger judge: set "
-    "`OPENAI_API_KEY` or `ANTHROPIC_API_KEY` (or an Ollama / vLLM base URL in "
-    "`providers.yaml`), then choose e.g. `openai/gpt-4o-mini` as the judge model on Evaluate "
-    "or in Settings."
-)
 
 
 def demo_suite_path(workspace: Workspace) -> Path:
@@ -54,14 +43,10 @@ def has_demo_suite(workspace: Workspace) -> bool:
 
 
 def demo_plan(
-    workspace: Workspace,
-    *,
-    model_path: str | None = None,
-    rows_per_category: int = ROWS_PER_CATEGORY,
+    workspace: Workspace, registry: Registry, *, rows_per_category: int = ROWS_PER_CATEGORY
 ) -> EvalPlan:
     """The demo suite, `rows_per_category` rows of each category, judge included.
 
-    `model_path` is the local provider's configured GGUF file (None: the default SmolLM2).
     Raises ConfigError, saying what to do, when the suite, its prompts or the model are missing.
     """
     path = demo_suite_path(workspace)
@@ -80,11 +65,8 @@ def demo_plan(
     models = {v.model for v in plan.variants}
     if plan.suite.judge is not None:
         models.add(plan.suite.judge.model)
-    for model in sorted(models):
-        provider, name = split_model_ref(model)
-        if provider != LOCAL_PROVIDER:
-            continue
-        ready, why = local_model_status(name if name.endswith(".gguf") else model_path)
+    for model in sorted(m for m in models if registry.is_local(m)):
+        ready, why = local_model_status(registry.local_model_file(model))
         if not ready:
             raise ConfigError(
                 f"The demo runs on the embedded model ({model}), which is not ready: {why}"
@@ -92,24 +74,10 @@ def demo_plan(
     return plan
 
 
-def start_demo(plan: EvalPlan, registry: Registry, store: Store, jobs: JobRegistry) -> str:
-    """Create the run and start it in the background, exactly as the Evaluate page does."""
-    run_id = store.create_run(
-        plan.snapshot(), name=f"{plan.suite.name} (demo)", total_cells=len(plan.cells())
+def start_demo(plan: EvalPlan, registry: Registry, store: Store, jobs: JobRegistry) -> EvalJob:
+    """Start it in the background exactly as the Evaluate page starts a run (the saved cache
+    setting applies), with one call in flight per embedded model instance."""
+    options = RunOptions.from_settings(store, concurrency=DEMO_CONCURRENCY)
+    return start_in_background(
+        registry, store, jobs, plan, options, name=f"{plan.suite.name} (demo)"
     )
-    jobs.start(run_id, plan, Runner(registry, store, concurrency=DEMO_CONCURRENCY))
-    return run_id
-
-
-def is_local_judge(model: str | None) -> bool:
-    """Is this judge the embedded demo model (not a GGUF file of the user's choosing)?"""
-    provider, _, name = (model or "").partition("/")
-    return provider == LOCAL_PROVIDER and bool(name) and not name.endswith(".gguf")
-
-
-def run_judge_model(snapshot: Mapping[str, Any]) -> str | None:
-    """The judge model a stored run was planned with, from its snapshot."""
-    suite = snapshot.get("suite")
-    judge = suite.get("judge") if isinstance(suite, dict) else None
-    model = judge.get("model") if isinstance(judge, dict) else None
-    return model if isinstance(model, str) else None

@@ -4,6 +4,11 @@ The UI never streams itself (a widget click would rerun the script and drop the
 partial text). Instead a `LiveRun` owns a daemon thread with its own event loop,
 streams every column concurrently into lock-protected buffers, and the page polls
 `snapshot()`. `stop()` keeps whatever already arrived.
+
+Each column calls its model through the one call policy, as an eval cell does: retries
+before the first token, per-provider limits, and the variant's `fallback:` model when the
+primary fails (the column then says so, and shows the fallback's answer). The Playground
+does not use the response cache: pressing Run again asks for a new answer.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from promptdeck.errors import PromptDeckError
-from promptdeck.model.call import CallResult, stream_call
+from promptdeck.errors import ErrorKind, PromptDeckError
 from promptdeck.model.http import run_with_client
+from promptdeck.model.policy import CallPolicy
+from promptdeck.model.refs import split_model_ref
 from promptdeck.model.registry import Registry
-from promptdeck.model.types import ChatRequest, estimate_usage
+from promptdeck.model.types import Answer, CallResult, ChatRequest, Message, estimate_usage
 from promptdeck.scoring.checks import CheckResult, run_checks
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import PromptVariant, render_messages
@@ -30,14 +36,14 @@ class ColumnPlan:
 
     key: str
     variant: PromptVariant
-    model_ref: str
-    request: ChatRequest | None
+    messages: tuple[Message, ...] | None
     error: str | None = None
 
 
 @dataclass(frozen=True)
 class ColumnView:
-    """A consistent copy of one column, safe to render from another thread."""
+    """A consistent copy of one column, safe to render from another thread. `model_ref` is
+    the model answering: the variant's fallback once the primary has failed."""
 
     key: str
     model_ref: str
@@ -47,28 +53,31 @@ class ColumnView:
     result: CallResult | None = None
     checks: tuple[CheckResult, ...] = ()
     call_id: int | None = None
+    fallback_from: str | None = None  # the primary model, when the fallback answered
+
+    @property
+    def name(self) -> str:
+        return self.key.split(":", 1)[1]
 
 
 def plan_columns(
-    variants: Sequence[PromptVariant], inputs: Mapping[str, object], registry: Registry
+    variants: Sequence[PromptVariant], inputs: Mapping[str, object]
 ) -> list[ColumnPlan]:
     """Render each variant with the same inputs; a failure stays in its own column."""
     plans = []
     for i, variant in enumerate(variants):
         key = f"{i}:{variant.name}"
         try:
-            messages = render_messages(variant, inputs)
-            _, model = registry.resolve(variant.model)
-            request = ChatRequest(model, messages, dict(variant.params))
-            plans.append(ColumnPlan(key, variant, variant.model, request))
+            plans.append(ColumnPlan(key, variant, render_messages(variant, inputs)))
         except PromptDeckError as exc:
-            plans.append(ColumnPlan(key, variant, variant.model, None, str(exc)))
+            plans.append(ColumnPlan(key, variant, None, str(exc)))
     return plans
 
 
 @dataclass
 class _Column:
     plan: ColumnPlan
+    model_ref: str
     status: str = "waiting"
     parts: list[str] = field(default_factory=list)
     note: str = ""
@@ -76,6 +85,7 @@ class _Column:
     checks: tuple[CheckResult, ...] = ()
     call_id: int | None = None
     ttft_ms: float | None = None
+    fallback_from: str | None = None
 
 
 class LiveRun:
@@ -84,8 +94,8 @@ class LiveRun:
     def __init__(
         self, plans: Sequence[ColumnPlan], registry: Registry, store: Store | None
     ) -> None:
-        self._columns = [_Column(p) for p in plans]
-        self._registry = registry
+        self._columns = [_Column(p, p.variant.model) for p in plans]
+        self._policy = CallPolicy(registry)
         self._store = store
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,13 +133,14 @@ class LiveRun:
             return [
                 ColumnView(
                     c.plan.key,
-                    c.plan.model_ref,
+                    c.model_ref,
                     c.status,
                     "".join(c.parts),
                     c.note,
                     c.result,
                     c.checks,
                     c.call_id,
+                    c.fallback_from,
                 )
                 for c in self._columns
             ]
@@ -148,8 +159,8 @@ class LiveRun:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run_column(self, col: _Column) -> None:
-        plan = col.plan
-        assert plan.request is not None
+        variant, messages = col.plan.variant, col.plan.messages
+        assert messages is not None
         start = time.perf_counter()
 
         def on_text(chunk: str) -> None:
@@ -163,51 +174,55 @@ class LiveRun:
             with self._lock:
                 col.note = note
 
+        def on_fallback(model_ref: str, why: str) -> None:
+            with self._lock:  # the primary's partial text is not the answer any more
+                col.fallback_from, col.model_ref = col.model_ref, model_ref
+                col.parts, col.ttft_ms, col.status = [], None, "waiting"
+                col.note = f"{col.fallback_from} failed, asking the fallback {model_ref}: {why}"
+
         try:
-            provider, _ = self._registry.resolve(plan.model_ref)
-            result = await stream_call(
-                provider,
-                plan.request,
-                model_ref=plan.model_ref,
-                prices=self._registry.prices,
+            answer = await self._policy.call(
+                variant.model,
+                messages,
+                variant.params,
+                fallback=variant.fallback,
                 on_text=on_text,
                 on_status=on_status,
+                on_fallback=on_fallback,
             )
         except asyncio.CancelledError:
-            result = self._stopped_result(col, plan.request, start)
+            answer = self._stopped_answer(col, messages, start)
         except Exception as exc:  # a bug in one column must not take the others down
-            result = CallResult(
-                plan.model_ref,
-                "".join(col.parts),
-                None,
-                None,
-                (time.perf_counter() - start) * 1000,
-                None,
-                error=f"unexpected error: {exc!r}",
-                error_kind="internal",
+            latency = (time.perf_counter() - start) * 1000
+            failed = CallResult.failure(
+                col.model_ref, f"unexpected error: {exc!r}", ErrorKind.INTERNAL, latency_ms=latency
             )
-        self._finish(col, result)
+            answer = Answer(failed, None)
+        self._finish(col, answer)
 
-    def _stopped_result(self, col: _Column, request: ChatRequest, start: float) -> CallResult:
+    def _stopped_answer(self, col: _Column, messages: tuple[Message, ...], start: float) -> Answer:
         with self._lock:
-            text, ttft = "".join(col.parts), col.ttft_ms
+            text, ttft, model_ref = "".join(col.parts), col.ttft_ms, col.model_ref
+        params = col.plan.variant.params
+        request = ChatRequest(split_model_ref(model_ref)[1], messages, dict(params))
         # The provider's usage record never arrived: estimate (and mark) what was shown.
         usage = estimate_usage(request, text) if text else None
-        cost = self._registry.prices.cost(col.plan.model_ref, usage) if usage else None
+        cost = self._policy.registry.prices.cost(model_ref, usage) if usage else None
         latency = (time.perf_counter() - start) * 1000
-        return CallResult(
-            col.plan.model_ref,
+        stopped = CallResult(
+            model_ref,
             text,
             usage,
             ttft,
             latency,
             cost,
             error="stopped by the user",
-            error_kind="stopped",
+            error_kind=ErrorKind.STOPPED,
         )
+        return Answer(stopped, request, fallback_used=col.fallback_from is not None)
 
-    def _finish(self, col: _Column, result: CallResult) -> None:
-        variant = col.plan.variant
+    def _finish(self, col: _Column, answer: Answer) -> None:
+        variant, result = col.plan.variant, answer.result
         checks: tuple[CheckResult, ...] = ()
         if result.ok and variant.checks:
             checks = tuple(
@@ -219,12 +234,23 @@ class LiveRun:
                 )
             )
         call_id = None
-        if self._store is not None and col.plan.request is not None:
+        if self._store is not None and answer.request is not None:
             call_id = self._store.record_call(
-                result, col.plan.request, source="playground", variant=variant.name
+                result,
+                answer.request,
+                source="playground",
+                variant=variant.name,
+                fallback_used=answer.fallback_used,
             )
         with self._lock:
             col.result, col.checks, col.call_id = result, checks, call_id
             col.parts = [result.text] if result.text else col.parts
-            col.status = {None: "done", "stopped": "stopped"}.get(result.error_kind, "error")
+            col.status = {None: "done", ErrorKind.STOPPED: "stopped"}.get(
+                result.error_kind, "error"
+            )
             col.note = result.error or ""
+            col.model_ref = result.model_ref
+            if not answer.fallback_used:  # the primary answered, or both failed
+                col.fallback_from = None
+            elif result.ok:
+                col.note = f"Answered by the fallback {col.model_ref}: {answer.primary_error}"

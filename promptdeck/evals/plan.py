@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from promptdeck.errors import ConfigError
 from promptdeck.evals.suite import Suite
 from promptdeck.model.pricing import PriceTable
-from promptdeck.model.types import DEFAULT_MAX_TOKENS, estimate_tokens
+from promptdeck.model.types import DEFAULT_MAX_TOKENS, Message, estimate_tokens
+from promptdeck.scoring.scorers import Graded, question_of
 from promptdeck.workspace.datasets import Case, Dataset, check_variables, load_dataset
 from promptdeck.workspace.prompts import (
     PromptLibrary,
@@ -70,6 +72,15 @@ class EvalPlan:
             json.dumps(data, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
         return data
+
+
+def graded(case: Case, messages: Sequence[Message]) -> Graded:
+    """What the judge sees of `case`: the question as rendered, its reference and rubric."""
+    return Graded(
+        question_of(messages),
+        reference=case.values.get("expected") or None,
+        rubric=case.values.get("rubric") or None,
+    )
 
 
 def variant_snapshot(v: PromptVariant) -> dict[str, Any]:

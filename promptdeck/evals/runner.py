@@ -1,30 +1,32 @@
 """Runs an eval: every (case, variant, repeat) cell, concurrently, resumably, cached.
 
-Per provider, a semaphore bounds the calls in flight and an optional requests-per-minute
-limit spaces their starts. A response cache keyed by the full request (provider, model,
-params, rendered messages) makes re-running an unchanged eval free. A variant's fallback
-model answers when the primary fails. Each cell is committed to the store the moment it
-is finished, so a killed run loses nothing and a resumed one repeats nothing.
+Every call, answers and verdicts alike, goes through the one call policy
+(`model.policy.CallPolicy`): per-provider concurrency and requests per minute, retries,
+the variant's fallback model, and the response cache (the store) keyed by the full request,
+which makes re-running an unchanged eval free. Each cell is committed to the store with
+its scores the moment it is finished, so a killed run loses nothing and a resumed one
+repeats nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from promptdeck.errors import PromptDeckError
-from promptdeck.evals.plan import Cell, EvalPlan
-from promptdeck.evals.suite import JudgeSpec
-from promptdeck.model.call import CallResult, stream_call
-from promptdeck.model.registry import Registry, split_model_ref
+from promptdeck.errors import ErrorKind, PromptDeckError
+from promptdeck.evals.plan import Cell, EvalPlan, graded
+from promptdeck.model.policy import CallPolicy
+from promptdeck.model.refs import provider_of
+from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
-from promptdeck.model.types import ChatRequest, Message
-from promptdeck.scoring.scorers import check_scores, pairwise_score, pointwise_score, question_of
-from promptdeck.store.sqlite import CellRecord, Store, request_json
+from promptdeck.model.types import CallResult
+from promptdeck.scoring.judge import JudgeSpec
+from promptdeck.scoring.scorers import PAIRWISE, check_scores, pairwise_score, pointwise_score
+from promptdeck.store.rows import CellKey, CellRecord
+from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import render_messages
 
 
@@ -46,28 +48,6 @@ class Progress:
         return self.done / self.total if self.total else 1.0
 
 
-def request_key(model_ref: str, request: ChatRequest) -> str:
-    """The cache key: everything that determines the answer, nothing else."""
-    return hashlib.sha256(f"{model_ref}\n{request_json(request)}".encode()).hexdigest()
-
-
-class _RateLimit:
-    """Spaces request starts at least 60/rpm seconds apart."""
-
-    def __init__(self, rpm: float) -> None:
-        self.interval = 60.0 / rpm
-        self.next_at = 0.0
-        self.lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self.lock:
-            now = time.monotonic()
-            delay = self.next_at - now
-            self.next_at = max(now, self.next_at) + self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
 class Runner:
     def __init__(
         self,
@@ -79,27 +59,14 @@ class Runner:
         use_cache: bool = True,
         max_retries: int = MAX_RETRIES,
     ) -> None:
-        self.registry = registry
         self.store = store
-        self.concurrency = concurrency
-        self.rpm = rpm
-        self.use_cache = use_cache
-        self.max_retries = max_retries
-        self._limits: dict[str, asyncio.Semaphore] = {}
-        self._rates: dict[str, _RateLimit] = {}
-
-    def limit_for(self, provider: str) -> int:
-        if self.concurrency is not None:
-            return self.concurrency
-        return (
-            self.registry.config(provider).max_concurrency
-            if provider in self.registry.configs
-            else 4
+        self.policy = CallPolicy(
+            registry,
+            cache=store if use_cache else None,
+            concurrency=concurrency,
+            rpm=rpm,
+            max_retries=max_retries,
         )
-
-    def is_local(self, model_ref: str) -> bool:
-        name = _provider(model_ref)
-        return name in self.registry.configs and self.registry.configs[name].kind == "local"
 
     async def run(
         self,
@@ -110,8 +77,6 @@ class Runner:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Progress:
         """Run (or resume) `run_id`: only cells without a stored result are called."""
-        # Semaphores and locks belong to the event loop that made them: a new one per run.
-        self._limits, self._rates = {}, {}
         done = self.store.done_cells(run_id)
         pending = [c for c in plan.cells() if c.key not in done]
         total = len(plan.cells())
@@ -125,10 +90,10 @@ class Runner:
         queue: asyncio.Queue[Cell] = asyncio.Queue()
         for cell in pending:
             queue.put_nowait(cell)
-        providers = {_provider(c.variant.model) for c in pending}
+        providers = {provider_of(c.variant.model) for c in pending}
         workers = [
             asyncio.create_task(self._worker(run_id, queue, tally, plan.suite.judge, on_progress))
-            for _ in range(max(1, sum(self.limit_for(p) for p in providers)))
+            for _ in range(max(1, sum(self.policy.limit_for(p) for p in providers)))
         ]
         await _run_workers(workers, cancel)
         cancelled = cancel is not None and cancel.is_set()
@@ -159,30 +124,23 @@ class Runner:
             try:
                 record = await self.run_cell(cell)
             except Exception as exc:  # a bug in one cell must not stop the run
-                failed = CallResult(
-                    cell.variant.model,
-                    "",
-                    None,
-                    None,
-                    0.0,
-                    None,
-                    error=f"unexpected error: {exc!r}",
-                    error_kind="internal",
+                failed = CallResult.failure(
+                    cell.variant.model, f"unexpected error: {exc!r}", ErrorKind.INTERNAL
                 )
                 record = CellRecord(
                     cell.case.id, cell.variant.name, cell.repeat, cell.case.category, failed
                 )
-            scores = check_scores(cell, record.result)
+            expected = cell.case.values.get("expected")
+            scores = check_scores(cell.variant.checks, record.result, expected=expected)
             if judge is not None and judge.mode == "pointwise" and record.result.ok:
                 messages = render_messages(cell.variant, cell.case.values)
                 scores.append(
                     await pointwise_score(
-                        self.call,
+                        self.policy.call,
                         judge,
-                        cell.case,
-                        messages,
+                        graded(cell.case, messages),
                         record.result.text,
-                        cap_reasoning=self.is_local(judge.model),
+                        cap_reasoning=self.policy.is_local(judge.model),
                     )
                 )
             self.store.add_result(run_id, record, scores)
@@ -203,25 +161,26 @@ class Runner:
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
         """Pairwise verdicts of each variant's answer against the baseline's, same row."""
-        base = plan.suite.baseline
-        answers = {(r["row_id"], r["variant"], r["repeat"]): r for r in self.store.results(run_id)}
+        base = plan.suite.baseline or ""
+        answers = {
+            (r["row_id"], r["variant"], r["repeat"]): r["output"]
+            for r in self.store.results(run_id)
+            if r["error"] is None
+        }
         judged = {
             (s["row_id"], s["variant"], s["repeat"])
             for s in self.store.scores(run_id)
-            if s["scorer"] == "pairwise"
+            if s["scorer"] == PAIRWISE
         }
         pairs = [
-            (key, r["output"], answers[(key[0], base, key[2])]["output"])
-            for key, r in answers.items()
-            if key[1] != base
-            and r["error"] is None
-            and key not in judged
-            and answers.get((key[0], base, key[2]), {"error": "missing"})["error"] is None
+            (key, output, answers[(key[0], base, key[2])])
+            for key, output in answers.items()
+            if key[1] != base and key not in judged and (key[0], base, key[2]) in answers
         ]
         tally.pairs_total, tally.pairs_done = len(pairs) + len(judged), len(judged)
         cases = {c.id: c for c in plan.cases}
         baseline = next(v for v in plan.variants if v.name == base)
-        queue: asyncio.Queue[tuple[tuple[str, str, int], str, str]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[CellKey, str, str]] = asyncio.Queue()
         for pair in pairs:
             queue.put_nowait(pair)
 
@@ -229,15 +188,13 @@ class Runner:
             while not queue.empty():
                 (row, variant, repeat), candidate, reference_answer = queue.get_nowait()
                 case = cases[row]
-                question = question_of(render_messages(baseline, case.values))
                 score = await pairwise_score(
-                    self.call,
+                    self.policy.call,
                     judge,
-                    case,
-                    question,
+                    graded(case, render_messages(baseline, case.values)),
                     candidate,
                     reference_answer,
-                    cap_reasoning=self.is_local(judge.model),
+                    cap_reasoning=self.policy.is_local(judge.model),
                 )
                 self.store.add_scores(run_id, row, variant, repeat, [score])
                 tally.pairs_done += 1
@@ -245,72 +202,29 @@ class Runner:
                 if on_progress is not None:
                     on_progress(tally.progress())
 
-        limit = self.limit_for(_provider(judge.model))
+        limit = self.policy.limit_for(provider_of(judge.model))
         await _run_workers([asyncio.create_task(worker()) for _ in range(limit)], cancel)
 
     async def run_cell(self, cell: Cell) -> CellRecord:
+        """One answer: the variant rendered with the row, through the call policy."""
         variant, case = cell.variant, cell.case
         try:
             messages = render_messages(variant, case.values)
         except PromptDeckError as exc:
-            failed = CallResult(
-                variant.model, "", None, None, 0.0, None, error=str(exc), error_kind="template"
-            )
+            failed = CallResult.failure(variant.model, str(exc), ErrorKind.of(exc))
             return CellRecord(case.id, variant.name, cell.repeat, case.category, failed)
-        result, cached = await self.call(variant.model, messages, variant.params, cell.repeat)
-        fallback_used = False
-        if not result.ok and variant.fallback:
-            second, cached = await self.call(
-                variant.fallback, messages, variant.params, cell.repeat
-            )
-            if second.ok:
-                result, fallback_used = second, True
-        return CellRecord(
-            case.id, variant.name, cell.repeat, case.category, result, cached, fallback_used
+        answer = await self.policy.call(
+            variant.model, messages, variant.params, sample=cell.repeat, fallback=variant.fallback
         )
-
-    async def call(
-        self, model_ref: str, messages: tuple[Message, ...], params: object, sample: int = 0
-    ) -> tuple[CallResult, bool]:
-        """One cached, bounded, rate-limited, measured call. Returns (result, cached).
-
-        `sample` tells repeats apart: repeat k of a cell is its own cache entry, so k
-        repeats are k real answers (and re-running them is still free)."""
-        try:
-            provider, model = self.registry.resolve(model_ref)
-        except PromptDeckError as exc:
-            return CallResult(
-                model_ref, "", None, None, 0.0, None, error=str(exc), error_kind="config"
-            ), False
-        request = ChatRequest(model, messages, dict(params) if isinstance(params, dict) else {})
-        key = request_key(model_ref, request) + (f"#{sample}" if sample else "")
-        if self.use_cache and (hit := self.store.cache_get(key)) is not None:
-            return hit, True
-        name = _provider(model_ref)
-        if name not in self._limits:
-            self._limits[name] = asyncio.Semaphore(self.limit_for(name))
-            if self.rpm:
-                self._rates[name] = _RateLimit(self.rpm)
-        async with self._limits[name]:
-            if name in self._rates:
-                await self._rates[name].wait()
-            result = await stream_call(
-                provider,
-                request,
-                model_ref=model_ref,
-                prices=self.registry.prices,
-                max_retries=self.max_retries,
-            )
-        if result.ok and self.use_cache:
-            self.store.cache_put(key, result)
-        return result, False
-
-
-def _provider(model_ref: str) -> str:
-    try:
-        return split_model_ref(model_ref)[0]
-    except PromptDeckError:
-        return model_ref
+        return CellRecord(
+            case.id,
+            variant.name,
+            cell.repeat,
+            case.category,
+            answer.result,
+            answer.cached,
+            answer.fallback_used,
+        )
 
 
 async def _run_workers(workers: list[asyncio.Task[None]], cancel: threading.Event | None) -> None:

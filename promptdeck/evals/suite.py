@@ -20,8 +20,11 @@ from typing import Any
 
 import yaml
 
+from promptdeck.analysis.gates import parse_gate
 from promptdeck.errors import ConfigError
-from promptdeck.workspace.yamlfile import parse_yaml, read_text
+from promptdeck.scoring.judge import JudgeSpec
+from promptdeck.workspace.fileio import read_text
+from promptdeck.workspace.yamlfile import parse_yaml
 
 DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
 politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 = wrong,
@@ -29,7 +32,6 @@ harmful or off-topic."""
 SUITE_KEYS = ("dataset", "sample", "variants", "baseline", "repeats", "judge", "gates")
 SAMPLE_KEYS = ("n", "fraction", "stratify", "seed", "floor")
 JUDGE_KEYS = ("model", "rubric", "scale", "mode")
-GATE_KEYS = ("metric", "max_drop", "min", "max", "category", "on")
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,6 @@ class SampleSpec:
     stratify: str | None = "category"
     seed: int = 0
     floor: int = 1
-
-
-@dataclass(frozen=True)
-class JudgeSpec:
-    model: str
-    rubric: str
-    scale: tuple[int, int] = (1, 5)
-    mode: str = "pointwise"
 
 
 @dataclass(frozen=True)
@@ -132,7 +126,7 @@ def load_suite(path: Path) -> Suite:
         baseline=baseline,
         repeats=repeats,
         judge=_judge(data.get("judge"), fail),
-        gates=_gates(data.get("gates") or [], fail),
+        gates=_gates(path, data.get("gates") or [], node, fail),
     )
 
 
@@ -196,11 +190,39 @@ def _judge(raw: Any, fail: Any) -> JudgeSpec | None:
     return JudgeSpec(model, rubric, (scale[0], scale[1]), mode)
 
 
-def _gates(raw: Any, fail: Any) -> tuple[Mapping[str, Any], ...]:
+def _gates(
+    path: Path, raw: Any, node: yaml.Node | None, fail: Any
+) -> tuple[Mapping[str, Any], ...]:
+    """Every gate checked by the one gate validator now, before any call is made; an error
+    names the file, the line and the field (`gates[2].max`)."""
     if not isinstance(raw, list):
         raise fail("gates", "must be a list of {metric: ..., max_drop|min|max: ...}")
-    for gate in raw:
-        if not isinstance(gate, dict) or not isinstance(gate.get("metric"), str):
-            raise fail("gates", f"each gate needs a metric; got {gate!r}")
-        _reject_unknown(gate, GATE_KEYS, fail, "gates")
+    items = _value_node(node, "gates")
+    for i, gate in enumerate(raw):
+        try:
+            parse_gate(gate)
+        except ConfigError as exc:
+            item = items.value[i] if isinstance(items, yaml.SequenceNode) else None
+            line = _line(item, exc.field)
+            where = f"gates[{i}]" + (f".{exc.field}" if exc.field else "")
+            raise ConfigError(
+                f"{path}{f', line {line}' if line else ''}: '{where}': {exc}", field=where
+            ) from None
     return tuple(raw)
+
+
+def _value_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if k.value == key), None)
+
+
+def _line(node: yaml.Node | None, field: str | None) -> int | None:
+    """The line of `field` inside a gate's mapping node, else of the gate itself."""
+    if node is None:
+        return None
+    if field is not None and isinstance(node, yaml.MappingNode):
+        for key, _ in node.value:
+            if str(key.value) == field:
+                return int(key.start_mark.line) + 1
+    return int(node.start_mark.line) + 1

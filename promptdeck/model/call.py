@@ -1,5 +1,7 @@
 """One model call, measured: the single place that wraps a provider with timing and retries.
 
+`model.policy.CallPolicy` is the only caller: it adds fallback, limits and the cache.
+
 TTFT and latency are measured from the moment the call starts (so they include any
 retry waits, as the user experiences them). Retries happen only before the first
 token; after it, a failure keeps the partial text and records the error.
@@ -16,45 +18,18 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
-from promptdeck.errors import PromptDeckError, ProviderError
+from promptdeck.errors import ErrorKind, PromptDeckError
 from promptdeck.model.pricing import PriceTable
 from promptdeck.model.retry import MAX_RETRIES, retry_delay, should_retry
 from promptdeck.model.types import (
+    CallResult,
     ChatRequest,
     Provider,
     TokenLogprobs,
     Usage,
     estimate_usage,
 )
-
-
-@dataclass(frozen=True)
-class CallResult:
-    model_ref: str
-    text: str
-    usage: Usage | None
-    ttft_ms: float | None
-    latency_ms: float
-    cost_usd: float | None
-    attempts: int = 1
-    error: str | None = None
-    error_kind: str | None = None
-    confidence: float | None = None  # exp(mean token log-prob), 0..1; None: no log-probs
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Output tokens per second of generation (after the first token)."""
-        if self.usage is None or self.ttft_ms is None or self.usage.output_tokens < 2:
-            return None
-        gen_s = (self.latency_ms - self.ttft_ms) / 1000
-        return (self.usage.output_tokens - 1) / gen_s if gen_s > 0 else None
-
 
 TextSink = Callable[[str], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -104,7 +79,7 @@ async def stream_call(
             break
         delay = retry_delay(error, attempt=attempt)
         if on_status is not None:
-            on_status(f"{_kind(error)}: retrying in {delay:.1f}s (attempt {attempt + 2})")
+            on_status(f"{ErrorKind.of(error)}: retrying in {delay:.1f}s (attempt {attempt + 2})")
         await sleep(delay)
         attempt += 1
     latency = (time.perf_counter() - start) * 1000
@@ -120,7 +95,7 @@ async def stream_call(
         cost_usd=prices.cost(model_ref, usage) if usage else prices.cost(model_ref, _NO_USAGE),
         attempts=attempt + 1,
         error=str(error) if error else None,
-        error_kind=_kind(error) if error else None,
+        error_kind=ErrorKind.of(error) if error else None,
         confidence=confidence(logprobs),
     )
 
@@ -133,7 +108,3 @@ def confidence(logprobs: Sequence[float]) -> float | None:
 
 
 _NO_USAGE = Usage(0, 0)
-
-
-def _kind(error: PromptDeckError) -> str:
-    return error.kind if isinstance(error, ProviderError) else type(error).__name__

@@ -1,22 +1,21 @@
 """Which providers exist, how they are configured, and model reference resolution.
 
-Built-in presets need no file; `providers.yaml` (see ARCHITECTURE.md) adds or overrides
-providers and prices. A key is referenced by the NAME of its environment variable.
+Built-in presets need no file; `providers.yaml` (read by `workspace.providers_file`) adds or
+overrides providers and prices. A key is referenced by the NAME of its environment variable.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from promptdeck.errors import ConfigError
-from promptdeck.model.pricing import Price, PriceTable
+from promptdeck.model.pricing import PriceTable
+from promptdeck.model.refs import split_model_ref
 from promptdeck.model.secrets import Secrets, mask_secret
 from promptdeck.model.types import DEFAULT_TIMEOUTS, Provider, Timeouts
-from promptdeck.workspace.yamlfile import parse_yaml, read_text
 
 KINDS = ("openai", "azure", "anthropic", "local")
 
@@ -133,112 +132,6 @@ def builtin_configs() -> dict[str, ProviderConfig]:
     return {p.name: p for p in presets}
 
 
-_PROVIDER_KEYS = {
-    "kind",
-    "base_url",
-    "api_key_env",
-    "headers",
-    "max_concurrency",
-    "api_version",
-    "model_path",
-    "requires_key",
-    "free",
-    "timeout",
-    "read_timeout",
-    "label",
-}
-
-
-def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str, Price]]:
-    """Parse providers.yaml; errors name the file, the provider and the key."""
-    try:
-        data = parse_yaml(read_text(path)) or {}
-    except ValueError as exc:
-        raise ConfigError(f"{path}: cannot read providers file: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'providers:' and/or 'prices:'")
-    unknown = set(data) - {"providers", "prices"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
-    for section in ("providers", "prices"):
-        if not isinstance(data.get(section) or {}, dict):
-            raise ConfigError(f"{path}: '{section}:' must be a mapping of name: settings")
-    builtins = builtin_configs()
-    configs = {
-        str(name): _parse_provider(path, str(name), body, builtins.get(str(name)))
-        for name, body in (data.get("providers") or {}).items()
-    }
-    prices = {
-        str(ref): _parse_price(path, str(ref), body)
-        for ref, body in (data.get("prices") or {}).items()
-    }
-    return configs, prices
-
-
-def _parse_provider(
-    path: Path, name: str, body: Any, base: ProviderConfig | None
-) -> ProviderConfig:
-    where = f"{path}: provider '{name}'"
-    if "/" in name or not name:
-        raise ConfigError(f"{where}: a provider name cannot be empty or contain '/'")
-    if not isinstance(body, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings")
-    if "api_key" in body:
-        raise ConfigError(f"{where}: never put a key in a file; use api_key_env")
-    unknown = set(body) - _PROVIDER_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-    kind = body.get("kind", base.kind if base else None)
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
-    # A new provider needs a key only when it names one (api_key_env).
-    cfg = (
-        base
-        if base and base.kind == kind
-        else ProviderConfig(name, kind, requires_key=False, label=name)
-    )
-    updates: dict[str, Any] = {}
-    for key in ("base_url", "api_key_env", "api_version", "model_path", "label"):
-        if key in body:
-            updates[key] = _typed(where, key, body[key], str)
-    for key in ("requires_key", "free"):
-        if key in body:
-            updates[key] = _typed(where, key, body[key], bool)
-    if "max_concurrency" in body:
-        updates["max_concurrency"] = _typed(where, "max_concurrency", body["max_concurrency"], int)
-    if "headers" in body:
-        headers = _typed(where, "headers", body["headers"], dict)
-        updates["headers"] = {str(k): str(v) for k, v in headers.items()}
-    if "timeout" in body or "read_timeout" in body:
-        t = cfg.timeouts
-        connect = float(_typed(where, "timeout", body.get("timeout", t.connect), (int, float)))
-        read = float(_typed(where, "read_timeout", body.get("read_timeout", t.read), (int, float)))
-        updates["timeouts"] = Timeouts(connect=connect, read=read)
-    if "api_key_env" in body and "requires_key" not in body:
-        updates["requires_key"] = True
-    cfg = replace(cfg, name=name, kind=kind, **updates)
-    if kind != "local" and not cfg.base_url:
-        raise ConfigError(f"{where}: 'base_url' is required for kind {kind}")
-    return cfg
-
-
-def _typed(where: str, key: str, value: Any, types: type | tuple[type, ...]) -> Any:
-    if isinstance(value, bool) and types in (int, (int, float)):
-        raise ConfigError(f"{where}: '{key}' must be a number, not {value!r}")
-    if not isinstance(value, types):
-        raise ConfigError(f"{where}: '{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _parse_price(path: Path, ref: str, body: Any) -> Price:
-    if not isinstance(body, dict) or set(body) != {"input", "output"}:
-        raise ConfigError(f"{path}: price for '{ref}' must be {{input: USD/Mtok, output: ...}}")
-    try:
-        return Price(float(body["input"]), float(body["output"]))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: price for '{ref}' must be numbers") from exc
-
-
 @dataclass(frozen=True)
 class ProviderStatus:
     name: str
@@ -248,13 +141,6 @@ class ProviderStatus:
     key_env: str | None
     key_display: str  # masked key, "missing", "optional, not set" or "not needed"
     usable: bool
-
-
-def split_model_ref(ref: str) -> tuple[str, str]:
-    provider, sep, model = ref.partition("/")
-    if not sep or not provider or not model:
-        raise ConfigError(f"model reference {ref!r} must look like 'provider/model'")
-    return provider, model
 
 
 class Registry:
@@ -271,16 +157,6 @@ class Registry:
         self.prices = prices
         self._providers: dict[str, Provider] = {}
 
-    @classmethod
-    def from_workspace(cls, providers_file: Path, secrets: Secrets) -> Registry:
-        configs = builtin_configs()
-        overrides: dict[str, Price] = {}
-        if providers_file.is_file():
-            extra, overrides = load_providers_file(providers_file)
-            configs.update(extra)
-        free = frozenset(n for n, c in configs.items() if c.free)
-        return cls(configs, secrets, PriceTable(free_providers=free).with_overrides(overrides))
-
     def config(self, name: str) -> ProviderConfig:
         try:
             return self.configs[name]
@@ -294,6 +170,33 @@ class Registry:
         """The provider for 'provider/model' and the model name it expects."""
         name, model = split_model_ref(model_ref)
         return self.provider(name), model
+
+    def is_local(self, model_ref: str) -> bool:
+        """Does this model run in-process on the embedded llama.cpp (the `local` kind)?"""
+        try:
+            name, _ = split_model_ref(model_ref)
+        except ConfigError:
+            return False
+        config = self.configs.get(name)
+        return config is not None and config.kind == "local"
+
+    def is_demo_model(self, model_ref: str) -> bool:
+        """Is this the bundled SmolLM2-135M (a local model with no GGUF file of the user's)?
+        Its verdicts show the pipeline working, not a judgement to ship on."""
+        return self.is_local(model_ref) and self.local_model_file(model_ref) is None
+
+    def knows(self, model_ref: str) -> bool:
+        """Is there a provider for this model reference?"""
+        try:
+            return split_model_ref(model_ref)[0] in self.configs
+        except ConfigError:
+            return False
+
+    def local_model_file(self, model_ref: str) -> str | None:
+        """The GGUF file a local model reference runs on: `local/<path>.gguf` names its own,
+        else the provider's configured `model_path` (None: the bundled SmolLM2)."""
+        name, model = split_model_ref(model_ref)
+        return model if model.endswith(".gguf") else self.config(name).model_path
 
     def provider(self, name: str) -> Provider:
         """The provider called `name`, built on first use."""

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -44,3 +45,11 @@ def mask_secret(value: str | None) -> str:
     if len(value) < 12:
         return "•" * 8
     return f"{value[:3]}…{value[-4:]}"
+
+
+def display_url(url: str) -> str:
+    """A base URL to show: a password in it (user:pass@) and its query (?key=...) masked."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    shown = f"{parts.scheme}://{'***@' if user else ''}{host}{parts.path}"
+    return shown + ("?***" if parts.query else "") if parts.scheme else url

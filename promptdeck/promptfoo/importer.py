@@ -27,9 +27,9 @@ from promptdeck.model.registry import ProviderConfig, builtin_configs
 from promptdeck.promptfoo.checks import Mapped, map_tests
 from promptdeck.promptfoo.config import PARAM_NAMES, Unmapped, dump_yaml, model_from_provider_id
 from promptdeck.promptfoo.testcases import PromptfooTest, TestReader, local_paths
-from promptdeck.workspace.fileio import atomic_write
+from promptdeck.workspace.fileio import atomic_write, read_text
 from promptdeck.workspace.prompts import variant_from_dict
-from promptdeck.workspace.yamlfile import parse_yaml, read_text
+from promptdeck.workspace.yamlfile import parse_yaml
 
 CONFIG_KEYS = (  # the rest (scenarios, env, ...) is reported
     "description",

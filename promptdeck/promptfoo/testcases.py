@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from promptdeck.errors import ConfigError
-from promptdeck.workspace.yamlfile import decode_text, parse_yaml, read_text
+from promptdeck.workspace.fileio import decode_text, read_text
+from promptdeck.workspace.yamlfile import parse_yaml
 
 TEST_KEYS = ("vars", "description", "assert", "metadata", "providers", "prompts", "options")
 # accepted by promptfoo, with no PromptDeck counterpart: reported, not failed on

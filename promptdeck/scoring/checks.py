@@ -109,21 +109,6 @@ def run_checks(
     return [HANDLERS[check.type](check, output, seen) for check in checks]
 
 
-def parse_checks(raw: object, where: str) -> tuple[Check, ...]:
-    """Checks from config (a list of mappings); errors name `where` and the check's index."""
-    if raw is None:
-        return ()
-    if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
-        raise CheckConfigError(f"{where}: 'checks' must be a list of checks, got {kind_of(raw)}")
-    checks = []
-    for index, item in enumerate(raw):
-        try:
-            checks.append(parse_check(item))
-        except CheckConfigError as exc:
-            raise CheckConfigError(f"{where}: checks[{index}]: {exc}") from None
-    return tuple(checks)
-
-
 def parse_check(raw: object) -> Check:
     """One check from config. The error message names the check's type (not its place)."""
     if not isinstance(raw, Mapping):
@@ -186,7 +171,7 @@ _CASE = frozenset({"case_sensitive"})
 
 
 def _unknown_type(kind: object) -> str:
-    known = ", ".join(sorted(HANDLERS))
+    known = ", ".join(CHECK_TYPES)
     if not isinstance(kind, str):
         return f"'type' is missing or not text; known types: {known}"
     close = difflib.get_close_matches(kind.replace("-", "_"), list(HANDLERS), n=1)

@@ -19,10 +19,28 @@ from typing import Any, Literal
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
-from promptdeck.model.call import CallResult, stream_call
-from promptdeck.model.local import LocalProvider
-from promptdeck.model.pricing import PriceTable
-from promptdeck.model.types import ChatRequest, Message, Provider
+from promptdeck.model.types import Message
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """How a run is judged: the judge model, its rubric, the score scale and the mode
+    (pointwise: each answer on the scale; pairwise: against the baseline's answer)."""
+
+    model: str
+    rubric: str
+    scale: tuple[int, int] = (1, 5)
+    mode: str = "pointwise"
+
+
+# Shown wherever the bundled demo model judged: pages and reports.
+LOCAL_JUDGE_NOTICE = (
+    "**Demo judge.** These scores come from the embedded SmolLM2-135M model: they show the "
+    "pipeline working but are not reliable. For real decisions connect a stronger judge: set "
+    "`OPENAI_API_KEY` or `ANTHROPIC_API_KEY` (or an Ollama / vLLM base URL in "
+    "`providers.yaml`), then choose e.g. `openai/gpt-4o-mini` as the judge model on Evaluate "
+    "or in Settings."
+)
 
 Winner = Literal["A", "B", "tie"]
 WINNERS: tuple[Winner, ...] = ("A", "B", "tie")
@@ -406,34 +424,3 @@ def combine_pairwise(candidate_first: str | None, candidate_second: str | None) 
     if first is None or second is None:
         return None
     return first if first == second else "tie"
-
-
-# --- the judging step -----------------------------------------------------------------------
-
-
-async def judge_answer(
-    provider: Provider,
-    model: str,
-    model_ref: str,
-    prices: PriceTable,
-    *,
-    rubric: str,
-    question: str,
-    answer: str,
-    reference: str | None = None,
-    scale: tuple[int, int] = (1, 5),
-) -> tuple[Verdict, CallResult, ChatRequest]:
-    """Judge one answer; a failed call gives an unscored verdict with the call's error.
-
-    On llama.cpp the schema also bounds the reasoning: a small model otherwise repeats itself
-    until max_tokens and never reaches the score (5 of 14 real verdicts without the bound).
-    """
-    bound = REASONING_MAX_CHARS if isinstance(provider, LocalProvider) else None
-    params = {**JUDGE_PARAMS, "response_format": response_format(scale, max_reasoning_chars=bound)}
-    messages = judge_messages(rubric, question, answer, reference=reference, scale=scale)
-    request = ChatRequest(model, messages, params)
-    result = await stream_call(provider, request, model_ref=model_ref, prices=prices)
-    if not result.ok:
-        verdict = Verdict(None, "", result.text, f"the judge call failed: {result.error}")
-        return verdict, result, request
-    return parse_verdict(result.text, scale), result, request

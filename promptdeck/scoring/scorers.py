@@ -1,6 +1,10 @@
 """Scores of one answer: its deterministic checks and the LLM judge's verdict.
 
-The judge's calls go through the runner's `call` (cache, per-provider concurrency,
+A scorer is named in the store and in exports: `judge` (pointwise verdict), `pairwise`
+(against the baseline) and `check:<label>` for each check; `check_scorer` / `check_label`
+are the only places that build or read those names.
+
+The judge's calls go through the call policy (`CallFn`: cache, per-provider concurrency,
 retries), and each verdict keeps its request, raw output, latency and cost, so any score
 can be audited. A verdict that does not parse is unscored (value None), never 0.
 """
@@ -8,17 +12,16 @@ can be audited. A verdict that does not parse is unscored (value None), never 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from promptdeck.evals.plan import Cell
-from promptdeck.evals.suite import JudgeSpec
-from promptdeck.model.call import CallResult
-from promptdeck.model.types import Message
-from promptdeck.scoring.checks import run_checks
+from promptdeck.model.types import Answer, CallResult, Message
+from promptdeck.scoring.checks import Check, run_checks
 from promptdeck.scoring.judge import (
     JUDGE_PARAMS,
     REASONING_MAX_CHARS,
+    JudgeSpec,
     combine_pairwise,
     judge_messages,
     pairwise_messages,
@@ -27,100 +30,125 @@ from promptdeck.scoring.judge import (
     parse_verdict,
     response_format,
 )
-from promptdeck.store.sqlite import ScoreRecord
-from promptdeck.workspace.datasets import Case
 
-CallFn = Callable[[str, tuple[Message, ...], Mapping[str, Any]], Awaitable[tuple[CallResult, bool]]]
+JUDGE = "judge"
+PAIRWISE = "pairwise"
+_CHECK = "check:"
 PAIRWISE_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 
 
-def check_scores(cell: Cell, result: CallResult) -> list[ScoreRecord]:
-    if not result.ok:
-        return []
-    checks = run_checks(
-        cell.variant.checks,
-        result.text,
-        expected=cell.case.values.get("expected") or None,
-        latency_ms=result.latency_ms,
-        cost_usd=result.cost_usd,
-    )
-    return [ScoreRecord(f"check:{c.name}", c.score, c.passed, c.reason) for c in checks]
+def check_scorer(label: str) -> str:
+    return _CHECK + label
 
 
-def question_of(messages: tuple[Message, ...]) -> str:
+def check_label(scorer: str) -> str | None:
+    """The check's label when `scorer` names a check, else None."""
+    return scorer.removeprefix(_CHECK) if scorer.startswith(_CHECK) else None
+
+
+class CallFn(Protocol):
+    """How a scorer reaches a model: `CallPolicy.call`."""
+
+    def __call__(
+        self, model_ref: str, messages: tuple[Message, ...], params: Mapping[str, Any]
+    ) -> Awaitable[Answer]: ...
+
+
+@dataclass(frozen=True)
+class Score:
+    scorer: str  # JUDGE, PAIRWISE or check_scorer(label)
+    value: float | None  # None: unscored (counted and shown, never 0)
+    passed: bool | None  # checks only
+    reason: str
+    judge_model: str | None = None
+    raw: str | None = None  # the judge's output, verbatim
+    prompt_json: str | None = None  # the judge's request (messages, params)
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Graded:
+    """What the judge sees of one case besides the answer: the question as the variant asked
+    it, the reference answer and the row's own rubric (None: the suite's)."""
+
+    question: str
+    reference: str | None = None
+    rubric: str | None = None
+
+    def rubric_for(self, spec: JudgeSpec) -> str:
+        return (self.rubric or "").strip() or spec.rubric
+
+
+def question_of(messages: Sequence[Message]) -> str:
     """What the user asked: the last user message as the variant rendered it."""
     return next((m.content for m in reversed(messages) if m.role == "user"), "")
 
 
-def rubric_for(spec: JudgeSpec, case: Case) -> str:
-    return case.values.get("rubric", "").strip() or spec.rubric
+def check_scores(
+    checks: Sequence[Check], result: CallResult, *, expected: str | None = None
+) -> list[Score]:
+    """One score per check of a finished answer; none for a failed call."""
+    if not result.ok:
+        return []
+    outcomes = run_checks(
+        checks,
+        result.text,
+        expected=expected or None,
+        latency_ms=result.latency_ms,
+        cost_usd=result.cost_usd,
+    )
+    return [Score(check_scorer(c.name), c.score, c.passed, c.reason) for c in outcomes]
 
 
-def judge_params(response: Mapping[str, Any]) -> dict[str, Any]:
-    return {**JUDGE_PARAMS, "response_format": dict(response)}
+def pointwise_prompt(spec: JudgeSpec, graded: Graded, answer: str) -> tuple[Message, ...]:
+    """The judge's exact prompt for one answer (the Evaluate page shows it before a run)."""
+    return judge_messages(
+        graded.rubric_for(spec), graded.question, answer, reference=graded.reference,
+        scale=spec.scale,
+    )  # fmt: skip
 
 
 async def pointwise_score(
-    call: CallFn,
-    spec: JudgeSpec,
-    case: Case,
-    messages: tuple[Message, ...],
-    answer: str,
-    *,
-    cap_reasoning: bool = False,
-) -> ScoreRecord:
+    call: CallFn, spec: JudgeSpec, graded: Graded, answer: str, *, cap_reasoning: bool = False
+) -> Score:
     """`cap_reasoning`: a grammar-constrained local judge tends to copy the answer into its
     reasoning until max_tokens; a length cap in the schema makes it reach the score."""
-    prompt = judge_messages(
-        rubric_for(spec, case),
-        question_of(messages),
-        answer,
-        reference=case.values.get("expected") or None,
-        scale=spec.scale,
-    )
+    prompt = pointwise_prompt(spec, graded, answer)
     cap = REASONING_MAX_CHARS if cap_reasoning else None
-    params = judge_params(response_format(spec.scale, max_reasoning_chars=cap))
-    result, cached = await call(spec.model, prompt, params)
+    params = _params(response_format(spec.scale, max_reasoning_chars=cap))
+    done = await call(spec.model, prompt, params)
+    result = done.result
     if not result.ok:
         reason, value = f"unscored: the judge call failed: {result.error}", None
     else:
         verdict = parse_verdict(result.text, spec.scale)
         value = verdict.score
         reason = verdict.reasoning if verdict.scored else f"unscored: {verdict.unscored_reason}"
-    return ScoreRecord(
-        "judge",
-        value,
-        None,
-        reason,
-        spec.model,
-        result.text,
-        _prompt_json(prompt, params),
-        result.latency_ms,
-        result.cost_usd,
-        cached,
-    )
+    return Score(
+        JUDGE, value, None, reason, spec.model, result.text, _prompt_json(prompt, params),
+        result.latency_ms, result.cost_usd, done.cached,
+    )  # fmt: skip
 
 
 async def pairwise_score(
     call: CallFn,
     spec: JudgeSpec,
-    case: Case,
-    question: str,
+    graded: Graded,
     candidate: str,
     baseline: str,
     *,
     cap_reasoning: bool = False,
-) -> ScoreRecord:
+) -> Score:
     """Asked twice with the order swapped; only agreement counts as a win or a loss."""
-    rubric, reference = rubric_for(spec, case), case.values.get("expected") or None
+    rubric, reference = graded.rubric_for(spec), graded.reference
     cap = REASONING_MAX_CHARS if cap_reasoning else None
-    params = judge_params(pairwise_response_format(max_reasoning_chars=cap))
-    first = pairwise_messages(rubric, question, candidate, baseline, reference=reference)
-    second = pairwise_messages(rubric, question, baseline, candidate, reference=reference)
-    (r1, c1), (r2, c2) = (
-        await call(spec.model, first, params),
-        await call(spec.model, second, params),
-    )
+    params = _params(pairwise_response_format(max_reasoning_chars=cap))
+    first = pairwise_messages(rubric, graded.question, candidate, baseline, reference=reference)
+    second = pairwise_messages(rubric, graded.question, baseline, candidate, reference=reference)
+    a1, a2 = await call(spec.model, first, params), await call(spec.model, second, params)
+    r1, r2 = a1.result, a2.result
     w1 = parse_pairwise(r1.text).winner if r1.ok else None
     w2 = parse_pairwise(r2.text).winner if r2.ok else None
     outcome = combine_pairwise(w1, w2)  # the candidate was A first, then B
@@ -132,8 +160,8 @@ async def pairwise_score(
     else:
         reason = f"{outcome}: candidate first, the judge chose {w1}; swapped, it chose {w2}"
     costs = [r1.cost_usd, r2.cost_usd]
-    return ScoreRecord(
-        "pairwise",
+    return Score(
+        PAIRWISE,
         PAIRWISE_VALUE.get(outcome or ""),
         None,
         reason,
@@ -142,8 +170,12 @@ async def pairwise_score(
         _prompt_json(first, params),
         (r1.latency_ms or 0) + (r2.latency_ms or 0),
         None if None in costs else sum(c for c in costs if c is not None),
-        c1 and c2,
+        a1.cached and a2.cached,
     )
+
+
+def _params(response: Mapping[str, Any]) -> dict[str, Any]:
+    return {**JUDGE_PARAMS, "response_format": dict(response)}
 
 
 def _prompt_json(messages: tuple[Message, ...], params: Mapping[str, Any]) -> str:

@@ -142,6 +142,17 @@ MIGRATIONS: Sequence[str] = (
         updated TEXT NOT NULL
     )
     """,
+    # 7: a Playground call that the variant's fallback answered is marked, as an eval cell
+    # is; failures are named by ErrorKind everywhere (exception class names become kinds)
+    """
+    ALTER TABLE calls ADD COLUMN fallback_used INTEGER NOT NULL DEFAULT 0;
+    UPDATE results SET error_kind = 'config' WHERE error_kind IN ('ConfigError',
+        'PromptFileError', 'DatasetError', 'CheckConfigError', 'FileConflictError');
+    UPDATE results SET error_kind = 'template' WHERE error_kind = 'TemplateError';
+    UPDATE calls SET error_kind = 'config' WHERE error_kind IN ('ConfigError',
+        'PromptFileError', 'DatasetError', 'CheckConfigError', 'FileConflictError');
+    UPDATE calls SET error_kind = 'template' WHERE error_kind = 'TemplateError'
+    """,
 )
 
 

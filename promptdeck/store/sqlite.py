@@ -16,15 +16,24 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from promptdeck.errors import ConfigError
-from promptdeck.model.call import CallResult
-from promptdeck.model.types import ChatRequest, Usage
+from promptdeck.model.types import CallResult, ChatRequest, Usage, request_json
+from promptdeck.scoring.scorers import Score
 from promptdeck.store.migrations import MIGRATIONS, migrate
+from promptdeck.store.rows import (
+    CallRow,
+    CellKey,
+    CellRecord,
+    ResultRow,
+    ReviewRow,
+    RunRecord,
+    ScoreRow,
+    VersionRow,
+)
 
 LIVE_RUN_S = 60.0  # a run of another machine that stored nothing for this long is dead
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -73,14 +82,20 @@ class Store:
             self._local.db = None
 
     def record_call(
-        self, result: CallResult, request: ChatRequest, *, source: str, variant: str | None
+        self,
+        result: CallResult,
+        request: ChatRequest,
+        *,
+        source: str,
+        variant: str | None,
+        fallback_used: bool = False,
     ) -> int:
         with self._tx() as db:
             cur = db.execute(
                 """INSERT INTO calls (created, source, variant, model, request_json, output,
                    error, error_kind, ttft_ms, latency_ms, input_tokens, output_tokens,
-                   tokens_estimated, cost_usd, attempts)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   tokens_estimated, cost_usd, attempts, fallback_used)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     _now(),
                     source,
@@ -92,6 +107,7 @@ class Store:
                     result.error_kind,
                     *_measured(result),
                     result.attempts,
+                    int(fallback_used),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -117,13 +133,13 @@ class Store:
         )
         return None if row is None else int(row["thumbs"])
 
-    def recent_calls(self, limit: int = 20) -> list[Mapping[str, Any]]:
+    def recent_calls(self, limit: int = 20) -> list[CallRow]:
         rows = self._connect().execute(
             """SELECT c.*, f.thumbs FROM calls c LEFT JOIN feedback f ON f.call_id = c.id
                ORDER BY c.id DESC LIMIT ?""",
             (limit,),
         )
-        return [dict(r) for r in rows]
+        return [cast(CallRow, dict(r)) for r in rows]
 
     # --- eval runs ---------------------------------------------------------------------
 
@@ -180,7 +196,7 @@ class Store:
         )
         return [RunRecord.from_row(r) for r in rows]
 
-    def add_result(self, run_id: str, cell: CellRecord, scores: Sequence[ScoreRecord]) -> None:
+    def add_result(self, run_id: str, cell: CellRecord, scores: Sequence[Score]) -> None:
         """One finished cell and its scores, committed together at once."""
         r = cell.result
         with self._tx() as db:
@@ -211,7 +227,7 @@ class Store:
             db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
 
     def add_scores(
-        self, run_id: str, row_id: str, variant: str, repeat: int, scores: Sequence[ScoreRecord]
+        self, run_id: str, row_id: str, variant: str, repeat: int, scores: Sequence[Score]
     ) -> None:
         with self._tx() as db:
             self._insert_scores(db, run_id, row_id, variant, repeat, scores)
@@ -223,7 +239,7 @@ class Store:
         row_id: str,
         variant: str,
         repeat: int,
-        scores: Sequence[ScoreRecord],
+        scores: Sequence[Score],
     ) -> None:
         db.executemany(
             """INSERT OR REPLACE INTO scores (run_id, row_id, variant, repeat, scorer, value,
@@ -250,22 +266,22 @@ class Store:
             ],
         )
 
-    def done_cells(self, run_id: str) -> set[tuple[str, str, int]]:
+    def done_cells(self, run_id: str) -> set[CellKey]:
         rows = self._connect().execute(
             "SELECT row_id, variant, repeat FROM results WHERE run_id = ?", (run_id,)
         )
         return {(r[0], r[1], int(r[2])) for r in rows}
 
-    def results(self, run_id: str) -> list[dict[str, Any]]:
+    def results(self, run_id: str) -> list[ResultRow]:
         rows = self._connect().execute(
             "SELECT * FROM results WHERE run_id = ? ORDER BY created, row_id, variant, repeat",
             (run_id,),
         )
-        return [dict(r) for r in rows]
+        return [cast(ResultRow, dict(r)) for r in rows]
 
-    def scores(self, run_id: str) -> list[dict[str, Any]]:
+    def scores(self, run_id: str) -> list[ScoreRow]:
         rows = self._connect().execute("SELECT * FROM scores WHERE run_id = ?", (run_id,))
-        return [dict(r) for r in rows]
+        return [cast(ScoreRow, dict(r)) for r in rows]
 
     def review_cell(
         self,
@@ -289,15 +305,17 @@ class Store:
                 (_now(), run_id, row_id, variant, repeat, score, thumbs, note),
             )
 
-    def reviews(self, run_id: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+    def reviews(self, run_id: str) -> dict[CellKey, ReviewRow]:
         rows = self._connect().execute(
             """SELECT row_id, variant, repeat, score_override, thumbs, note, created
                FROM feedback WHERE run_id = ?""",
             (run_id,),
         )
-        return {(r["row_id"], r["variant"], int(r["repeat"])): dict(r) for r in rows}
+        return {
+            (r["row_id"], r["variant"], int(r["repeat"])): cast(ReviewRow, dict(r)) for r in rows
+        }
 
-    def score_overrides(self, run_id: str) -> dict[tuple[str, str, int], float]:
+    def score_overrides(self, run_id: str) -> dict[CellKey, float]:
         return {
             key: float(r["score_override"])
             for key, r in self.reviews(run_id).items()
@@ -376,29 +394,29 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
-    def versions(self, path: str, limit: int = 100) -> list[dict[str, Any]]:
+    def versions(self, path: str, limit: int = 100) -> list[VersionRow]:
         """Saved versions of one file, newest first."""
         rows = self._connect().execute(
             "SELECT * FROM file_versions WHERE path = ? ORDER BY id DESC LIMIT ?", (path, limit)
         )
-        return [dict(r) for r in rows]
+        return [cast(VersionRow, dict(r)) for r in rows]
 
-    def last_versions(self, prefix: str) -> list[dict[str, Any]]:
+    def last_versions(self, prefix: str) -> list[VersionRow]:
         """The newest version of every file whose path starts with `prefix`, newest first."""
         rows = self._connect().execute(
             "SELECT * FROM file_versions WHERE id IN (SELECT MAX(id) FROM file_versions"
             " WHERE substr(path, 1, length(?)) = ? GROUP BY path) ORDER BY id DESC",
             (prefix, prefix),
         )
-        return [dict(r) for r in rows]
+        return [cast(VersionRow, dict(r)) for r in rows]
 
-    def version(self, version_id: int) -> dict[str, Any] | None:
+    def version(self, version_id: int) -> VersionRow | None:
         row = (
             self._connect()
             .execute("SELECT * FROM file_versions WHERE id = ?", (version_id,))
             .fetchone()
         )
-        return dict(row) if row else None
+        return cast(VersionRow, dict(row)) if row else None
 
     def get_setting(self, key: str, default: Any = None) -> Any:
         row = self._connect().execute("SELECT value_json FROM settings WHERE key = ?", (key,))
@@ -417,66 +435,6 @@ class Store:
     def settings(self) -> dict[str, Any]:
         rows = self._connect().execute("SELECT key, value_json FROM settings")
         return {r["key"]: json.loads(r["value_json"]) for r in rows}
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    created: str
-    status: str  # running | done | cancelled | failed
-    name: str
-    snapshot: Mapping[str, Any]
-    total_cells: int
-    finished: str | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RunRecord:
-        return cls(
-            row["id"],
-            row["created"],
-            row["status"],
-            row["name"],
-            json.loads(row["snapshot_json"]),
-            row["total_cells"],
-            row["finished"],
-        )
-
-
-@dataclass(frozen=True)
-class CellRecord:
-    row_id: str
-    variant: str
-    repeat: int
-    category: str
-    result: CallResult
-    cached: bool = False
-    fallback_used: bool = False
-
-
-@dataclass(frozen=True)
-class ScoreRecord:
-    scorer: str  # "check:<label>", later "judge"
-    value: float | None
-    passed: bool | None
-    reason: str
-    judge_model: str | None = None
-    raw: str | None = None  # the judge's output, verbatim
-    prompt_json: str | None = None  # the judge's request (messages, params)
-    latency_ms: float | None = None
-    cost_usd: float | None = None
-    cached: bool = False
-
-
-def request_json(request: ChatRequest) -> str:
-    return json.dumps(
-        {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "params": dict(request.params),
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
 
 
 def _alive(owner: str | None, heartbeat: str | None) -> bool:

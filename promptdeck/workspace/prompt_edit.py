@@ -26,13 +26,16 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 
 from promptdeck.errors import FileConflictError, PromptFileError
 from promptdeck.scoring.checks import Check
+from promptdeck.store.rows import VersionRow
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.fileio import (
     MISSING,
     Loaded,
-    fingerprint_file,
+    NotUTF8,
+    check_unchanged,
+    delete_versioned,
     load_for_edit,
-    save_if_unchanged,
+    save_versioned,
 )
 from promptdeck.workspace.prompts import TOP_LEVEL_KEYS, PromptVariant, variant_from_text
 from promptdeck.workspace.yamlfile import parse_yaml
@@ -165,17 +168,17 @@ def _merged(old: Any, new: Any) -> Any:
     return _styled(new)
 
 
-def _styled(value: Any, *, nested: bool = False) -> Any:
+def _styled(value: Any) -> Any:
     """Multi-line text as a `|` block; short mappings and lists on one line."""
     if isinstance(value, str):
         return LiteralScalarString(value) if "\n" in value.strip("\n") else value
     if isinstance(value, dict):
-        out = CommentedMap((k, _styled(v, nested=True)) for k, v in value.items())
+        out = CommentedMap((k, _styled(v)) for k, v in value.items())
         if not any(isinstance(v, str) and "\n" in v for v in value.values()):
             out.fa.set_flow_style()
         return out
     if isinstance(value, list):
-        seq = CommentedSeq(_styled(v, nested=True) for v in value)
+        seq = CommentedSeq(_styled(v) for v in value)
         if value and all(not isinstance(v, dict | list) for v in value):
             seq.fa.set_flow_style()
         return seq
@@ -213,26 +216,21 @@ class PromptFiles:
         return f"{self.root.name}/{path.relative_to(self.root).as_posix()}"
 
     def load(self, name: str) -> Loaded:
-        return load_for_edit(self.path_of(name))
+        """The file's text and fingerprint; PromptFileError (with the line) if not UTF-8."""
+        path = self.path_of(name)
+        try:
+            return load_for_edit(path)
+        except NotUTF8 as exc:
+            raise PromptFileError(path, exc.detail, line=exc.line) from None
 
     def save(self, name: str, text: str, expected: str, *, action: str = "save") -> str:
         """Validate and write `text`; the file must still be as loaded (`expected`)."""
         path = self.path_of(name)
         variant_from_text(text, name=name, path=path)
-        key = self.key(path)
-        if expected != MISSING and not self.store.versions(key, limit=1):
-            # the first save from the app: keep what was there, so it can be restored
-            before = path.read_text(encoding="utf-8-sig") if path.exists() else ""
-            if fingerprint_file(path) == expected:
-                self.store.add_version(key, name, "original", before, expected)
-        new = save_if_unchanged(path, text, expected)
-        self.store.add_version(key, name, action, text, new)
-        return new
+        return save_versioned(self.store, path, self.key(path), name, text, expected, action=action)
 
     def create(self, name: str, text: str, *, action: str = "create") -> str:
-        path = self.path_of(name)
-        if path.exists():
-            raise FileConflictError(path, disk_text=path.read_text(encoding="utf-8-sig"))
+        check_unchanged(self.path_of(name), MISSING)  # never over an existing file
         return self.save(name, text, MISSING, action=action)
 
     def duplicate(self, source: str, new: str) -> str:
@@ -249,16 +247,15 @@ class PromptFiles:
     def delete(self, name: str, expected: str, *, action: str = "delete") -> None:
         """Remove the file; its last text stays in the history, so it can be restored."""
         path = self.path_of(name)
-        if fingerprint_file(path) != expected:
-            disk = path.read_text(encoding="utf-8-sig") if path.exists() else ""
-            raise FileConflictError(path, disk_text=disk, deleted=not path.exists())
-        self.store.add_version(self.key(path), name, action, load_for_edit(path).text, expected)
-        path.unlink()
+        try:
+            delete_versioned(self.store, path, self.key(path), name, expected, action=action)
+        except NotUTF8 as exc:  # its text could not be kept for a restore
+            raise PromptFileError(path, exc.detail, line=exc.line) from None
 
-    def history(self, name: str) -> list[dict[str, Any]]:
+    def history(self, name: str) -> list[VersionRow]:
         return self.store.versions(self.key(self.path_of(name)))
 
-    def deleted(self) -> list[dict[str, Any]]:
+    def deleted(self) -> list[VersionRow]:
         """The last version of every variant file that was deleted (or renamed away)."""
         last = self.store.last_versions(f"{self.root.name}/")
         return [v for v in last if not self.path_of(v["name"]).exists()]

@@ -25,7 +25,8 @@ def make_cells() -> pd.DataFrame:
                 "judge_score": score, "error": None, "failed": False, "cached": 0,
                 "ttft_ms": 100.0 + i, "latency_ms": 900.0 + 10 * i,
                 "cost_usd": 0.002 if variant == BASE else None,
-                "checks_passed": 1, "checks_total": 1,
+                "checks_passed": 1, "checks_total": 1, "fallback_used": 0, "output_tokens": 5,
+                "judge_reason": "why" if score is not None else "unscored: no verdict found",
             })  # fmt: skip
     return pd.DataFrame(rows)
 

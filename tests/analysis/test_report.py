@@ -5,16 +5,10 @@ from html import escape
 import pandas as pd
 import pytest
 
+from promptdeck.analysis.cells import CSV_COLUMNS, cell_rows
 from promptdeck.analysis.gates import GateResult
-from promptdeck.analysis.report import (
-    CSV_COLUMNS,
-    cell_rows,
-    html_report,
-    markdown_summary,
-    neutralise,
-    to_csv,
-)
-from promptdeck.store.sqlite import RunRecord
+from promptdeck.analysis.report import html_report, markdown_summary, neutralise, to_csv
+from promptdeck.store.rows import RunRecord
 
 RESULT = {
     "row_id": "r1", "category": "billing", "variant": "v", "repeat": 0, "model": "local/m",
@@ -64,10 +58,10 @@ BILLING = HEADLINES.assign(
 )  # fmt: skip
 COMPARISONS = pd.concat([HEADLINES, BILLING], ignore_index=True)
 VARIANTS = pd.DataFrame([
-    {"variant": "v1", "answers": 43, "errors": 0, "score": 4.0, "unscored": 1, "ttft_p50": 200.0,
+    {"variant": "v1", "cells": 43, "errors": 0, "score": 4.0, "unscored": 1, "ttft_p50": 200.0,
      "ttft_p95": 400.0, "latency_p50": 900.0, "latency_p95": 1500.0, "cost_per_answer": 0.0012,
      "check_pass_rate": 1.0},
-    {"variant": "v2", "answers": 43, "errors": 1, "score": 3.75, "unscored": 1, "ttft_p50": 150.0,
+    {"variant": "v2", "cells": 43, "errors": 1, "score": 3.75, "unscored": 1, "ttft_p50": 150.0,
      "ttft_p95": 300.0, "latency_p50": 700.0, "latency_p95": 1200.0, "cost_per_answer": None,
      "check_pass_rate": 0.9},
 ])  # fmt: skip

@@ -2,17 +2,18 @@ from pathlib import Path
 
 import pytest
 
+from promptdeck.analysis.cells import load_cells
 from promptdeck.analysis.results import (
     case_scores,
     check_comparisons,
     examples,
-    load_cells,
     run_changes,
     score_distribution,
 )
-from promptdeck.model.call import CallResult
-from promptdeck.model.types import Usage
-from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
+from promptdeck.model.types import CallResult, Usage
+from promptdeck.scoring.scorers import Score
+from promptdeck.store.rows import CellRecord
+from promptdeck.store.sqlite import Store
 
 
 def add(
@@ -30,8 +31,8 @@ def add(
         run_id,
         CellRecord(row, variant, repeat, "c", result),
         [
-            ScoreRecord("judge", score, None, "why", "m/j"),
-            ScoreRecord("check:x", float(checks_ok), checks_ok, "r"),
+            Score("judge", score, None, "why", "m/j"),
+            Score("check:x", float(checks_ok), checks_ok, "r"),
         ],
     )
 

@@ -11,7 +11,6 @@ from promptdeck.analysis.stats import (
     Interval,
     compare,
     compare_pass_rates,
-    holm,
     mcnemar,
     mde,
     mean_ci_bootstrap,
@@ -228,17 +227,6 @@ def test_win_tie_loss_with_a_tolerance() -> None:
 def test_mde(sd: float, n: int, kwargs: dict[str, float], expected: float | None) -> None:
     result = mde(sd, n, **kwargs)
     assert result == (None if expected is None else pytest.approx(expected, abs=1e-6))
-
-
-def test_holm_on_a_known_example() -> None:
-    # sorted: d .005·4 = .02, a .01·3 = .03, c .03·2 = .06, b .04·1 = .04 → max so far .06
-    p = {"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005, "e": None}
-    adjusted = holm(p)
-    assert list(adjusted) == list(p)
-    assert adjusted == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02, "e": None})
-    assert holm({"x": 0.6, "y": 0.7}) == {"x": 1.0, "y": 1.0}
-    assert holm({"x": None}) == {"x": None}
-    assert holm({}) == {}
 
 
 # --- compare ----------------------------------------------------------------------------

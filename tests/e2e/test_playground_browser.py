@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
@@ -92,3 +93,24 @@ def test_a_bad_key_fails_in_its_own_column(page: Page, app_url: str) -> None:
     wait_until(lambda: LAST in outputs(page, 2)[0])
     assert page.get_by_text("HTTP 401").count() > 0
     shot(page, "playground-error")
+
+
+def test_a_failing_primary_falls_back_in_its_column(
+    page: Page, app_url: str, app_workspace: Path
+) -> None:
+    """The variant's primary model refuses the key (401): the column shows the fallback's
+    answer and says which model answered and why, as an eval cell records it."""
+    guarded = app_workspace / "prompts" / "demo" / "guarded.yaml"
+    guarded.write_text(
+        "model: fake/badkey\nfallback: fake/alpha\nparams: {max_tokens: 100}\nuser: '{{ input }}'\n"
+    )
+    try:
+        start_run(page, app_url, ["demo/guarded"])
+        wait_until(lambda: LAST in outputs(page, 1)[0])
+        page.get_by_text("Answered by the fallback fake/alpha").wait_for()
+        page.get_by_text("fallback for fake/badkey").wait_for()
+        assert page.get_by_text("refused the API key (HTTP 401)").count() > 0
+        assert page.get_by_test_id("stException").count() == 0
+        shot(page, "playground-fallback")
+    finally:
+        guarded.unlink()

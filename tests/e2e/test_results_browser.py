@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from promptdeck.analysis.report import html_report
-from promptdeck.analysis.results import run_report
+from promptdeck.analysis.run import analyze_run
 from promptdeck.store.sqlite import Store
 from tests.e2e.conftest import ARTIFACTS, shot, wait_idle
 from tests.pages.test_results import stored_run
@@ -73,7 +73,7 @@ def test_html_report_renders_offline(browser: Browser, app_workspace: Path) -> N
     run_id = stored_run(app_workspace, rows=30)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / "report.html"
-    path.write_text(html_report(**run_report(store, run_id)), encoding="utf-8")
+    path.write_text(html_report(**analyze_run(store, run_id).report_inputs()), encoding="utf-8")
     context = browser.new_context(offline=True, viewport={"width": 1200, "height": 1600})
     requests: list[str] = []
     page = context.new_page()

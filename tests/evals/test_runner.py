@@ -1,12 +1,12 @@
-import itertools
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.evals.runner import Progress, Runner
-from promptdeck.evals.suite import JudgeSpec, Suite
+from promptdeck.evals.suite import Suite
 from promptdeck.model.http import run_with_client
+from promptdeck.scoring.judge import JudgeSpec
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import Case, Dataset
 from promptdeck.workspace.prompts import PromptVariant
@@ -94,7 +94,8 @@ def test_resume_after_cancel_requests_no_cell_twice(llm_server: LLMServer, tmp_p
     _, second = run(Runner(server_registry(llm_server), store, use_cache=False), plan, run_id)
     assert second.done == 30 and store.get_run(run_id).status == "done"
     stored = len(store.results(run_id))
-    asked = [r.body["messages"][-1]["content"] for r in llm_server.requests]
+    # A request cancelled while its body was on the way reaches the server without one.
+    asked = [r.body["messages"][-1]["content"] for r in llm_server.requests if r.body]
     # Cells cancelled in flight were asked once and never stored; every other cell once.
     assert stored == 30 and len(set(asked)) == 30
     assert len(asked) - 30 <= 2  # at most the two calls that were in flight at the cancel
@@ -192,24 +193,3 @@ def test_pairwise_judge_asks_both_orders(llm_server: LLMServer, tmp_path: Path) 
     bodies = [r.body["messages"][-1]["content"] for r in llm_server.requests if r.model == "pj"]
     assert not any("t/new" in b or "t/base" in b for b in bodies)  # names hidden from the judge
     assert runner.store.get_run(run_id).status == "done"
-
-
-def test_requests_per_minute_spaces_the_starts() -> None:
-    import asyncio
-    import time
-
-    from promptdeck.evals.runner import _RateLimit
-
-    async def main() -> list[float]:
-        limit, starts = _RateLimit(rpm=600), []  # one start per 100 ms
-
-        async def start() -> None:
-            await limit.wait()
-            starts.append(time.monotonic())
-
-        await asyncio.gather(*(start() for _ in range(4)))
-        return sorted(starts)
-
-    starts = asyncio.run(main())
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(gaps) == 3 and min(gaps) >= 0.1 - 0.005

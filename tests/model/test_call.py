@@ -5,11 +5,11 @@ import pytest
 
 from promptdeck.errors import HTTPStatusError
 from promptdeck.model.anthropic import AnthropicProvider
-from promptdeck.model.call import CallResult, confidence, stream_call
+from promptdeck.model.call import confidence, stream_call
 from promptdeck.model.http import run_with_client
 from promptdeck.model.openai_compat import OpenAIProvider
 from promptdeck.model.pricing import Price, PriceTable
-from promptdeck.model.types import ChatRequest, Chunk, Message, TokenLogprobs, Usage
+from promptdeck.model.types import CallResult, ChatRequest, Chunk, Message, TokenLogprobs, Usage
 from tests.llm_server import LLMServer, Scenario
 
 REQUEST = ChatRequest("m", (Message("user", "hello there"),), {"max_tokens": 50})

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from promptdeck.model import local
 
 from promptdeck.errors import ConfigError, ProviderError
+from promptdeck.model import local
 from promptdeck.model.call import stream_call
 from promptdeck.model.local import LocalProvider, default_model_path, local_model_status
 from promptdeck.model.pricing import PriceTable

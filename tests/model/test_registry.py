@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 
 from promptdeck.errors import ConfigError
-from promptdeck.model.registry import Registry, load_providers_file, split_model_ref
+from promptdeck.model.refs import split_model_ref
 from promptdeck.model.secrets import Secrets, mask_secret
+from promptdeck.workspace.providers_file import load_providers_file, open_registry
 
 FAKE_KEY = "sk-test-PROMPTDECK-0123456789abcdef"
 
@@ -18,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_builtins_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
-    reg = Registry.from_workspace(tmp_path / "missing.yaml", Secrets())
+    reg = open_registry(tmp_path / "missing.yaml", Secrets())
     status = {s.name: s for s in reg.statuses()}
     assert status["local"].usable and status["local"].key_display == "not needed"
     assert not status["openai"].usable and status["openai"].key_display == "missing"
@@ -39,7 +40,7 @@ def test_builtins_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_key_comes_from_env_and_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    reg = Registry.from_workspace(Path("/nonexistent.yaml"), Secrets())
+    reg = open_registry(Path("/nonexistent.yaml"), Secrets())
     shown = next(s for s in reg.statuses() if s.name == "openai").key_display
     assert shown == "sk-…cdef"
     assert FAKE_KEY not in repr(reg.secrets)
@@ -116,7 +117,7 @@ def test_model_refs() -> None:
     for bad in ("gpt-4o", "/x", "openai/"):
         with pytest.raises(ConfigError, match="provider/model"):
             split_model_ref(bad)
-    reg = Registry.from_workspace(Path("/nonexistent.yaml"), Secrets())
+    reg = open_registry(Path("/nonexistent.yaml"), Secrets())
     with pytest.raises(ConfigError, match="unknown provider 'nope'"):
         reg.resolve("nope/model")
 

@@ -82,3 +82,20 @@ def test_the_variant_tagged_baseline_is_the_default_baseline(workspace: Path) ->
     at.radio(key="ev_source").set_value("A dataset").run()
     at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
     assert at.selectbox(key="ev_baseline").value == "t/beta"
+
+
+def test_a_bad_gate_refuses_the_suite_before_any_call(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    (workspace / "datasets" / "bad.suite.yaml").write_text(
+        "dataset: support_sample.csv\nvariants: [t/alpha, t/beta]\nbaseline: t/alpha\n"
+        "gates:\n  - {metric: judge_scor, max_drop: 0.2}\n"
+    )
+    at = open_evaluate()
+    at.radio(key="ev_source").set_value("A suite file").run()
+    at.selectbox(key="ev_suite").set_value(workspace / "datasets" / "bad.suite.yaml").run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("datasets/bad.suite.yaml, line 5: 'gates[0].metric': unknown metric")
+    assert not [b for b in at.button if b.label == "Run"]  # nothing to start
+    assert llm_server.requests == []

@@ -8,10 +8,11 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
-from promptdeck.evals import demo
-from promptdeck.model.call import CallResult
-from promptdeck.model.types import Usage
-from promptdeck.store.sqlite import CellRecord, ScoreRecord, Store
+from promptdeck.model.types import CallResult, Usage
+from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
+from promptdeck.scoring.scorers import Score
+from promptdeck.store.rows import CellRecord
+from promptdeck.store.sqlite import Store
 from tests.pages.conftest import ROOT
 
 GATES = [{"metric": "judge_score", "max_drop": 0.2}, {"metric": "error_rate", "max": 0.1}]
@@ -37,8 +38,8 @@ def stored_run(workspace: Path, rows: int = 30, judge: str | None = None) -> str
                 run_id,
                 record,
                 [
-                    ScoreRecord("judge", score, None, f"reason {i}", "fake/judge"),
-                    ScoreRecord("check:max_chars 500", 1.0, True, "ok"),
+                    Score("judge", score, None, f"reason {i}", "fake/judge"),
+                    Score("check:max_chars 500", 1.0, True, "ok"),
                 ],
             )
     store.set_run_status(run_id, "done")
@@ -97,7 +98,7 @@ def test_one_click_runs_the_demo_eval_on_the_embedded_model(workspace: Path) -> 
         assert not at.exception
         progress = at.get("progress")[0].proto
         assert re.fullmatch(r"\d+/18 cells · 0 errors · .*", progress.text), progress.text
-        assert demo.LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
+        assert LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
         first = store.results(run_id)[0]
         assert first["error"] is None and first["output"]
         verdicts = [s for s in store.scores(run_id) if s["scorer"] == "judge"]
@@ -119,10 +120,10 @@ def test_a_run_judged_by_the_embedded_model_says_its_scores_are_not_reliable(
     stored_run(workspace, rows=6, judge="local/smollm2")
     at = open_results()
     assert not at.exception
-    assert demo.LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
+    assert LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
     stored_run(workspace, rows=6, judge="openai/gpt-4o-mini")  # the newest run is shown
     at = open_results()
-    assert demo.LOCAL_JUDGE_NOTICE not in [i.value for i in at.info]
+    assert LOCAL_JUDGE_NOTICE not in [i.value for i in at.info]
 
 
 def test_headline_gates_and_every_chart(workspace: Path) -> None:

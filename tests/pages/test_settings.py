@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from promptdeck.model.call import CallResult
 from promptdeck.model.local import default_model_path
 from promptdeck.model.secrets import mask_secret
+from promptdeck.model.types import CallResult
 from promptdeck.store.sqlite import Store
 from tests.llm_server import MODELS_LIST, LLMServer, Scenario
 from tests.pages.conftest import open_page

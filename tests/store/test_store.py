@@ -2,8 +2,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from promptdeck.model.call import CallResult
-from promptdeck.model.types import ChatRequest, Message, Usage
+from promptdeck.model.types import CallResult, ChatRequest, Message, Usage
 from promptdeck.store.sqlite import MIGRATIONS, Store
 
 

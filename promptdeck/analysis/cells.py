@@ -1,0 +1,115 @@
+"""A stored run as one row per cell: the join every view of a run starts from.
+
+`cell_rows` joins a run's results with their judge verdict and check outcomes (the CSV
+export's rows); `load_cells` adds the pairwise verdicts and the human reviews, with a human
+score override applied to the judge score (and marked), as a DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from promptdeck.scoring.scorers import JUDGE, PAIRWISE, check_label
+from promptdeck.store.rows import CellKey, ResultRow, ScoreRow
+from promptdeck.store.sqlite import Store
+
+CSV_COLUMNS = (
+    "run_id", "row_id", "category", "variant", "repeat", "model", "output", "error",
+    "ttft_ms", "latency_ms", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd",
+    "cached", "fallback_used", "confidence", "judge_score", "judge_reason", "checks_passed",
+    "checks_total", "checks_failed",
+)  # fmt: skip
+
+
+def cell_rows(
+    run_id: str, results: Sequence[ResultRow], scores: Iterable[ScoreRow]
+) -> list[dict[str, Any]]:
+    """Results joined with their judge verdict and check outcomes (the CSV's rows)."""
+    by_cell: dict[CellKey, list[ScoreRow]] = defaultdict(list)
+    for s in scores:
+        by_cell[(s["row_id"], s["variant"], s["repeat"])].append(s)
+    rows = []
+    for r in results:
+        mine = by_cell[(r["row_id"], r["variant"], r["repeat"])]
+        judge = next((s for s in mine if s["scorer"] == JUDGE), None)
+        checks = [(label, s) for s in mine if (label := check_label(s["scorer"])) is not None]
+        failed = [label for label, s in checks if not s["passed"]]
+        rows.append({
+            **{k: v for k, v in r.items() if k in CSV_COLUMNS},
+            "run_id": run_id,
+            "judge_score": judge["value"] if judge else None,
+            "judge_reason": judge["reason"] if judge else None,
+            "checks_passed": len(checks) - len(failed),
+            "checks_total": len(checks),
+            "checks_failed": "; ".join(failed),
+        })  # fmt: skip
+    return rows
+
+
+def load_cells(store: Store, run_id: str) -> pd.DataFrame:
+    """One row per (row, variant, repeat): answer, timings, cost, judge (override applied),
+    pairwise verdict, human review, and `failed` (the cell has an error)."""
+    scores = store.scores(run_id)
+    cells = pd.DataFrame(cell_rows(run_id, store.results(run_id), scores))
+    if cells.empty:
+        return cells
+    pairwise = {
+        (s["row_id"], s["variant"], s["repeat"]): s["value"]
+        for s in scores
+        if s["scorer"] == PAIRWISE
+    }
+    reviews = store.reviews(run_id)
+    keys: list[CellKey] = list(zip(cells["row_id"], cells["variant"], cells["repeat"], strict=True))
+    cells["pairwise"] = [pairwise.get(k) for k in keys]
+    cells["judge_raw"] = cells["judge_score"]
+    overrides = [r["score_override"] if (r := reviews.get(k)) else None for k in keys]
+    cells["overridden"] = [o is not None for o in overrides]
+    cells["judge_score"] = [
+        o if o is not None else j for o, j in zip(overrides, cells["judge_raw"], strict=True)
+    ]
+    cells["thumbs"] = [r["thumbs"] if (r := reviews.get(k)) else None for k in keys]
+    cells["note"] = [r["note"] if (r := reviews.get(k)) else None for k in keys]
+    cells["failed"] = cells["error"].notna()
+    return cells
+
+
+def run_judge_model(snapshot: Mapping[str, Any]) -> str | None:
+    """The judge model a stored run was planned with, from its snapshot."""
+    suite = snapshot.get("suite")
+    judge = suite.get("judge") if isinstance(suite, dict) else None
+    model = judge.get("model") if isinstance(judge, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def case_input(snapshot: Mapping[str, Any], row_id: str) -> dict[str, Any]:
+    """The dataset row a run answered for `row_id`, as the run's snapshot kept it."""
+    cases = snapshot.get("cases")
+    rows = cases if isinstance(cases, list) else []
+    return next((dict(c) for c in rows if isinstance(c, dict) and c.get("id") == row_id), {})
+
+
+def judge_audits(scores: Iterable[ScoreRow], row_id: str) -> dict[tuple[str, int], ScoreRow]:
+    """The judge's stored verdicts for one case, by (variant, repeat): prompt, raw output,
+    latency and cost, for auditing a score."""
+    return {
+        (s["variant"], int(s["repeat"])): s
+        for s in scores
+        if s["row_id"] == row_id and s["scorer"] == JUDGE
+    }
+
+
+def audit_messages(score: ScoreRow) -> list[tuple[str, str]]:
+    """(role, content) of the judge prompt a verdict was given for."""
+    try:
+        request = json.loads(score["prompt_json"] or "{}")
+    except ValueError:
+        return []
+    messages = request.get("messages", []) if isinstance(request, dict) else []
+    return [
+        (str(m.get("role", "")), str(m.get("content", ""))) for m in messages if isinstance(m, dict)
+    ]

@@ -1,0 +1,108 @@
+"""Starting an eval run: the one path the CLI, the Evaluate page and the demo share.
+
+A run of a plan resumes the newest unfinished run of the same plan (same prompts, sample
+and repeats; killed, cancelled or failed, and not still running in a live process), so
+pressing Run again, or `promptdeck run` again, never repeats a finished call. `resume=False`
+always starts afresh. The calls in flight and the response cache come from the Settings
+page unless the caller overrides them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from promptdeck.evals.jobs import EvalJob, JobRegistry
+from promptdeck.evals.plan import EvalPlan
+from promptdeck.evals.runner import Progress, Runner
+from promptdeck.model.http import run_with_client
+from promptdeck.model.registry import Registry
+from promptdeck.store.settings import load_settings, saved_concurrency
+from promptdeck.store.sqlite import Store
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    concurrency: int | None = None  # calls in flight per provider; None: each provider's own
+    rpm: float | None = None  # requests per minute per provider
+    use_cache: bool = True
+    resume: bool = True  # continue the unfinished run of the same plan, if there is one
+
+    @classmethod
+    def from_settings(
+        cls,
+        store: Store,
+        *,
+        concurrency: int | None = None,
+        rpm: float | None = None,
+        no_cache: bool = False,
+        resume: bool = True,
+    ) -> RunOptions:
+        """The Settings page's choices, overridden by what the caller names."""
+        return cls(
+            concurrency=concurrency or saved_concurrency(store),
+            rpm=rpm,
+            use_cache=not no_cache and load_settings(store).use_cache,
+            resume=resume,
+        )
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    run_id: str
+    total: int
+    done: int  # cells already finished: 0 for a new run
+
+    @property
+    def resumed(self) -> bool:
+        return self.done > 0
+
+
+def open_run(store: Store, plan: EvalPlan, *, resume: bool, name: str | None = None) -> OpenedRun:
+    """The unfinished run of this plan (when `resume`), else a new one."""
+    snapshot = plan.snapshot()
+    total = len(plan.cells())
+    run_id = store.find_unfinished_run(snapshot["fingerprint"]) if resume else None
+    if run_id is None:
+        run_id = store.create_run(snapshot, name=name or plan.suite.name, total_cells=total)
+        return OpenedRun(run_id, total, 0)
+    return OpenedRun(run_id, total, len(store.done_cells(run_id)))
+
+
+def make_runner(registry: Registry, store: Store, options: RunOptions) -> Runner:
+    return Runner(
+        registry,
+        store,
+        concurrency=options.concurrency,
+        rpm=options.rpm,
+        use_cache=options.use_cache,
+    )
+
+
+def run_in_foreground(
+    registry: Registry,
+    store: Store,
+    opened: OpenedRun,
+    plan: EvalPlan,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Run (or resume) `opened` to its end in this thread (the CLI)."""
+    runner = make_runner(registry, store, options)
+    return run_with_client(runner.run(opened.run_id, plan, on_progress=on_progress))
+
+
+def start_in_background(
+    registry: Registry,
+    store: Store,
+    jobs: JobRegistry,
+    plan: EvalPlan,
+    options: RunOptions,
+    *,
+    name: str | None = None,
+) -> EvalJob:
+    """Open the run and start it in a background job (the pages): it survives page switches
+    and refreshes, and the page finds it again by its run id."""
+    opened = open_run(store, plan, resume=options.resume, name=name)
+    return jobs.start(opened.run_id, plan, make_runner(registry, store, options))

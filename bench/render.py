@@ -78,7 +78,7 @@ def simulate(store: Store, cells: int) -> str:
 
 
 def report_html(store: Store, run_id: str) -> str:
-    return html_report(**analyze_run(store, run_id).report_inputs())
+    return html_report(analyze_run(store, run_id).report_data())
 
 
 def results_page(store: Store, run_id: str) -> None:
@@ -118,7 +118,7 @@ def main() -> None:
             load = best_of(lambda s=store, r=run_id: load_cells(s, r))
             page = best_of(lambda s=store, r=run_id: results_page(s, r))
             report = best_of(
-                lambda s=store, r=run_id: html_report(**analyze_run(s, r).report_inputs()), repeat=1
+                lambda s=store, r=run_id: html_report(analyze_run(s, r).report_data()), repeat=1
             )
             store.close()
         out[cells] = {

@@ -248,16 +248,16 @@ if demo_judge:
 gates_banner(run)
 summary_table(run)
 with st.popover("Export for stakeholders", icon=":material/download:"):
-    inputs = run.report_inputs()
+    data = run.report_data(demo_judge=demo_judge)
     st.download_button(
         "HTML report (self-contained)",
-        html_report(**inputs, demo_judge=demo_judge),
+        html_report(data),
         f"promptdeck-{run_id}.html",
         "text/html",
     )
     st.download_button(
         "Markdown summary (pull request)",
-        markdown_summary(**inputs, demo_judge=demo_judge),
+        markdown_summary(data),
         f"promptdeck-{run_id}.md",
         "text/markdown",
     )

@@ -218,13 +218,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"{args.csv}: {len(rows)} cells of run {run.id}")
     if args.html or args.md:
         analysis = analyze_run(store, run.id)
-        inputs = analysis.report_inputs()
-        demo = registry.is_demo_model(analysis.judge_model or "")
+        data = analysis.report_data(demo_judge=registry.is_demo_model(analysis.judge_model or ""))
         if args.html:
-            Path(args.html).write_text(html_report(**inputs, demo_judge=demo), encoding="utf-8")
+            Path(args.html).write_text(html_report(data), encoding="utf-8")
             print(f"{args.html}: report of run {run.id}")
         if args.md:
-            text = markdown_summary(**inputs, demo_judge=demo, report_path=args.html)
+            text = markdown_summary(data, report_path=args.html)
             Path(args.md).write_text(text, encoding="utf-8")
             print(f"{args.md}: summary of run {run.id}")
     return 0

@@ -16,12 +16,11 @@ import io
 import json
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from promptdeck.analysis.cells import CSV_COLUMNS, cell_rows
-from promptdeck.analysis.report import html_report, markdown_summary, to_csv
+from promptdeck.analysis.report import ReportData, html_report, markdown_summary, to_csv
 from promptdeck.analysis.run import analyze_run
 from promptdeck.errors import TemplateError
 from promptdeck.evals.live import plan_columns
@@ -187,18 +186,18 @@ def executable(html: str) -> list[str]:
 
 
 @pytest.fixture
-def report_inputs(tmp_path: Path) -> tuple[Store, str, dict[str, Any]]:
+def report_inputs(tmp_path: Path) -> tuple[Store, str, ReportData]:
     store, run_id = fill_store(tmp_path / "s.sqlite")
-    return store, run_id, analyze_run(store, run_id).report_inputs()
+    return store, run_id, analyze_run(store, run_id).report_data()
 
 
 def test_the_html_report_escapes_user_and_model_text(
-    report_inputs: tuple[Store, str, dict[str, Any]],
+    report_inputs: tuple[Store, str, ReportData],
 ) -> None:
     _, _, bundle = report_inputs
-    assert bundle["examples"], "the report must show examples for this test to mean anything"
-    assert len(bundle["gates"]) > 3  # per-category gates name the categories
-    page = html_report(**bundle)
+    assert bundle.examples, "the report must show examples for this test to mean anything"
+    assert len(bundle.gates) > 3  # per-category gates name the categories
+    page = html_report(bundle)
     assert executable(page) == []
     lowered = page.lower()
     assert "<script" not in lowered and "<img" not in lowered and "<svg onload" not in lowered
@@ -215,16 +214,16 @@ def test_the_html_report_escapes_user_and_model_text(
 
 
 def test_the_markdown_summary_escapes_html(
-    report_inputs: tuple[Store, str, dict[str, Any]],
+    report_inputs: tuple[Store, str, ReportData],
 ) -> None:
     _, _, bundle = report_inputs
-    text = markdown_summary(**bundle, report_path="<script>x</script>.html")
+    text = markdown_summary(bundle, report_path="<script>x</script>.html")
     assert "<" not in text  # GitHub renders inline HTML in a comment: none may survive
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
 def test_the_csv_export_neutralises_formulas(
-    report_inputs: tuple[Store, str, dict[str, Any]],
+    report_inputs: tuple[Store, str, ReportData],
 ) -> None:
     store, run_id, _ = report_inputs
     text = to_csv(cell_rows(run_id, store.results(run_id), store.scores(run_id)))

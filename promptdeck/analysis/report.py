@@ -14,6 +14,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any, Protocol
 
@@ -65,6 +66,22 @@ class RunInfo(Protocol):
     def created(self) -> str: ...
     @property
     def name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the HTML report and the Markdown summary show (`RunAnalysis.report_data()`)."""
+
+    title: str
+    run: Mapping[str, Any] | RunInfo
+    headlines: pd.DataFrame  # comparison rows over every category, one per variant
+    comparisons: pd.DataFrame  # results.comparison_frame
+    variants: pd.DataFrame  # results.variant_frame
+    dist: pd.DataFrame  # results.score_distribution
+    gates: Sequence[GateResult]
+    examples: Sequence[Mapping[str, Any]]
+    judge_model: str | None = None
+    demo_judge: bool = False  # the bundled demo model judged: say how little that is worth
 
 
 def _field(run: Mapping[str, Any] | RunInfo, key: str) -> str:
@@ -185,22 +202,11 @@ def _examples_html(examples: Sequence[Mapping[str, Any]]) -> str:
     return "".join(parts) or "<p>No examples.</p>"
 
 
-def html_report(
-    title: str,
-    run: Mapping[str, Any] | RunInfo,
-    headlines: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    variants: pd.DataFrame,
-    dist: pd.DataFrame,
-    gates: Sequence[GateResult],
-    examples: Sequence[Mapping[str, Any]],
-    *,
-    judge_model: str | None = None,
-    demo_judge: bool = False,
-) -> str:
+def html_report(data: ReportData) -> str:
     """One self-contained HTML page: no script, no external file. The charts are SVG drawn
     here (`charts.svg_*`), so the page opens offline; all user and model text is escaped.
-    `demo_judge`: the bundled demo model judged, and the page says how little that is worth."""
+    With `data.demo_judge`, it says how little the bundled demo judge's scores are worth."""
+    title, run, gates = data.title, data.run, data.gates
     from promptdeck.analysis import charts  # not at the top: the CSV export should not load altair
 
     status = overall_status(gates)
@@ -209,17 +215,17 @@ def html_report(
          escape(g.variant), escape(g.observed), escape(g.reason)]
         for g in gates
     ]  # fmt: skip
-    heads = _records(headlines)
+    heads = _records(data.headlines)
     excluded = "; ".join(
         f"{h['variant']}: {h['excluded_unscored']} unscored, {h['excluded_errors']} errored"
         for h in heads
     )
     meta = f"Run {_field(run, 'id')} · {_field(run, 'name')} · {_field(run, 'created')}"
-    meta += f" · judge: {judge_model}" if judge_model else ""
+    meta += f" · judge: {data.judge_model}" if data.judge_model else ""
     notice = f'<div class="card"><p>{escape(_plain(LOCAL_JUDGE_NOTICE))}</p></div>'
     sections = [
         f"<h1>{escape(title)}</h1><p class=meta>{escape(meta)}</p>",
-        notice if demo_judge else "",
+        notice if data.demo_judge else "",
         "<h2>Headline</h2>",
         "".join(map(_headline_html, heads)) or "<p>No comparison with a baseline.</p>",
         f"<h2>Gates: {_badge(status) if gates else 'none'}</h2>",
@@ -227,17 +233,17 @@ def html_report(
         if gates
         else "<p>The suite declares no gates.</p>",
         "<h2>Charts</h2>",
-        f"<figure>{charts.svg_delta_by_category(comparisons)}<figcaption>Change in mean judge "
+        f"<figure>{charts.svg_delta_by_category(data.comparisons)}<figcaption>Change in mean judge "
         "score per category, variant − baseline, with 95% CIs.</figcaption></figure>",
-        f"<figure>{charts.svg_win_tie_loss(comparisons)}<figcaption>Rows where the variant "
+        f"<figure>{charts.svg_win_tie_loss(data.comparisons)}<figcaption>Rows where the variant "
         "scored higher (win), the same (tie) or lower (loss) than the baseline.</figcaption>"
         "</figure>",
-        f"<figure>{charts.svg_score_distribution(dist)}<figcaption>Answers per judge score; "
+        f"<figure>{charts.svg_score_distribution(data.dist)}<figcaption>Answers per judge score; "
         "faded bars: unscored answers.</figcaption></figure>",
         "<h2>Per variant</h2>",
-        _variants_html(variants) if not variants.empty else "<p>No answers.</p>",
+        _variants_html(data.variants) if not data.variants.empty else "<p>No answers.</p>",
         "<h2>Wins and losses</h2>",
-        _examples_html(examples),
+        _examples_html(data.examples),
         f'<div class="foot"><p><b>Method.</b> Δ is the mean over paired rows of the judge '
         "score of the variant minus the baseline's; the 95% CI is a paired percentile "
         "bootstrap (2,000 resamples, seeded). n counts the rows scored on both sides. Rows "
@@ -262,22 +268,10 @@ def _md(text: object) -> str:
     return escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_summary(
-    title: str,
-    run: Mapping[str, Any] | RunInfo,
-    headlines: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    variants: pd.DataFrame,
-    dist: pd.DataFrame,
-    gates: Sequence[GateResult],
-    examples: Sequence[Mapping[str, Any]],
-    *,
-    judge_model: str | None = None,
-    demo_judge: bool = False,
-    report_path: str | None = None,
-) -> str:
+def markdown_summary(data: ReportData, *, report_path: str | None = None) -> str:
     """A pull-request comment: a headline per variant, the gates, what was left out."""
-    heads = _records(headlines)
+    title, run, gates, judge_model = data.title, data.run, data.gates, data.judge_model
+    heads = _records(data.headlines)
     judged = f", judge `{_md(judge_model)}`" if judge_model else ""
     lines = [
         f"### {_md(title)}",
@@ -285,7 +279,7 @@ def markdown_summary(
         f"Run `{_field(run, 'id')}` ({_md(_field(run, 'name'))}){judged}",
         "",
     ]
-    if demo_judge:
+    if data.demo_judge:
         lines += [f"> {_md(_plain(LOCAL_JUDGE_NOTICE))}", ""]
     for h in heads:
         lines.append(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from promptdeck.analysis.cells import load_cells, run_judge_model
 from promptdeck.analysis.gates import GateResult, Status, evaluate_gates, overall_status
+from promptdeck.analysis.report import ReportData
 from promptdeck.analysis.results import (
     ALL,
     comparison_frame,
@@ -72,21 +73,22 @@ class RunAnalysis:
         """The run's overall gate status; None when the suite declares no gates."""
         return overall_status(self.gates) if self.gates else None
 
-    def report_inputs(self) -> dict[str, Any]:
-        """The arguments of `report.html_report` and `report.markdown_summary`."""
+    def report_data(self, *, demo_judge: bool = False) -> ReportData:
+        """What `report.html_report` and `report.markdown_summary` show of this run."""
         record = self.record
         cases = record.snapshot.get("cases", [])
-        return {
-            "title": f"{record.name}: variants vs {self.baseline}",
-            "run": record,
-            "headlines": self.headlines,
-            "comparisons": self.comparisons,
-            "variants": self.per_variant,
-            "dist": score_distribution(self.cells) if not self.cells.empty else pd.DataFrame(),
-            "gates": list(self.gates),
-            "examples": examples(self.cells, self.baseline, cases) if self.baseline else [],
-            "judge_model": self.judge_model,
-        }
+        return ReportData(
+            title=f"{record.name}: variants vs {self.baseline}",
+            run=record,
+            headlines=self.headlines,
+            comparisons=self.comparisons,
+            variants=self.per_variant,
+            dist=score_distribution(self.cells) if not self.cells.empty else pd.DataFrame(),
+            gates=list(self.gates),
+            examples=examples(self.cells, self.baseline, cases) if self.baseline else [],
+            judge_model=self.judge_model,
+            demo_judge=demo_judge,
+        )
 
 
 def analyze_run(

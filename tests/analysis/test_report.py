@@ -7,7 +7,13 @@ import pytest
 
 from promptdeck.analysis.cells import CSV_COLUMNS, cell_rows
 from promptdeck.analysis.gates import GateResult
-from promptdeck.analysis.report import html_report, markdown_summary, neutralise, to_csv
+from promptdeck.analysis.report import (
+    ReportData,
+    html_report,
+    markdown_summary,
+    neutralise,
+    to_csv,
+)
 from promptdeck.store.rows import RunRecord
 
 RESULT = {
@@ -88,7 +94,7 @@ INPUTS = (RUN, HEADLINES, COMPARISONS, VARIANTS, DIST, GATES, EXAMPLES)
 
 
 def test_html_report_is_self_contained_and_escaped() -> None:
-    page = html_report("Support <prompt>", *INPUTS)
+    page = html_report(ReportData("Support <prompt>", *INPUTS))
     assert page.startswith("<!DOCTYPE html>")
     assert 'src="http' not in page and 'href="http' not in page
     assert "<script" not in page and "<link" not in page and "url(" not in page
@@ -98,7 +104,7 @@ def test_html_report_is_self_contained_and_escaped() -> None:
 
 
 def test_html_report_has_headlines_gates_and_method() -> None:
-    page = html_report("Support", *INPUTS)
+    page = html_report(ReportData("Support", *INPUTS))
     assert "Δ -0.25 (95% CI -0.50 to +0.05), n=40 (2 unscored, 1 errored left out)" in page
     assert "Cannot tell yet" in page and "(it detects changes of 0.40 or more)" in page
     assert '<h2>Gates: <span class="badge fail">fail</span></h2>' in page
@@ -113,8 +119,8 @@ def test_html_report_has_headlines_gates_and_method() -> None:
 
 def test_html_report_takes_a_run_record_and_empty_inputs() -> None:
     run = RunRecord("r1", "2026-01-01", "done", "empty", {}, 0, None)
-    page = html_report("Empty", run, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
-                       pd.DataFrame(), [], [])  # fmt: skip
+    empty = pd.DataFrame()
+    page = html_report(ReportData("Empty", run, empty, empty, empty, empty, [], []))
     assert "Run r1 · empty · 2026-01-01" in page
     assert "No comparison with a baseline." in page and "declares no gates" in page
     assert page.count("no data") == 3 and "No examples." in page
@@ -143,16 +149,26 @@ Rows left out (never scored 0): v2 2 unscored, 1 errored.
 
 
 def test_markdown_summary_exact() -> None:
-    assert markdown_summary("Support", *INPUTS) == MARKDOWN
-    with_path = markdown_summary("Support", *INPUTS, report_path="out/report.html")
+    assert markdown_summary(ReportData("Support", *INPUTS)) == MARKDOWN
+    with_path = markdown_summary(ReportData("Support", *INPUTS), report_path="out/report.html")
     assert with_path == MARKDOWN + "Full report: out/report.html\n"
 
 
 def test_markdown_summary_without_gates_or_comparisons() -> None:
-    text = markdown_summary("<b>x</b>", RUN, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
-                            pd.DataFrame(), [], [])  # fmt: skip
+    empty = pd.DataFrame()
+    text = markdown_summary(ReportData("<b>x</b>", RUN, empty, empty, empty, empty, [], []))
     assert text.splitlines() == [
         "### &lt;b&gt;x&lt;/b&gt;", "", "Run `20260101-000000-abcd` (nightly)", "",
         "- No comparison with a baseline.", "", "**Gates:** the suite declares none.", "",
         "Rows left out (never scored 0): none.",
     ]  # fmt: skip
+
+
+def test_both_reports_name_the_judge_and_keep_the_demo_judge_warning() -> None:
+    data = ReportData("Support", *INPUTS, judge_model="local/smollm2", demo_judge=True)
+    page, summary = html_report(data), markdown_summary(data)
+    assert "· judge: local/smollm2" in page and "judge `local/smollm2`" in summary
+    assert "Demo judge. These scores come from the embedded SmolLM2-135M model" in page
+    assert "> Demo judge. These scores come from the embedded SmolLM2-135M model" in summary
+    plain = ReportData("Support", *INPUTS, judge_model="openai/gpt-4o-mini")
+    assert "Demo judge" not in html_report(plain) + markdown_summary(plain)

@@ -73,7 +73,7 @@ def test_html_report_renders_offline(browser: Browser, app_workspace: Path) -> N
     run_id = stored_run(app_workspace, rows=30)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / "report.html"
-    path.write_text(html_report(**analyze_run(store, run_id).report_inputs()), encoding="utf-8")
+    path.write_text(html_report(analyze_run(store, run_id).report_data()), encoding="utf-8")
     context = browser.new_context(offline=True, viewport={"width": 1200, "height": 1600})
     requests: list[str] = []
     page = context.new_page()

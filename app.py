@@ -8,7 +8,7 @@ from promptdeck.errors import PromptDeckError
 from promptdeck.evals import demo
 from promptdeck.model.pricing import format_cost
 
-ui.frame("Home", ":material/home:")
+ui.frame("Home")
 st.title("PromptDeck")
 st.caption("Edit prompt variants, stream them side by side, and measure every answer.")
 

@@ -34,7 +34,7 @@ from promptdeck.workspace.datasets import find_datasets
 from promptdeck.workspace.fileio import fingerprint_file
 from promptdeck.workspace.sampling import NO_STRATUM
 
-ui.frame("Datasets", ":material/table:")
+ui.frame("Datasets")
 st.title("Datasets")
 root = ui.workspace().root
 folder = ui.workspace().datasets_dir
@@ -47,7 +47,7 @@ state.setdefault("ds_drafts", {})
 state.setdefault("ds_bases", {})
 
 if (flash := state.pop("ds_flash", None)) is not None:
-    st.success(flash, icon=":material/check_circle:")
+    st.success(ui.plain(flash), icon=":material/check_circle:")
 
 
 @st.cache_data(show_spinner=False)
@@ -75,7 +75,7 @@ def current_table(path: Path) -> Table | None:
         try:
             table = load_table(path)
         except DatasetError as exc:
-            st.error(str(exc), icon=":material/description:")
+            st.error(ui.plain(exc), icon=":material/description:")
             return None
         state.ds_tables[str(path)] = table
     return table
@@ -143,7 +143,7 @@ def save(table: Table, edited: pd.DataFrame) -> None:
         }
         return
     except DatasetError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return
     if not saved.changed:
         st.info("No changes to save.")
@@ -155,7 +155,7 @@ def save(table: Table, edited: pd.DataFrame) -> None:
 
 
 def show_conflict(table: Table, conflict: dict[str, object]) -> None:
-    st.error(str(conflict["message"]), icon=":material/sync_problem:")
+    st.error(ui.plain(conflict["message"]), icon=":material/sync_problem:")
     disk, yours = str(conflict["disk"]), str(conflict["yours"])
     st.markdown("**What differs** (`-` on disk now, `+` your edits, which are still in the table)")
     st.code(conflict_diff(disk, yours, table.path.name) or "(same text)", language="diff")
@@ -245,7 +245,7 @@ def import_target(writable: list[Path], current: Path | None) -> Table | None:
         try:
             return new_table(new_dataset_path(folder, name))
         except DatasetError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
             return None
     index = writable.index(current) if current in writable else 0
     path = st.selectbox(
@@ -259,7 +259,7 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         "A CSV or JSONL file of production queries", type=["csv", "jsonl"], key="ds_upload"
     )
     if (problem := state.pop("ds_import_error", None)) is not None:
-        st.error(problem, icon=":material/sync_problem:")
+        st.error(ui.plain(problem), icon=":material/sync_problem:")
     if upload is None:
         st.caption("Upload a file to map its columns. Nothing is written before you confirm.")
         return
@@ -267,7 +267,7 @@ def import_section(writable: list[Path], current: Path | None) -> None:
     try:
         columns, _ = read_source(upload.name, data)
     except DatasetError as exc:
-        st.error(str(exc), icon=":material/description:")
+        st.error(ui.plain(exc), icon=":material/description:")
         return
     guess, optional = guess_map(columns), [None, *columns]
     cols = st.columns(3)
@@ -301,25 +301,25 @@ def import_section(writable: list[Path], current: Path | None) -> None:
             upload.name, data, mapping, target, dedupe=dedupe, sample=sample, seed=int(seed)
         )
     except DatasetError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return
-    st.markdown(f"**Preview** · {plan.report.summary()}")
+    st.markdown(f"**Preview** · {ui.plain(plan.report.summary())}")
     if plan.report.dropped_columns:
         st.caption(
             "Not imported (a clash with a mapped column or the id): "
-            + ", ".join(plan.report.dropped_columns)
+            + ui.plain(", ".join(plan.report.dropped_columns))
         )
     if plan.report.problems:
         with st.expander(f"{len(plan.report.problems)} rows skipped"):
-            st.markdown("\n".join(f"- {p}" for p in plan.report.problems))
+            st.markdown("\n".join(f"- {ui.plain(p)}" for p in plan.report.problems))
     if not plan.rows:
         st.info("Nothing to import: every row was skipped or is already in the dataset.")
         return
     st.dataframe(pd.DataFrame(plan.rows), hide_index=True, width="stretch", height=240)
     if target.path == current and unsaved(target):
         st.warning(
-            f"datasets/{target.path.name} has unsaved edits in the Edit tab: save or discard "
-            "them first, then import.",
+            f"datasets/{ui.plain(target.path.name)} has unsaved edits in the Edit tab: save or "
+            "discard them first, then import.",
             icon=":material/edit_note:",
         )
         return
@@ -333,7 +333,7 @@ def import_section(writable: list[Path], current: Path | None) -> None:
             state.ds_import_error = f"{exc} Check the preview again, then import."
             st.rerun()
         except DatasetError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
             return
         state.ds_flash = (
             f"Imported {len(plan.rows)} cases: datasets/{target.path.name} has {saved.rows} now."
@@ -350,7 +350,7 @@ if broken:
     noun = "file" if len(broken) == 1 else "files"
     with st.expander(f"⚠️ {len(broken)} dataset {noun} could not be loaded", expanded=True):
         for message in broken.values():
-            st.error(str(message), icon=":material/description:")
+            st.error(ui.plain(message), icon=":material/description:")
 writable = [p for p in paths if p not in broken and p.suffix.lower() != ".parquet"]
 
 current: Path | None = None
@@ -376,13 +376,15 @@ else:
 
 table = None
 if current in broken:
-    st.warning(f"{current.name} cannot be loaded (see above): fix the file or pick another one.")
+    st.warning(
+        f"{ui.plain(current.name)} cannot be loaded (see above): fix the file or pick another one."
+    )
 elif current is not None:
     table = current_table(current)
 if table is not None and fingerprint_file(table.path) != table.fingerprint:
     st.warning(
-        f"datasets/{table.path.name} changed on disk since you opened it; saving would be "
-        "refused. Reload to see the new version.",
+        f"datasets/{ui.plain(table.path.name)} changed on disk since you opened it; saving "
+        "would be refused. Reload to see the new version.",
         icon=":material/sync_problem:",
     )
     st.button(

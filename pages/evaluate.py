@@ -22,7 +22,7 @@ from promptdeck.store.settings import Settings, load_settings
 from promptdeck.workspace.datasets import find_datasets, load_dataset
 from promptdeck.workspace.prompts import render_messages
 
-ui.frame("Evaluate", ":material/fact_check:")
+ui.frame("Evaluate")
 st.title("Evaluate")
 
 workspace = ui.workspace()
@@ -34,7 +34,7 @@ jobs = ui.jobs()
 try:
     saved = load_settings(store)  # the defaults chosen on the Settings page
 except PromptDeckError as exc:
-    st.error(str(exc))
+    st.error(ui.plain(exc))
     saved = Settings()
 
 
@@ -56,7 +56,7 @@ def choose_suite() -> Suite | None:
         try:
             return load_suite(path)
         except PromptDeckError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
             return None
     datasets = find_datasets(workspace.datasets_dir)
     if not datasets:
@@ -88,7 +88,7 @@ def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
     try:
         dataset = load_dataset(suite.dataset)
     except PromptDeckError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         st.stop()
     cols = st.columns(4)
     n = cols[0].number_input(
@@ -148,7 +148,7 @@ def show_judge_prompt(plan: EvalPlan) -> None:
     )
     with st.expander("The judge's exact prompt, for the first sampled row"):
         for m in messages:
-            st.markdown(f"**{m.role}**")
+            st.markdown(f"**{ui.plain(m.role)}**")
             st.code(m.content, language=None, wrap_lines=True)
 
 
@@ -214,7 +214,7 @@ with st.expander("Plan a new run", expanded=run_id is None):
         try:
             plan = build_plan(suite, library)
         except PromptDeckError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
         else:
             show_plan(plan, concurrency)
             show_judge_prompt(plan)
@@ -231,12 +231,12 @@ def progress_panel(run_id: str) -> None:
     try:
         record = store.get_run(run_id)
     except PromptDeckError as exc:
-        st.warning(str(exc))
+        st.warning(ui.plain(exc))
         return
     job = jobs.get(run_id)
     running = job is not None and job.running
     results = store.results(run_id)
-    st.subheader(f"Run {record.id} · {record.name}")
+    st.subheader(f"Run {record.id} · {ui.plain(record.name)}")
     done, total = len(results), record.total_cells
     errors = sum(r["error"] is not None for r in results)
     p = job.progress if job else None
@@ -249,7 +249,7 @@ def progress_panel(run_id: str) -> None:
     if job is not None and running:
         st.button("Cancel", icon=":material/cancel:", on_click=job.cancel.set)
     elif record.status != "done":
-        why = job.error if job and job.error else f"status: {record.status}"
+        why = ui.plain(job.error) if job and job.error else f"status: {record.status}"
         st.warning(
             f"This run did not finish ({why}). Plan the same run above and press Run "
             "to start again, or resume it from the command line: "
@@ -347,19 +347,19 @@ def cell_details(frame: pd.DataFrame, scores: list[ScoreRow]) -> None:
     mine = frame[frame["row_id"] == row]
     for column, (_, cell) in zip(st.columns(len(mine)), mine.iterrows(), strict=True):
         with column:
-            st.markdown(
-                f"**{cell['variant']}**" + (f" · repeat {cell['repeat']}" if cell["repeat"] else "")
-            )
+            repeat = f" · repeat {cell['repeat']}" if cell["repeat"] else ""
+            st.markdown(f"**{ui.plain(cell['variant'])}**{repeat}")
             box = st.container(border=True, height=220)
-            box.markdown(cell["answer"])
+            box.markdown(ui.answer_markdown(str(cell["answer"])))
             verdict = _verdict(cell["judge_score"], cell["judge_reason"])
             if verdict:
-                st.markdown(f"**Judge: {verdict}** — {cell['judge_reason']}")
+                st.markdown(f"**Judge: {verdict}** — {ui.plain(cell['judge_reason'])}")
             key = (row, cell["variant"], cell["repeat"])
             for s in scores:
                 label = check_label(s["scorer"])
                 if label is not None and (s["row_id"], s["variant"], s["repeat"]) == key:
-                    st.caption(("✅ " if s["passed"] else "❌ ") + f"{label}: {s['reason']}")
+                    mark = "✅ " if s["passed"] else "❌ "
+                    st.caption(f"{mark}{ui.plain(label)}: {ui.plain(s['reason'])}")
             confidence = cell_confidence(frame, cell)
             if confidence is not None:
                 st.caption(f"🎯 {confidence.badge}")

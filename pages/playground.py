@@ -11,7 +11,7 @@ from promptdeck.workspace.datasets import append_case, find_datasets, load_datas
 from promptdeck.workspace.prompts import PromptVariant, template_variables, variant_from_dict
 
 MAX_COLUMNS = 4
-ui.frame("Playground", ":material/play_circle:")
+ui.frame("Playground")
 st.title("Playground")
 
 library = ui.prompt_library()
@@ -65,7 +65,7 @@ def scratch_variant() -> PromptVariant | None:
     try:
         return variant_from_dict(data, name="scratch/prompt", path="(scratch prompt)")
     except PromptDeckError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return None
 
 
@@ -95,7 +95,7 @@ if variables:
             try:
                 cases = load_dataset(path).cases if path else ()
             except PromptDeckError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(exc))
                 cases = ()
             st.selectbox(
                 "Row",
@@ -169,25 +169,26 @@ def metrics_line(view: ColumnView) -> str:
 
 
 def draw_column(index: int, view: ColumnView) -> None:
-    fallback = f" (fallback for `{view.fallback_from}`)" if view.fallback_from else ""
-    st.markdown(f"**{view.name}**  \n`{view.model_ref}`{fallback}")
+    fallback = f" (fallback for {ui.plain(view.fallback_from)})" if view.fallback_from else ""
+    st.markdown(f"**{ui.plain(view.name)}**  \n{ui.plain(view.model_ref)}{fallback}")
     box = st.container(border=True, height=300, key=f"pg_out_{index}")
     badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
     if view.status in badge:
-        st.caption(badge[view.status] + (f" — {view.note}" if view.note else ""))
+        st.caption(badge[view.status] + (f" — {ui.plain(view.note)}" if view.note else ""))
     elif view.status == "done" and view.fallback_from:
-        st.warning(view.note, icon=":material/alt_route:")
+        st.warning(ui.plain(view.note), icon=":material/alt_route:")
     if view.text or view.status != "error":
-        box.markdown(view.text or ("…" if view.status in ("waiting", "streaming") else ""))
+        waiting = "…" if view.status in ("waiting", "streaming") else ""
+        box.markdown(ui.answer_markdown(view.text) if view.text else waiting)
     if view.status == "error":
-        box.error(view.note, icon=":material/error:")
+        box.error(ui.plain(view.note), icon=":material/error:")
     if view.result is not None and (view.result.ok or view.text):
         st.markdown(f"<small>{metrics_line(view)}</small>", unsafe_allow_html=True)
         if view.result.usage is not None and view.result.usage.estimated:
             st.caption("≈ estimated: the server reported no token counts.")
     for check in view.checks:
         icon = "✅" if check.passed else "❌"
-        st.caption(f"{icon} {check.name}: {check.reason}")
+        st.caption(f"{icon} {ui.plain(check.name)}: {ui.plain(check.reason)}")
     if view.call_id is not None and view.status in ("done", "stopped"):
         key = f"pg_thumbs_{view.call_id}"
         value = st.feedback("thumbs", key=key)
@@ -228,9 +229,9 @@ def save_case_panel() -> None:
             values = {**inputs, "note": note, "source": "playground"}
             try:
                 new_id = append_case(ui.workspace().datasets_dir / dest, values)
-                st.success(f"Added as {new_id} to datasets/{dest}.")
+                st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")
             except PromptDeckError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(exc))
 
 
 save_case_panel()

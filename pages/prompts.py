@@ -30,7 +30,7 @@ from promptdeck.workspace.prompts import (
     variant_name,
 )
 
-ui.frame("Prompts", ":material/edit_note:")
+ui.frame("Prompts")
 st.title("Prompts")
 st.caption(
     "Every variant is a YAML file in `prompts/<task>/`. Saving writes the file back, "
@@ -66,7 +66,7 @@ def act(action: Callable[[], object], done: str, *, select: str | None = None) -
     try:
         action()
     except PromptDeckError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return
     state.pp_toast = done
     if select:
@@ -84,7 +84,7 @@ def new_variant_form() -> None:
 
 
 if toast := state.pop("pp_toast", None):
-    st.toast(toast, icon=":material/check_circle:")
+    st.toast(ui.plain(toast), icon=":material/check_circle:")
 if not names:
     st.info(
         "No prompt variants yet. Create the first one here, or add a YAML file under "
@@ -117,10 +117,10 @@ variant: PromptVariant | None = library.variants.get(name)
 try:
     disk = files.load(name)
 except OSError as exc:
-    st.warning(f"{name}: the file is gone ({exc.strerror}); pick another variant.")
+    st.warning(f"{ui.plain(name)}: the file is gone ({exc.strerror}); pick another variant.")
     st.stop()
 except PromptFileError as exc:  # not UTF-8 text: nothing here can edit it safely
-    st.error(str(exc))
+    st.error(ui.plain(exc))
     st.stop()
 
 if top.button("Open in Playground", icon=":material/play_circle:", disabled=variant is None):
@@ -148,7 +148,9 @@ with top.popover("Rename", icon=":material/edit:"):
             select=rename_to,
         )
 with top.popover("Delete", icon=":material/delete:"):
-    st.write(f"Delete `{disk.path}`? Its last version stays in the history and can be restored.")
+    st.write(
+        f"Delete {ui.code(disk.path)}? Its last version stays in the history and can be restored."
+    )
     sure = st.checkbox("Yes, delete this variant", key="pp_delete_sure")
     if st.button("Delete", key="pp_delete_go", type="primary", disabled=not sure):
         act(lambda: files.delete(name, disk.fingerprint), f"Deleted {name}")
@@ -218,14 +220,14 @@ base: Loaded = state.pp_base[name]
 if disk.fingerprint != base.fingerprint and name not in state.pp_conflict:
     if has_edits(base):
         st.warning(
-            f"`{disk.path}` changed on disk since you began editing (another tab, an editor or a "
-            "git pull). Saving will show both versions; nothing is overwritten silently.",
+            f"{ui.code(disk.path)} changed on disk since you began editing (another tab, an "
+            "editor or a git pull). Saving will show both versions; nothing is overwritten.",
             icon=":material/sync_problem:",
         )
     else:  # nothing to lose: follow the file
         begin_editing(disk)
         base = disk
-        st.toast(f"{name} was reloaded: the file changed on disk", icon=":material/sync:")
+        st.toast(f"{ui.plain(name)} was reloaded: the file changed on disk", icon=":material/sync:")
 
 
 def fit(text: str) -> int:
@@ -296,7 +298,7 @@ def candidate() -> tuple[str, PromptVariant | None, PromptDeckError | None]:
 
 def preview(current: PromptVariant) -> None:
     variables = template_variables(current)
-    st.markdown("**Variables** " + (" ".join(f"`{v}`" for v in variables) or "none"))
+    st.markdown("**Variables** " + (" ".join(ui.code(v) for v in variables) or "none"))
     paths = find_datasets(ws.datasets_dir)
     if not paths:
         st.caption("Add a dataset in `datasets/` to preview the prompt with a real row.")
@@ -306,7 +308,7 @@ def preview(current: PromptVariant) -> None:
     try:
         dataset = load_dataset(path)
     except PromptDeckError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return
     case = c[1].selectbox(
         "Row", dataset.cases, format_func=lambda case: case.label(40), key="pp_preview_row"
@@ -314,11 +316,11 @@ def preview(current: PromptVariant) -> None:
     try:
         messages = render_messages(current, case.values)
     except PromptDeckError as exc:
-        st.warning(str(exc))
+        st.warning(ui.plain(exc))
         return
     for message in messages:
         with st.container(border=True):
-            st.caption(message.role)
+            st.caption(ui.plain(message.role))
             st.text(message.content)
 
 
@@ -329,7 +331,7 @@ def save(text: str, expected: str) -> None:
         state.pp_conflict[name] = exc.disk_text
         st.rerun()
     except PromptDeckError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return
     reload_form(f"Saved {disk.path}")
 
@@ -337,7 +339,7 @@ def save(text: str, expected: str) -> None:
 def show_conflict(text: str) -> None:
     on_disk = state.pp_conflict[name]
     st.error(
-        f"**Not saved: `{disk.path}` changed on disk since you opened it.** Nothing was "
+        f"**Not saved: {ui.code(disk.path)} changed on disk since you opened it.** Nothing was "
         "overwritten. Below: what is on disk now (-) against your version (+).",
         icon=":material/sync_problem:",
     )
@@ -375,11 +377,11 @@ def edit_tab() -> None:
     changed = text != base.text
     with right:
         if problem is not None:
-            st.error(f"**Cannot be saved yet.** {problem}", icon=":material/error:")
+            st.error(f"**Cannot be saved yet.** {ui.plain(problem)}", icon=":material/error:")
         elif changed:
             st.success("Valid. Unsaved changes.", icon=":material/edit:")
         else:
-            st.caption(f"`{disk.path}`, saved.")
+            st.caption(f"{ui.code(disk.path)}, saved.")
         if changed:
             with st.expander("Changes to the file", expanded=True):
                 st.code(
@@ -413,9 +415,9 @@ def compare_tab() -> None:
     diffs = diff_variants(library.variants[a], library.variants[b])
     same = [d.field for d in diffs if d.same]
     if same:
-        st.caption("Same in both: " + ", ".join(same))
+        st.caption("Same in both: " + ui.plain(", ".join(same)))
     for diff in (d for d in diffs if not d.same):
-        st.markdown(f"**{diff.field}**")
+        st.markdown(f"**{ui.plain(diff.field)}**")
         left, right = st.columns(2)
         left.code(diff.a or "(none)", language=None, wrap_lines=True)
         right.code(diff.b or "(none)", language=None, wrap_lines=True)

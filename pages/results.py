@@ -37,7 +37,7 @@ from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
 from promptdeck.workspace.datasets import append_case, find_datasets
 
-ui.frame("Results", ":material/insights:")
+ui.frame("Results")
 store = ui.store()
 jobs = ui.jobs()
 runs = store.list_runs()
@@ -68,7 +68,7 @@ def first_run() -> None:
         plan = demo.demo_plan(workspace, registry)
     except PromptDeckError as exc:
         st.info("No eval runs yet.")
-        st.warning(f"The demo eval cannot run here. {exc}")
+        st.warning(f"The demo eval cannot run here. {ui.plain(exc)}")
         st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/fact_check:")
         return
     counts = plan.category_counts()
@@ -135,7 +135,7 @@ record = store.get_run(run_id)
 demo_judge = ui.is_demo_model(run_judge_model(record.snapshot))
 if (job := jobs.get(run_id)) is not None and job.running:
     if not present:
-        st.subheader(f"Running: {record.name}")
+        st.subheader(f"Running: {ui.plain(record.name)}")
         if demo_judge:
             st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     st.fragment(run_every=0.5)(progress_panel)(run_id)
@@ -172,13 +172,12 @@ def headline(run: RunAnalysis, big: bool) -> None:
         delta = "–" if pd.isna(row["delta"]) else f"{row['delta']:+.2f}"
         colour = {"better": "green", "worse": "red"}.get(row["verdict"], "gray")
         size = "2.6rem" if big else "1.6rem"
-        st.markdown(  # names are the user's file names: escaped, never HTML
+        st.html(  # HTML of escaped parts only (names are the user's file names), no Markdown
             f"<div style='font-size:{size};line-height:1.2'><b>{escape(str(row['variant']))}"
             f"</b> vs {escape(str(run.baseline))}: <b>{delta}</b> judge score · "
-            f"<span style='color:{colour}'>{escape(str(row['verdict']))}</span></div>",
-            unsafe_allow_html=True,
+            f"<span style='color:{colour}'>{escape(str(row['verdict']))}</span></div>"
         )
-        st.caption(row["summary"])
+        st.caption(ui.plain(row["summary"]))
 
 
 def gates_banner(run: RunAnalysis) -> None:
@@ -231,7 +230,7 @@ def summary_table(run: RunAnalysis) -> None:
 
 
 if present:
-    st.markdown(f"# {record.name}")
+    st.markdown(f"# {ui.plain(record.name)}")
     headline(run, big=True)
     if demo_judge:
         st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
@@ -354,46 +353,46 @@ row_id = st.selectbox("Open a case", list(cases["row_id"]), key="res_case")
 case_cells = cells[(cells["row_id"] == row_id) & cells["variant"].isin([baseline, variant])]
 missing = [v for v in (baseline, variant) if not (case_cells["variant"] == v).any()]
 if missing:  # a run that stopped early: this case was not answered by every variant
-    st.info(f"This case has no answer from {' or '.join(missing)} in this run.")
+    st.info(f"This case has no answer from {ui.plain(' or '.join(missing))} in this run.")
     st.stop()
 base_cell = case_cells[case_cells["variant"] == baseline].iloc[0]
 row_input = case_input(record.snapshot, row_id)
 with st.container(border=True):
-    st.markdown(f"**Input** ({base_cell['category'] or 'no category'})")
+    st.markdown(f"**Input** ({ui.plain(base_cell['category'] or 'no category')})")
     st.text(row_input.get("input", "") or "(no input column)")
     if row_input.get("expected"):
-        st.caption(f"Reference: {row_input['expected']}")
+        st.caption(f"Reference: {ui.plain(row_input['expected'])}")
 judge_audit = judge_audits(store.scores(run_id), row_id)
 
 
 def show_cell(cell: "pd.Series[Any]", diff_against: str | None) -> None:
-    st.markdown(
-        f"**{cell['variant']}**" + (f" · repeat {cell['repeat']}" if cell["repeat"] else "")
-    )
+    repeat = f" · repeat {cell['repeat']}" if cell["repeat"] else ""
+    st.markdown(f"**{ui.plain(cell['variant'])}**{repeat}")
     box = st.container(border=True, height=260)
     if cell["failed"]:
-        box.error(cell["error"])
+        box.error(ui.plain(cell["error"]))
     elif diff_against is not None:
-        box.markdown(word_diff_html(diff_against, cell["output"]), unsafe_allow_html=True)
+        diff = word_diff_html(diff_against, cell["output"])  # escaped parts; no Markdown either
+        box.html(f"<div style='white-space:pre-wrap'>{diff}</div>")
     else:
         box.text(cell["output"])
     judge = cell["judge_score"]
     if not pd.isna(cell["judge_reason"]):
         mark = " (human override)" if cell["overridden"] else ""
         value = "unscored" if pd.isna(judge) else f"{judge:g}"
-        st.markdown(f"**Judge: {value}**{mark} — {cell['judge_reason']}")
+        st.markdown(f"**Judge: {value}**{mark} — {ui.plain(cell['judge_reason'])}")
     audit = judge_audit.get((cell["variant"], int(cell["repeat"])))
     if audit is not None:
         with st.expander("Audit the verdict: the judge's prompt and raw output"):
             st.caption(
-                f"{audit['judge_model']} · {audit['latency_ms'] or 0:,.0f} ms · "
+                f"{ui.plain(audit['judge_model'])} · {audit['latency_ms'] or 0:,.0f} ms · "
                 f"{format_cost(audit['cost_usd'])}" + (" · cached" if audit["cached"] else "")
             )
             st.code(audit["raw"] or "", language=None, wrap_lines=True)
             for role, content in audit_messages(audit):
-                st.markdown(f"**{role}**")
+                st.markdown(f"**{ui.plain(role)}**")
                 st.code(content, language=None, wrap_lines=True)
-    failed_checks = cell["checks_failed"] or ""
+    failed_checks = ui.plain(cell["checks_failed"] or "")
     cost = None if pd.isna(cell["cost_usd"]) else float(cell["cost_usd"])
     st.caption(
         f"checks {cell['checks_passed']}/{cell['checks_total']}"
@@ -410,7 +409,7 @@ for column, name in ((left, baseline), (right, variant)):
 
 target = case_cells[case_cells["variant"] == variant].iloc[0]
 with st.form(f"review_{row_id}_{variant}"):
-    st.markdown(f"**Review {variant}'s answer**")
+    st.markdown(f"**Review {ui.plain(variant)}'s answer**")
     cols = st.columns([1, 1, 3])
     current = None if pd.isna(target["judge_score"]) else float(target["judge_score"])
     score = cols[0].number_input(
@@ -440,9 +439,9 @@ with st.expander("Add this case to a dataset (human in the loop)"):
         values.update({"note": why, "source": f"run {run_id}, {variant}"})
         try:
             new_id = append_case(ui.workspace().datasets_dir / dest, values)
-            st.success(f"Added as {new_id} to datasets/{dest}.")
+            st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")
         except PromptDeckError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
 
 st.subheader("Compare with another run")
 same = [r for r in runs if r.id != run_id]

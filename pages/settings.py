@@ -12,7 +12,7 @@ from promptdeck.model.secrets import display_url
 from promptdeck.store.settings import MAX_CONCURRENCY, Settings, load_settings, save_settings
 from promptdeck.workspace.providers_file import set_local_model_path
 
-ui.frame("Settings", ":material/settings:")
+ui.frame("Settings")
 st.title("Settings")
 
 workspace = ui.workspace()
@@ -60,7 +60,7 @@ def defaults_section() -> None:
     try:
         current = load_settings(store)
     except PromptDeckError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         current = Settings()
     with st.form("set_defaults"):
         judge = st.text_input(

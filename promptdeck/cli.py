@@ -20,6 +20,7 @@ could not map; that is not an error (exit 0).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from promptdeck.analysis.calibration import describe, run_agreement
 from promptdeck.analysis.cells import cell_rows
 from promptdeck.analysis.report import html_report, markdown_summary, to_csv
 from promptdeck.analysis.run import RunAnalysis, analyze_run
-from promptdeck.errors import PromptDeckError
+from promptdeck.errors import ConfigError, PromptDeckError
 from promptdeck.evals.plan import build_plan
 from promptdeck.evals.runner import Progress
 from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
@@ -54,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except PromptDeckError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command had to read or write: say which, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished cells are stored; run again to resume", file=sys.stderr)
@@ -95,9 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     gate.set_defaults(func=cmd_gate)
     report = sub.add_parser("report", help="export a stored run")
     report.add_argument("run_id", help="a run id, or 'latest'")
-    report.add_argument("--html", metavar="F", help="a self-contained report for stakeholders")
-    report.add_argument("--md", metavar="F", help="a Markdown summary for a pull request")
-    report.add_argument("--csv", metavar="F", help="one row per cell: answer, judge, checks")
+    report.add_argument(
+        "--html", type=_writable, metavar="F", help="a self-contained report for stakeholders"
+    )
+    report.add_argument(
+        "--md", type=_writable, metavar="F", help="a Markdown summary for a pull request"
+    )
+    report.add_argument(
+        "--csv", type=_writable, metavar="F", help="one row per cell: answer, judge, checks"
+    )
     report.set_defaults(func=cmd_report)
     _promptfoo_parsers(sub)
     return parser
@@ -106,13 +117,17 @@ def _parser() -> argparse.ArgumentParser:
 def _promptfoo_parsers(sub: Any) -> None:
     pf_in = sub.add_parser("import-promptfoo", help="promptfoo config -> prompts, dataset, suite")
     pf_in.add_argument("config", help="a promptfooconfig.yaml")
-    pf_in.add_argument("--out", required=True, metavar="DIR", help="the workspace to write into")
+    pf_in.add_argument(
+        "--out", required=True, type=_folder, metavar="DIR", help="the workspace to write into"
+    )
     pf_in.add_argument("--name", help="dataset, suite and task name (default: from the config)")
     pf_in.add_argument("--force", action="store_true", help="overwrite files that exist")
     pf_in.set_defaults(func=cmd_import_promptfoo)
     pf_out = sub.add_parser("export-promptfoo", help="suite -> promptfooconfig.yaml")
     pf_out.add_argument("suite", help="a datasets/<name>.suite.yaml file")
-    pf_out.add_argument("--out", required=True, metavar="FILE", help="the config to write")
+    pf_out.add_argument(
+        "--out", required=True, type=_writable, metavar="FILE", help="the config to write"
+    )
     pf_out.add_argument("--sampled", action="store_true", help="only the suite's sampled rows")
     pf_out.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     pf_out.set_defaults(func=cmd_export_promptfoo)
@@ -131,9 +146,34 @@ def _at_least(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number more than 0, not {text}")
     return value
+
+
+def _writable(value: str) -> Path:
+    """An output file: its folder must exist (a typo must not create folders silently)."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {path.parent} does not exist")
+    return path
+
+
+def _folder(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {value} does not exist; create it first")
+    return path
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write an export; a file that cannot be written is a clear error (exit 2)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _insufficient_option(parser: argparse.ArgumentParser) -> None:
@@ -214,17 +254,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     if args.csv:
         rows = cell_rows(run.id, store.results(run.id), store.scores(run.id))
-        Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
+        write_output(args.csv, to_csv(rows))
         print(f"{args.csv}: {len(rows)} cells of run {run.id}")
     if args.html or args.md:
         analysis = analyze_run(store, run.id)
         data = analysis.report_data(demo_judge=registry.is_demo_model(analysis.judge_model or ""))
         if args.html:
-            Path(args.html).write_text(html_report(data), encoding="utf-8")
+            write_output(args.html, html_report(data))
             print(f"{args.html}: report of run {run.id}")
         if args.md:
-            text = markdown_summary(data, report_path=args.html)
-            Path(args.md).write_text(text, encoding="utf-8")
+            text = markdown_summary(data, report_path=str(args.html) if args.html else None)
+            write_output(args.md, text)
             print(f"{args.md}: summary of run {run.id}")
     return 0
 

@@ -1,7 +1,16 @@
-"""The one streamlit-aware helper module: page frame, cached resources, error display."""
+"""The one streamlit-aware helper module: page frame, cached resources, the rendering rule.
+
+The rendering rule for untrusted text (model answers, judge reasons, file and variant
+names, dataset cells, categories, error messages that quote a server or a file): it is
+never given to `unsafe_allow_html`; inside Markdown it goes through `plain` (every Markdown
+character escaped: it shows as written) or, for an answer a PM wants formatted,
+`answer_markdown` (Markdown with images off, so it cannot make the viewer's browser fetch
+anything). HTML built by the app escapes every part (`html.escape`).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -18,6 +27,30 @@ from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
 from promptdeck.workspace.providers_file import open_registry
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
+
+
+def plain(text: object) -> str:
+    """Untrusted text inside the app's Markdown: shown exactly as written, never formatted,
+    linked or fetched (every Markdown character is backslash-escaped)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def code(text: object) -> str:
+    """Untrusted text as inline code: literal, in a backtick fence longer than any run of
+    backticks inside it."""
+    value = str(text)
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", value)), default=0) + 1)
+    return f"{fence} {value} {fence}"
+
+
+def answer_markdown(text: str) -> str:
+    """A model answer as Markdown (lists, bold, code) with images off: every `![` is shown
+    as text, so `![](https://...)` in an answer cannot make a viewer's browser fetch a URL.
+    Raw HTML in it stays text (it is never rendered with unsafe_allow_html)."""
+    return text.replace("![", "!\\[")
+
+
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/playground.py", "Playground", ":material/play_circle:"),
@@ -29,15 +62,43 @@ PAGES = (
 )
 
 
-def frame(title: str, icon: str) -> None:
-    """Page config + sidebar; every page calls this first so a deep link shows the full app."""
-    st.set_page_config(page_title=f"{title} · PromptDeck", page_icon=icon, layout="wide")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_allowed(host: str | None, server_address: str | None) -> bool:
+    """May a request with this Host header use the app? When the server listens on loopback
+    only (the default), only loopback names may: a page on another site whose name resolves
+    to 127.0.0.1 (DNS rebinding) is refused. A server deliberately bound elsewhere serves
+    any name it is reached by."""
+    if not host:  # no browser behind it (AppTest, health checks)
+        return True
+    if server_address not in (None, "", *LOOPBACK_NAMES):
+        return True
+    name = host[1 : host.find("]")] if host.startswith("[") else host.rpartition(":")[0] or host
+    return name.lower() in LOOPBACK_NAMES
+
+
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # served by the app itself
+
+
+def frame(title: str) -> None:
+    """Page config + sidebar; every page calls this first so a deep link shows the full app.
+    The favicon is a local file: a `:material/...:` page icon is fetched from Google's font
+    servers by the browser, an outside request on every page load."""
+    st.set_page_config(page_title=f"{title} · PromptDeck", page_icon=str(FAVICON), layout="wide")
+    host = st.context.headers.get("Host")
+    if not host_allowed(host, st.get_option("server.address")):
+        st.error(
+            f"PromptDeck serves this computer only (localhost), not {plain(host)}. "
+            "Open it at http://localhost instead."
+        )
+        st.stop()
     with st.sidebar:
         st.markdown("### PromptDeck")
         for path, label, page_icon in PAGES:
             st.page_link(path, label=label, icon=page_icon)
         st.divider()
-        st.caption(f"Workspace: `{workspace().root.resolve()}`")
+        st.caption(f"Workspace: {code(workspace().root.resolve())}")
 
 
 def workspace() -> Workspace:
@@ -75,7 +136,7 @@ def registry_or_error() -> Registry | None:
     try:
         return registry()
     except ConfigError as exc:
-        st.error(f"**Provider configuration error.** {exc}")
+        st.error(f"**Provider configuration error.** {plain(exc)}")
         return None
 
 
@@ -142,4 +203,4 @@ def show_prompt_errors(library: PromptLibrary) -> None:
     noun = "file" if len(library.errors) == 1 else "files"
     with st.expander(f"⚠️ {len(library.errors)} prompt {noun} could not be loaded", expanded=True):
         for err in library.errors:
-            st.error(str(err), icon=":material/description:")
+            st.error(plain(err), icon=":material/description:")

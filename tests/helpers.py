@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from promptdeck.model.pricing import PriceTable
 from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
 from promptdeck.model.secrets import Secrets
@@ -23,3 +25,9 @@ def server_registry(server: LLMServer, *, key: str | None = None) -> Registry:
 def variant(name: str, model: str, user: str = "{{ input }}", **extra: object) -> PromptVariant:
     data: dict[str, object] = {"model": model, "user": user, **extra}
     return variant_from_dict(data, name=name, path=f"prompts/{name}.yaml")
+
+
+def shown(markdown: object) -> str:
+    """What a reader sees of Markdown the app escaped with `ui.plain`: the text, without the
+    backslashes that keep its punctuation literal (CommonMark escapes)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(markdown))

@@ -33,6 +33,7 @@ from promptdeck.model.secrets import Secrets
 from promptdeck.workspace.datasets import load_dataset
 from promptdeck.workspace.prompts import PromptVariant, load_prompts, load_variant
 from promptdeck.workspace.providers_file import load_providers_file, open_registry
+from tests.helpers import shown as displayed
 from tests.llm_server import LLMServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -404,7 +405,7 @@ class PageCheck:
 
 
 def errors_of(node: AppTest | object) -> list[str]:
-    return [str(e.value) for e in node.error]  # type: ignore[attr-defined]
+    return [displayed(e.value) for e in node.error]  # type: ignore[attr-defined]
 
 
 def open_app() -> AppTest:

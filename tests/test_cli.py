@@ -373,3 +373,36 @@ def test_the_promptdeck_command_is_installed(llm_server: LLMServer, tmp_path: Pa
     assert len(cell_keys(root, run_id_of(done.stdout))) == 4
     usage = subprocess.run([str(command), "--help"], capture_output=True, text=True, check=False)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: promptdeck ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["report", "latest", "--html", "no/such/dir/r.html"],
+            "the folder no/such/dir does not exist",
+        ),
+        (["report", "latest", "--md", "datasets"], "datasets is a folder"),
+        (["export-promptfoo", "datasets/qa.suite.yaml", "--out", "nope/p.yaml"], "nope does not"),
+        (["import-promptfoo", "x.yaml", "--out", "missing"], "the folder missing does not exist"),
+        (["run", "datasets/qa.suite.yaml", "--rpm", "nan"], "must be a number more than 0"),
+        (["run", "datasets/qa.suite.yaml", "--rpm", "inf"], "must be a number more than 0"),
+    ],
+    ids=["report-folder", "report-is-dir", "export-folder", "import-folder", "rpm-nan", "rpm-inf"],
+)
+def test_bad_output_paths_and_numbers_exit_2_without_a_traceback(
+    llm_server: LLMServer, tmp_path: Path, args: list[str], message: str
+) -> None:
+    root = make_workspace(tmp_path, llm_server)
+    done = cli(root, *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (root / "no").exists() and not (root / "nope").exists()  # nothing created
+
+
+def test_an_unwritable_report_file_is_named(llm_server: LLMServer, tmp_path: Path) -> None:
+    root = make_workspace(tmp_path, llm_server)
+    assert cli(root, "run", "datasets/qa.suite.yaml", "--sample", "1").returncode == 0
+    done = cli(root, "report", "latest", "--csv", "/dev/full")  # every write fails: ENOSPC
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot write /dev/full: No space left on device" in done.stderr

@@ -73,7 +73,7 @@ def test_page_report_and_gate_agree_on_verdicts_and_p95(workspace: Path) -> None
     at.run()
     at.switch_page("pages/results.py").run()
     assert not at.exception
-    headline = next(m.value for m in at.markdown if "t/new</b> vs t/base" in m.value)
+    headline = next(h.proto.body for h in at.get("html") if "t/new</b> vs t/base" in h.proto.body)
     assert re.search(r">([a-z ]+)</span></div>$", headline).group(1) == verdict  # type: ignore[union-attr]
     gates, summary = at.dataframe[0].value, at.dataframe[1].value
     assert list(gates["status"]) == statuses

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import append_case, load_dataset
+from tests.helpers import shown
 from tests.pages.conftest import ROOT, open_page
 
 SAMPLE = "datasets/support_sample.csv"
@@ -51,7 +52,7 @@ def test_an_edit_in_the_data_editor_is_saved_to_the_csv(workspace: Path) -> None
     )
     assert not at.exception
     saved = f"Saved {len(before)} cases to datasets/support_sample.csv; 1 empty rows dropped."
-    assert saved == at.success[0].value
+    assert saved == shown(at.success[0].value)
     after = rows(path)
     assert after[0] == {**before[0], "input": "007"}  # text stays text
     assert after[1:-1] == before[2:]  # billing-02 deleted, the others untouched
@@ -132,13 +133,13 @@ def test_a_malformed_upload_names_the_file_and_line(workspace: Path) -> None:
     bad = b'query,intent\nok,a\n"never closed,b\n'
     at.file_uploader(key="ds_upload").set_value(("prod.csv", bad, "text/csv")).run()
     assert not at.exception
-    assert at.error[0].value.startswith("prod.csv: line 3: a quoted field")
+    assert shown(at.error[0].value).startswith("prod.csv: line 3: a quoted field")
 
 
 def test_a_broken_file_shows_its_error_and_the_others_still_work(workspace: Path) -> None:
     (workspace / "datasets" / "aaa_broken.csv").write_text("id,input\na,one\nb,two,three\n")
     at = open_datasets()
-    assert "datasets/aaa_broken.csv: line 3: 3 fields, the header has 2" in at.error[0].value
+    assert "datasets/aaa_broken.csv: line 3: 3 fields, the header has 2" in shown(at.error[0].value)
     assert at.selectbox(key="ds_path").value == "support_sample.csv"
     assert len(at.data_editor) == 1
     at.selectbox(key="ds_path").select_index(0).run()
@@ -187,7 +188,7 @@ def test_a_playground_case_saved_with_a_note_shows_up_here(workspace: Path) -> N
     at.text_input(key="pg_case_note").input("damage claims are handled badly")
     at.button(key="pg_case_save").click().run()
     assert not at.exception
-    assert "to datasets/support_sample.csv" in at.success[0].value
+    assert "to datasets/support_sample.csv" in shown(at.success[0].value)
     saved = rows(workspace / SAMPLE)[-1]
     assert saved["input"] == "My sofa arrived torn" and saved["source"] == "playground"
 

@@ -5,6 +5,7 @@ from streamlit.testing.v1 import AppTest
 from promptdeck import ui
 from promptdeck.store.settings import Settings, save_settings
 from promptdeck.store.sqlite import Store
+from tests.helpers import shown
 from tests.llm_server import LLMServer, Scenario
 from tests.pages.conftest import ROOT
 
@@ -43,7 +44,7 @@ def test_plan_then_run_a_ten_row_sample(workspace: Path, llm_server: LLMServer) 
     assert all(str(v).startswith("Echo: ") for v in grid["t/alpha"])
     assert set(grid["t/alpha · judge"]) == {"5"} and set(grid["t/alpha · checks"]) == {"1/1"}
     at.selectbox(key="ev_detail_row").select_index(0).run()
-    assert any(m.value.startswith("**Judge: 5** — Clear.") for m in at.markdown)
+    assert any(shown(m.value).startswith("**Judge: 5** — Clear.") for m in at.markdown)
     assert any("Done: 20 cells, 0 errors." in s.value for s in at.success)
     assert len(Store(workspace / ".promptdeck" / "promptdeck.sqlite").results(run_id)) == 20
     assert llm_server.request_count("alpha") == 10
@@ -58,7 +59,7 @@ def test_missing_template_variable_is_named_before_any_call(
     at = open_evaluate()
     plan_sample(at)
     at.multiselect(key="ev_variants").set_value(["t/alpha", "t/needs"]).run()
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(shown(e.value) for e in at.error)
     assert "t/needs uses {{ customer_name }}" in errors
     assert "support_sample.csv" in errors
     assert len(llm_server.requests) == 0
@@ -95,7 +96,7 @@ def test_a_bad_gate_refuses_the_suite_before_any_call(
     at.radio(key="ev_source").set_value("A suite file").run()
     at.selectbox(key="ev_suite").set_value(workspace / "datasets" / "bad.suite.yaml").run()
     assert not at.exception
-    [error] = [e.value for e in at.error]
+    [error] = [shown(e.value) for e in at.error]
     assert error.startswith("datasets/bad.suite.yaml, line 5: 'gates[0].metric': unknown metric")
     assert not [b for b in at.button if b.label == "Run"]  # nothing to start
     assert llm_server.requests == []

@@ -3,6 +3,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from promptdeck.store.sqlite import Store
+from tests.helpers import shown
 from tests.llm_server import LLMServer, Scenario
 from tests.pages.conftest import ROOT
 
@@ -55,14 +56,14 @@ def test_error_in_one_column_and_broken_prompt_file(workspace: Path, llm_server:
     broken = workspace / "prompts" / "t" / "broken.yaml"
     broken.write_text("model: fake/x\nuser: hi\ncolour: red\n")
     at = open_playground()
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("broken.yaml, line 3" in e and "colour" in e for e in errors), errors
     at.multiselect(key="pg_variants").set_value(["t/alpha", "t/beta"]).run()
     at.text_area(key="pg_in_input").input("hi").run()
     at.button[0].click().run()
     finish(at)
     assert not at.exception
-    assert any("refused the API key (HTTP 401)" in e.value for e in at.error)
+    assert any("refused the API key (HTTP 401)" in shown(e.value) for e in at.error)
     assert "Echo: Customer message: hi" in [m.value for m in at.markdown]
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from promptdeck.store.sqlite import Store
+from tests.helpers import shown
 from tests.pages.conftest import ROOT
 
 
@@ -46,7 +47,7 @@ def test_an_invalid_edit_names_the_field_and_cannot_be_saved(workspace: Path) ->
     before = path.read_text()
     at = open_prompts()
     at.text_area(key="pp:t/alpha:params").input("temprature: 0.3\n").run()
-    assert any("params.temprature" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("params.temprature" in shown(e.value) for e in at.error), [e.value for e in at.error]
     assert button(at, "Save").disabled
     at.text_input(key="pp:t/alpha:model").input("gpt-4o").run()
     assert path.read_text() == before
@@ -71,7 +72,7 @@ def test_a_file_changed_on_disk_is_a_conflict_not_an_overwrite(workspace: Path) 
 
 def test_preview_renders_a_dataset_row_and_variables_are_listed(workspace: Path) -> None:
     at = open_prompts()
-    assert any("`input`" in m.value for m in at.markdown)
+    assert any("` input `" in m.value for m in at.markdown)
     texts = [t.value for t in at.text]
     first = at.selectbox(key="pp_preview_row").value
     assert f"Customer message: {first.values['input']}" in texts

@@ -13,6 +13,7 @@ from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
 from promptdeck.scoring.scorers import Score
 from promptdeck.store.rows import CellRecord
 from promptdeck.store.sqlite import Store
+from tests.helpers import shown
 from tests.pages.conftest import ROOT
 
 GATES = [{"metric": "judge_score", "max_drop": 0.2}, {"metric": "error_rate", "max": 0.1}]
@@ -58,7 +59,7 @@ def test_empty_state_says_what_to_do(workspace: Path) -> None:
     at = open_results()  # the demo suite is here, but not the demo prompts it compares
     assert not at.exception
     assert "No eval runs yet" in at.info[0].value
-    assert "support/production: no prompts/support/production.yaml" in at.warning[0].value
+    assert "support/production: no prompts/support/production.yaml" in shown(at.warning[0].value)
     assert not [b for b in at.button if b.label == "Run the demo eval"]
 
 
@@ -130,7 +131,7 @@ def test_headline_gates_and_every_chart(workspace: Path) -> None:
     stored_run(workspace)
     at = open_results()
     assert not at.exception
-    page = " ".join(m.value for m in at.markdown)
+    page = " ".join(h.proto.body for h in at.get("html"))
     assert "t/new</b> vs t/base" in page and ">better<" in page
     assert "Gates: **pass**" in at.success[0].value
     specs = [json.loads(c.proto.spec) for c in at.get("arrow_vega_lite_chart")] or [
@@ -155,7 +156,7 @@ def test_drill_down_and_override_change_the_statistics(workspace: Path) -> None:
     for i in range(1, 12):  # a reviewer scores every other answer of t/new 1 as well
         store.review_cell(run_id, f"r{i}", "t/new", 0, score=1.0, note="wrong")
     at.run()
-    assert ">worse<" in " ".join(m.value for m in at.markdown)
+    assert ">worse<" in " ".join(h.proto.body for h in at.get("html"))
 
 
 def test_a_case_that_a_stopped_run_did_not_answer_for_every_variant(workspace: Path) -> None:

@@ -95,7 +95,12 @@ if not names:
     st.stop()
 
 ui.show_prompt_errors(library)
-wanted = state.pop("pp_select", None) or st.query_params.get("variant")
+# The URL's ?variant= picks the variant when it is new (a link, a refresh), never over a
+# choice just made in the selectbox (the URL is only updated further down this run).
+linked = st.query_params.get("variant")
+wanted = state.pop("pp_select", None)
+if wanted is None and linked != state.get("pp_linked"):
+    state.pp_linked, wanted = linked, linked
 if wanted in names:
     state.pp_variant = wanted
 elif state.get("pp_variant") not in names:
@@ -112,7 +117,7 @@ name = top.selectbox(
     format_func=lambda n: f"⚠️ {n} (cannot be loaded)" if n in broken else n,
     width=300,
 )
-st.query_params["variant"] = name
+st.query_params["variant"] = state.pp_linked = name
 variant: PromptVariant | None = library.variants.get(name)
 try:
     disk = files.load(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,19 @@ def test_a_change_on_disk_is_shown_as_a_conflict(
     expect(page.get_by_role("textbox", name="System")).to_have_value(
         "You are alpha (from git pull)."
     )
+
+
+def test_picking_another_variant_in_the_list_sticks(
+    page: Page, app_url: str, variant_file: Path
+) -> None:
+    page.goto(f"{app_url}/prompts?variant=demo/editme")
+    wait_idle(page)
+    expect(page.get_by_role("textbox", name="System")).to_have_value("You are alpha.")
+    page.get_by_test_id("stSelectbox").filter(has_text="Variant").click()
+    page.get_by_role("option", name="demo/beta").click()
+    wait_idle(page)
+    expect(page.get_by_role("textbox", name="Model", exact=True)).to_have_value("fake/beta")
+    expect(page).to_have_url(re.compile(r"variant=demo%2Fbeta|variant=demo/beta"))
+    page.wait_for_timeout(500)  # a snap back would come with the next rerun
+    wait_idle(page)
+    expect(page.get_by_role("textbox", name="Model", exact=True)).to_have_value("fake/beta")

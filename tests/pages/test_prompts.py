@@ -131,3 +131,13 @@ def test_open_in_playground_selects_the_variant_there(workspace: Path) -> None:
     button(at, "Open in Playground").click().run()
     assert not at.exception
     assert at.multiselect(key="pg_variants").value == ["t/beta"]
+
+
+def test_picking_another_variant_sticks_and_moves_the_url(workspace: Path) -> None:
+    at = open_prompts("t/alpha")  # opened by a link
+    at.selectbox(key="pp_variant").set_value("t/beta").run()
+    assert not at.exception
+    assert at.selectbox(key="pp_variant").value == "t/beta"  # no snap back to the link's
+    assert at.query_params["variant"] == "t/beta"  # a refresh keeps the choice
+    at.run()  # any later rerun keeps it too
+    assert at.selectbox(key="pp_variant").value == "t/beta"

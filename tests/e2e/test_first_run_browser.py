@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import ARTIFACTS, ROOT, running_app, shot, wait_idle
 
@@ -32,7 +32,7 @@ def test_empty_results_page_runs_the_demo_eval(page: Page, tmp_path: Path) -> No
     with running_app(tmp_path) as url:
         page.goto(url)  # Home offers the same click where recent runs would be
         wait_idle(page)
-        assert page.get_by_role("button", name="Run the demo eval").is_visible()
+        page.get_by_role("button", name="Run the demo eval").wait_for()  # waits for it
 
         page.goto(f"{url}/results")
         wait_idle(page)
@@ -61,11 +61,11 @@ def test_empty_results_page_runs_the_demo_eval(page: Page, tmp_path: Path) -> No
         elapsed = time.monotonic() - started
         wait_idle(page)
         page.get_by_test_id("stVegaLiteChart").first.wait_for()
-        assert page.get_by_text("concise vs support/production").count() == 1
-        assert page.get_by_text("empathetic vs support/production").count() == 1
-        assert page.get_by_text(re.compile(r"^Gates: ")).count() == 1
-        assert page.get_by_text("Demo judge.").count() == 1
-        assert page.get_by_test_id("stProgress").count() == 0
+        expect(page.get_by_text("concise vs support/production")).to_have_count(1)
+        expect(page.get_by_text("empathetic vs support/production")).to_have_count(1)
+        expect(page.get_by_text(re.compile(r"^Gates: "))).to_have_count(1)
+        expect(page.get_by_text("Demo judge.")).to_have_count(1)
+        expect(page.get_by_test_id("stProgress")).to_have_count(0)
         run = page.get_by_test_id("stSelectbox").first.locator("input").input_value()
         assert run.startswith("support_tickets (demo) · "), run
         assert page.get_by_text(re.compile(r"^This run is ")).count() == 0  # it is done

@@ -23,7 +23,7 @@ import yaml
 from promptdeck.analysis.gates import parse_gate
 from promptdeck.errors import ConfigError
 from promptdeck.scoring.judge import JudgeSpec
-from promptdeck.workspace.fileio import read_text
+from promptdeck.workspace.fileio import outside, read_text
 from promptdeck.workspace.yamlfile import parse_yaml
 
 DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
@@ -105,6 +105,9 @@ def load_suite(path: Path) -> Suite:
     _reject_unknown(data, SUITE_KEYS, fail, "")
     if not isinstance(data.get("dataset"), str) or not data["dataset"].strip():
         raise fail("dataset", "required: the dataset file, relative to this suite")
+    dataset = path.parent / data["dataset"]
+    if outside(dataset, path.parent) is not None:  # ../../etc/passwd, or a link elsewhere
+        raise fail("dataset", "must be a file in this suite's folder (or below it)")
     variants = data.get("variants")
     if (
         not isinstance(variants, list)
@@ -120,7 +123,7 @@ def load_suite(path: Path) -> Suite:
         raise fail("repeats", "must be a whole number from 1 to 20")
     return Suite(
         path=path,
-        dataset=path.parent / data["dataset"],
+        dataset=dataset,
         variants=tuple(variants),
         sample=_sample(data.get("sample") or {}, fail),
         baseline=baseline,

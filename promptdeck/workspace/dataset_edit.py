@@ -40,6 +40,7 @@ from promptdeck.workspace.fileio import (
     NotUTF8,
     decode_text,
     fingerprint_file,
+    outside,
     save_versioned,
 )
 from promptdeck.workspace.sampling import NO_STRATUM
@@ -333,7 +334,13 @@ def write_rows(
     `origins` as for `table_text`."""
     text = table_text(table, columns, rows, origins)
     key = history_key(table.path, root)
-    # resolved: a symlinked dataset is written into its target, not replaced by a copy
+    # resolved: a symlinked dataset is written into its target, not replaced by a copy,
+    # as long as that target is inside the workspace
+    if (far := outside(table.path, root)) is not None:
+        raise DatasetError(
+            f"{table.path}: a link to {far}, outside this workspace; PromptDeck writes only "
+            "inside it: edit that file where it lives"
+        )
     target = table.path.resolve()
     return save_versioned(store, target, key, table.name, text, table.fingerprint, action=action)
 

@@ -102,6 +102,13 @@ def load_for_edit(path: Path) -> Loaded:
     return Loaded(path, decode_text(raw), fingerprint(raw))
 
 
+def outside(path: Path, root: Path) -> Path | None:
+    """Where `path` really is (links followed) when that is outside `root`, else None. The
+    app writes only inside the workspace: a linked folder or file may be read, not written."""
+    target = path.resolve()
+    return None if target.is_relative_to(root.resolve()) else target
+
+
 def atomic_write(path: Path, data: bytes | str) -> str:
     """Replace `path` with `data` in one step; returns the new fingerprint."""
     raw = data.encode("utf-8") if isinstance(data, str) else data

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -35,13 +34,18 @@ from promptdeck.workspace.fileio import (
     check_unchanged,
     delete_versioned,
     load_for_edit,
+    outside,
     save_versioned,
 )
-from promptdeck.workspace.prompts import TOP_LEVEL_KEYS, PromptVariant, variant_from_text
+from promptdeck.workspace.prompts import (
+    TOP_LEVEL_KEYS,
+    PromptVariant,
+    name_problem,
+    variant_from_text,
+)
 from promptdeck.workspace.yamlfile import parse_yaml
 
 BASELINE_TAG = "baseline"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -223,14 +227,25 @@ class PromptFiles:
         except NotUTF8 as exc:
             raise PromptFileError(path, exc.detail, line=exc.line) from None
 
+    def writable(self, name: str) -> Path:
+        """The file of `name`, where writing it stays inside the workspace."""
+        path = self.path_of(name)
+        if (far := outside(path, self.root.parent)) is not None:
+            raise PromptFileError(
+                path,
+                f"is a link to {far}, outside this workspace; PromptDeck writes only inside "
+                "it: edit that file where it lives",
+            )
+        return path
+
     def save(self, name: str, text: str, expected: str, *, action: str = "save") -> str:
         """Validate and write `text`; the file must still be as loaded (`expected`)."""
-        path = self.path_of(name)
+        path = self.writable(name)
         variant_from_text(text, name=name, path=path)
         return save_versioned(self.store, path, self.key(path), name, text, expected, action=action)
 
     def create(self, name: str, text: str, *, action: str = "create") -> str:
-        check_unchanged(self.path_of(name), MISSING)  # never over an existing file
+        check_unchanged(self.writable(name), MISSING)  # never over an existing file
         return self.save(name, text, MISSING, action=action)
 
     def duplicate(self, source: str, new: str) -> str:
@@ -246,7 +261,7 @@ class PromptFiles:
 
     def delete(self, name: str, expected: str, *, action: str = "delete") -> None:
         """Remove the file; its last text stays in the history, so it can be restored."""
-        path = self.path_of(name)
+        path = self.writable(name)
         try:
             delete_versioned(self.store, path, self.key(path), name, expected, action=action)
         except NotUTF8 as exc:  # its text could not be kept for a restore
@@ -290,11 +305,10 @@ class PromptFiles:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise PromptFileError(
-            f"prompts/{name}.yaml",
-            f"{name!r} is not a variant name: use task/variant with letters, digits, - _ or .",
-        )
+    """The loader's rule (`prompts.name_problem`): a name typed here is one it would list."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise PromptFileError(f"prompts/{name}.yaml", problem)
 
 
 # --- comparing two variants -----------------------------------------------------------------

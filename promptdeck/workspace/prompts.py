@@ -155,7 +155,32 @@ def variant_name(path: Path, root: Path) -> str:
             raise PromptFileError(path, f"is not inside the prompts folder {root}") from None
     if len(relative.parts) != 2:
         raise PromptFileError(path, "put each variant in a task folder: <task>/<variant>.yaml")
-    return f"{relative.parts[0]}/{path.stem}"
+    name = f"{relative.parts[0]}/{path.stem}"
+    problem = name_problem(name)
+    if problem is not None:
+        raise PromptFileError(path, f"{problem}; rename the file")
+    return name
+
+
+# A task or variant name: letters and digits (any script), spaces, and - _ . ( ); it starts
+# with a letter or digit and does not end with a space or a dot. The same rule for files
+# found on disk and for names typed in the app, so every variant the loader lists can be
+# opened, saved and renamed. Longer names than this make file names too long for most disks.
+NAME_PART = re.compile(r"[^\W_](?:[\w .()-]*[\w)-])?")
+MAX_NAME_BYTES = 200
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a usable task/variant name, or None."""
+    parts = name.split("/")
+    if len(parts) != 2 or not all(NAME_PART.fullmatch(part) for part in parts):
+        return (
+            f"{name!r} is not a variant name: use task/variant with letters, digits, spaces "
+            "and - _ . ( ), starting with a letter or digit"
+        )
+    if max(len(part.encode()) for part in parts) > MAX_NAME_BYTES:
+        return f"{name[:60]!r}... is too long for a file name (at most {MAX_NAME_BYTES} bytes)"
+    return None
 
 
 def _read_text(path: Path) -> str:

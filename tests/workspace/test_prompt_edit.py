@@ -177,7 +177,9 @@ def test_duplicate_rename_delete_and_restore_a_deleted_variant(files: PromptFile
     assert warm.path.read_text() == ORIGINAL
 
 
-@pytest.mark.parametrize("bad", ["noslash", "a/b/c", "../x", "task/", "t/va riant"])
+@pytest.mark.parametrize(
+    "bad", ["noslash", "a/b/c", "../x", "task/", "t/ lead", "t/va<riant", "t/x.", "t/_x"]
+)
 def test_variant_names_are_checked(files: PromptFiles, bad: str) -> None:
     with pytest.raises(PromptFileError, match="not a variant name"):
         files.duplicate("support/production", bad)

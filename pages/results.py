@@ -18,6 +18,7 @@ from promptdeck.analysis.cells import (
     judge_audits,
     load_cells,
     run_judge_model,
+    run_judge_scale,
 )
 from promptdeck.analysis.report import html_report, markdown_summary, to_csv
 from promptdeck.analysis.results import (
@@ -411,11 +412,21 @@ target = case_cells[case_cells["variant"] == variant].iloc[0]
 with st.form(f"review_{row_id}_{variant}"):
     st.markdown(f"**Review {ui.plain(variant)}'s answer**")
     cols = st.columns([1, 1, 3])
-    current = None if pd.isna(target["judge_score"]) else float(target["judge_score"])
+    # Empty unless a human scored it: a thumbs or a note alone is never a score override.
+    low, high = run_judge_scale(record.snapshot)
+    judged = "unscored" if pd.isna(target["judge_raw"]) else f"{target['judge_raw']:g}"
     score = cols[0].number_input(
-        "Your score", 1.0, 5.0, value=current, step=1.0, placeholder="keep the judge's"
+        f"Your score ({low:g}–{high:g})",
+        low,
+        high,
+        value=float(target["judge_score"]) if target["overridden"] else None,
+        step=1.0,
+        placeholder=f"the judge's: {judged}",
+        help="Leave empty to keep the judge's score; clear it to remove yours.",
     )
-    thumbs = cols[1].radio("Thumbs", ["–", "👍", "👎"], horizontal=True)
+    choices = ["–", "👍", "👎"]
+    given = {1: "👍", -1: "👎"}.get(0 if pd.isna(target["thumbs"]) else int(target["thumbs"]))
+    thumbs = cols[1].radio("Thumbs", choices, choices.index(given or "–"), horizontal=True)
     note = cols[2].text_input("Note", value=target["note"] or "")
     if st.form_submit_button("Save review"):
         store.review_cell(
@@ -438,7 +449,8 @@ with st.expander("Add this case to a dataset (human in the loop)"):
         values = {k: str(v) for k, v in row_input.items() if k != "id"}
         values.update({"note": why, "source": f"run {run_id}, {variant}"})
         try:
-            new_id = append_case(ui.workspace().datasets_dir / dest, values)
+            workspace = ui.workspace()
+            new_id = append_case(workspace.datasets_dir / dest, values, root=workspace.root)
             st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")
         except PromptDeckError as exc:
             st.error(ui.plain(exc))

@@ -78,6 +78,20 @@ def load_cells(store: Store, run_id: str) -> pd.DataFrame:
     return cells
 
 
+def run_judge_scale(snapshot: Mapping[str, Any]) -> tuple[float, float]:
+    """The judge's score scale a stored run was planned with ([1, 5] when none is stored)."""
+    suite = snapshot.get("suite")
+    judge = suite.get("judge") if isinstance(suite, dict) else None
+    scale = judge.get("scale") if isinstance(judge, dict) else None
+    if (
+        isinstance(scale, list)
+        and len(scale) == 2
+        and all(isinstance(x, int | float) for x in scale)
+    ):
+        return float(scale[0]), float(scale[1])
+    return 1.0, 5.0
+
+
 def run_judge_model(snapshot: Mapping[str, Any]) -> str | None:
     """The judge model a stored run was planned with, from its snapshot."""
     suite = snapshot.get("suite")

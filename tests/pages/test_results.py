@@ -19,14 +19,21 @@ from tests.pages.conftest import ROOT
 GATES = [{"metric": "judge_score", "max_drop": 0.2}, {"metric": "error_rate", "max": 0.1}]
 
 
-def stored_run(workspace: Path, rows: int = 30, judge: str | None = None) -> str:
+def stored_run(
+    workspace: Path, rows: int = 30, judge: str | None = None, scale: tuple[int, int] = (1, 5)
+) -> str:
     """A finished run with known scores: t/new beats t/base by ~1 point on every category."""
     store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
     cases = [
         {"id": f"r{i}", "category": "ab"[i % 2], "input": f"question {i}", "expected": ""}
         for i in range(rows)
     ]
-    suite = {"baseline": "t/base", "gates": GATES, "judge": judge and {"model": judge}}
+    judged = {"model": judge or "fake/judge", "scale": list(scale)}
+    suite = {
+        "baseline": "t/base",
+        "gates": GATES,
+        "judge": judged if judge or scale != (1, 5) else None,
+    }
     snapshot = {"suite": suite, "cases": cases}
     run_id = store.create_run(snapshot, name="demo", total_cells=2 * rows)
     rng = random.Random(1)
@@ -203,3 +210,33 @@ def test_home_offers_the_same_click_and_opens_results(workspace: Path) -> None:
     assert job.wait(60)
     assert not at.exception
     assert at.title[0].value == "Results" and at.query_params["run"] == job.run_id
+
+
+def test_a_note_or_thumbs_alone_is_not_a_score_override(workspace: Path) -> None:
+    run_id = stored_run(workspace, rows=12)
+    at = open_results()
+    at.selectbox(key="res_case").select("r0").run()
+    assert at.number_input[0].value is None  # empty: the judge's score is only a hint
+    next(t for t in at.text_input if t.label == "Note").input("Tone is off, the facts are right")
+    at.radio[0].set_value("👎")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    assert store.score_overrides(run_id) == {}  # no human score, so none to count
+    [review] = store.reviews(run_id).values()
+    assert (review["note"], review["thumbs"], review["score_override"]) == (
+        "Tone is off, the facts are right", -1, None,
+    )  # fmt: skip
+    assert not any("(human override)" in m.value for m in at.markdown)
+
+
+def test_the_review_form_takes_the_run_s_own_scale(workspace: Path) -> None:
+    run_id = stored_run(workspace, rows=12, scale=(1, 10))
+    at = open_results()
+    at.selectbox(key="res_case").select("r0").run()
+    field = at.number_input[0]
+    assert (field.min, field.max) == (1.0, 10.0) and field.label == "Your score (1–10)"
+    field.set_value(8.0)
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    assert store.score_overrides(run_id) == {("r0", "t/new", 0): 8.0}

@@ -8,6 +8,12 @@ close to proportional as n allows, and the choice needs no randomness.
 
 `sample_cases` draws each stratum's rows with `random.Random(seed)` and returns them in the
 dataset's order, so the same seed and data always give the same rows in the same order.
+
+`stratified_order` is for samples that grow (run until decided): an order of every row whose
+every prefix is a stratified sample, so rows can be added in batches and a row once drawn
+stays drawn. Each stratum's rows are shuffled (seeded); every stratum's first row comes
+first (largest strata first), then row j of a stratum of size N is placed at (j + 0.5) / N,
+so any prefix holds each stratum within one row of its proportional share.
 """
 
 from __future__ import annotations
@@ -139,3 +145,19 @@ def _strata(cases: Sequence[Case], stratify: str | None) -> dict[str, list[int]]
         value = case.values.get(stratify, "").strip() if stratify else ""
         strata.setdefault(value or NO_STRATUM, []).append(i)
     return strata
+
+
+def stratified_order(
+    cases: Sequence[Case], *, seed: int = 0, stratify: str | None = "category"
+) -> list[Case]:
+    """Every row, in an order whose prefixes are stratified samples (module docstring)."""
+    strata = _strata(cases, stratify)
+    placed: list[tuple[float, int, str, int]] = []
+    for key in sorted(strata, key=lambda k: (-len(strata[k]), k)):
+        rows = list(strata[key])
+        random.Random(f"{seed}:{key}").shuffle(rows)
+        size = len(rows)
+        for j, index in enumerate(rows):
+            position = -1.0 if j == 0 else (j + 0.5) / size
+            placed.append((position, -size, key, index))
+    return [cases[index] for *_, index in sorted(placed)]

@@ -10,6 +10,7 @@ from promptdeck.workspace.sampling import (
     largest_remainder,
     sample_cases,
     sample_size,
+    stratified_order,
 )
 
 SIZES = {"billing": 70, "shipping": 50, "returns": 35, "account": 25, "technical": 15, "legal": 5}
@@ -191,3 +192,18 @@ def test_without_a_category_column_the_rows_are_one_stratum() -> None:
     assert [c.id for c in sample_cases(cases, n=4, seed=5)] == [
         c.id for c in sample_cases(cases, n=4, seed=5, stratify=None)
     ]
+
+
+def test_every_prefix_of_the_stratified_order_is_a_stratified_sample() -> None:
+    sizes = {"billing": 50, "returns": 30, "shipping": 15, "other": 5}
+    cases = [Case(f"{k}{i}", {"category": k}) for k, n in sizes.items() for i in range(n)]
+    order = stratified_order(cases, seed=7)
+    assert sorted(c.id for c in order) == sorted(c.id for c in cases)  # every row, once
+    assert {c.category for c in order[:4]} == set(sizes)  # every stratum at once
+    for n in range(4, len(cases) + 1):
+        counts = Counter(c.category for c in order[:n])
+        for k, size in sizes.items():  # within one row of its share, floor of 1 kept
+            share = n * size / len(cases)
+            assert counts[k] >= 1 and abs(counts[k] - share) <= 1.5, (n, k, counts[k], share)
+    assert [c.id for c in stratified_order(cases, seed=7)] == [c.id for c in order]
+    assert [c.id for c in stratified_order(cases, seed=8)] != [c.id for c in order]

@@ -71,9 +71,10 @@ if registry is not None:
                 "provider": s.name,
                 "what": s.label,
                 "kind": s.kind,
-                "base URL": s.base_url,
+                "base URL": s.base_url,  # masked by the registry: never a user:password@
                 "key variable": s.key_env or "",
                 "key": s.key_display,
+                "key goes to": s.key_goes_to,
                 "configured": s.usable,
             }
             for s in registry.statuses()

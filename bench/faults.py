@@ -93,7 +93,7 @@ def make_registry(root: Path, server: LLMServer) -> Registry:
         "providers:\n"
         f"  fake: {{kind: openai, base_url: '{server.openai_url}', read_timeout: {READ_TIMEOUT}}}\n"
         f"  fakeclaude: {{kind: anthropic, base_url: '{server.url}', api_key_env: FAKE_KEY,"
-        f" read_timeout: {READ_TIMEOUT}}}\n"
+        f" send_key_to: [127.0.0.1], read_timeout: {READ_TIMEOUT}}}\n"
     )
     return open_registry(path, Secrets(extra={"FAKE_KEY": "k"}.get))
 

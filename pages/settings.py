@@ -8,7 +8,6 @@ import streamlit as st
 from promptdeck import ui
 from promptdeck.errors import PromptDeckError
 from promptdeck.model.probe import probe_connection
-from promptdeck.model.secrets import display_url
 from promptdeck.store.settings import MAX_CONCURRENCY, Settings, load_settings, save_settings
 from promptdeck.workspace.providers_file import set_local_model_path
 
@@ -30,9 +29,10 @@ def providers_section() -> None:
             {
                 "provider": s.name,
                 "kind": s.kind,
-                "base URL": display_url(s.base_url),
+                "base URL": s.base_url,  # masked by the registry: never a user:password@
                 "key variable": s.key_env or "",
                 "key": s.key_display,  # masked by the registry: never the value
+                "key goes to": s.key_goes_to,  # a host, or "refused: ..." (send_key_to)
                 "ready": s.usable,
             }
             for s in statuses
@@ -154,7 +154,12 @@ def keys_section() -> None:
         "3. Streamlit secrets (`.streamlit/secrets.toml`).\n\n"
         "Keys are never written anywhere: not to `providers.yaml`, the run store, the cache, "
         "exports or logs, and this page shows them masked. A `.env` change is picked up on "
-        "the next page load; restart PromptDeck after changing an environment variable."
+        "the next page load; restart PromptDeck after changing an environment variable.\n\n"
+        "A key goes only to its provider's own host (**key goes to** above): a preset's key "
+        "to the preset's server (`OPENAI_API_KEY` to api.openai.com, ...), and a provider "
+        "you add names its hosts with `send_key_to: [host]`; otherwise the request is "
+        "refused before anything is sent. A secret header takes its value from the "
+        "environment the same way: `headers_env: {X-Header: ENV_VAR_NAME}`."
     )
 
 

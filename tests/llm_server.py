@@ -20,6 +20,13 @@ what a client following the retry policy must have recorded for a cell.
 `anthropic-version`; Azure's is `GET /openai/models?api-version=...`. Those requests follow
 the scenario set for `MODELS_LIST` (auth, fail_statuses, faults), else the default one.
 
+Structured output: `Scenario.accepts` is the richest `response_format` the server takes,
+"json_schema" (all), "json_object" (as llama-cpp-python's server) or "none" (no JSON mode);
+a request asking for more is refused as those servers refuse it (`format_refusal`: 500 as
+llama-cpp-python, 400 as OpenAI's API, 422 as a FastAPI validation error).
+`Scenario.echo_headers` puts every request header into an error's message, as careless
+servers do, so that tests prove clients mask header values and credentials.
+
 Standalone: `python -m tests.llm_server --port 8765 --token-delay 0.02`.
 """
 
@@ -136,6 +143,9 @@ class Scenario:
     logprobs: list[float] | None = None
     stall: float | None = None  # after the preamble: silence this long, then hang up
     faults: FaultPlan | None = None  # seeded per-request faults (after fail_statuses)
+    accepts: str = "json_schema"  # the richest response_format served: FORMAT_LEVELS
+    format_refusal: int = 500  # the status of a refused response_format: 400, 422 or 500
+    echo_headers: bool = False  # an error's message quotes the request's headers
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,44 @@ class RecordedRequest:
     def message(self) -> str:
         """The last user message: with the model, it names an eval cell."""
         return last_user_message(self.body)
+
+
+FORMAT_LEVELS = ("json_schema", "json_object", "none")  # richest first
+
+
+def asked_format(body: Any) -> str:
+    """The response_format a request asks for: "json_schema", "json_object" or "none"."""
+    fmt = body.get("response_format") if isinstance(body, dict) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    return kind if kind in ("json_schema", "json_object") else "none"
+
+
+def format_refusal_body(status: int, asked: str) -> dict[str, Any]:
+    """What a server that does not take `asked` answers, byte for byte in shape."""
+    if status == 500:  # llama-cpp-python 0.3.x, as seen on the wire
+        return {
+            "error": {
+                "message": "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", "
+                f"'input': '{asked}'}}",
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    if status == 422:  # FastAPI's own validation error
+        loc = ["body", "response_format", "type"]
+        detail = {"type": "literal_error", "loc": loc, "msg": "Input should be 'text'"}
+        return {"detail": [detail | {"input": asked}]}
+    return {  # OpenAI's API shape
+        "error": {
+            "message": f"Invalid parameter: 'response_format' of type '{asked}' is not "
+            "supported with this model.",
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": None,
+        }
+    }
 
 
 MODELS_LIST = "(models list)"  # the scenario key of GET .../models requests
@@ -189,6 +237,11 @@ class LLMServer:
     @property
     def openai_url(self) -> str:
         return self.url + "/v1"
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "start the server first"
+        return int(self._httpd.server_address[1])
 
     def start(self) -> LLMServer:
         self.stopping.clear()
@@ -405,25 +458,45 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> Scenario | None:
         """Send the error a request gets (wrong key, fail_statuses, a fault before the answer)
         and return None; else the scenario to answer with (a fault may have changed it)."""
+        echo = f" (request headers: {self._credentials()})" if scenario.echo_headers else ""
         if scenario.require_key is not None:
             given = self.headers.get(_KEY_HEADER[kind]) or ""
             if kind == "openai":
                 given = given.removeprefix("Bearer ")
             if given != scenario.require_key:
                 # Echoes the key, as careless servers do, so that tests prove clients redact it.
-                self._send_json(401, error_body(kind, 401, f"Incorrect API key: {given}"))
+                self._send_json(401, error_body(kind, 401, f"Incorrect API key: {given}{echo}"))
                 return None
         if attempt < len(scenario.fail_statuses):
             status = scenario.fail_statuses[attempt]
             extra = {}
             if status == 429 and scenario.retry_after is not None:
                 extra["retry-after"] = f"{scenario.retry_after:g}"
-            payload = scenario.error_body or error_body(kind, status, _DEFAULT_MESSAGES.get(status))
+            message = (_DEFAULT_MESSAGES.get(status) or f"simulated HTTP {status}") + echo
+            payload = scenario.error_body or error_body(kind, status, message)
             self._send_json(status, payload, extra)
+            return None
+        asked = asked_format(record.body)
+        if FORMAT_LEVELS.index(asked) < FORMAT_LEVELS.index(scenario.accepts):
+            self._send_json(
+                scenario.format_refusal, format_refusal_body(scenario.format_refusal, asked)
+            )
             return None
         if record.fault is not None and scenario.faults is not None:
             return self._inject(kind, record.fault, scenario, scenario.faults)
         return scenario
+
+    def _credentials(self) -> dict[str, str]:
+        """The request's auth and custom (x-...) headers, names lower-cased, auth first."""
+        names = sorted(
+            (
+                n.lower()
+                for n in self.headers
+                if n.lower() in _AUTH_HEADERS or n.lower()[:2] == "x-"
+            ),
+            key=lambda n: (n not in _AUTH_HEADERS, n),
+        )
+        return {n: self.headers.get(n) or "" for n in names}
 
     def _answer(self, kind: str, record: RecordedRequest, scenario: Scenario, attempt: int) -> bool:
         """Answer one request; True if a whole stream was sent."""
@@ -531,6 +604,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _KEY_HEADER = {"openai": "authorization", "azure": "api-key", "anthropic": "x-api-key"}
+_AUTH_HEADERS = frozenset(_KEY_HEADER.values())
 
 
 def _route(path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[str, str] | None:

@@ -6,6 +6,12 @@ One key comes from the environment (`PD_FAKE_KEY`), a second from the workspace'
 right key is sent (`Scenario.require_key`) and, for the "denied" models, answers 401 with
 the key it received echoed in the body, as careless servers do.
 
+Two more secrets: a password in a provider's base URL (`user:password@`) and a secret
+header taken from the environment (`headers_env`, `PD_HEADER_SECRET`). One such provider
+reaches the server, which answers 401 quoting every request header (the Basic credentials
+made from the URL and the secret header among them); another points at a closed port, so
+that its connection error names the URL.
+
 Flows: a Playground-style `LiveRun`; the Playground page in AppTest; an eval through the
 CLI subprocess (`run`, `gate`, `report --html --md --csv`, with its stdout/stderr kept as
 log files); the Home, Evaluate and Results pages in AppTest. Then: zero hits of either key
@@ -19,6 +25,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 PREFIX = "sk-PDTEST-"
 KEY = PREFIX + secrets.token_hex(20)  # from the environment
 DOTENV_KEY = PREFIX + "DOTENV-" + secrets.token_hex(20)  # from the workspace's .env
+PASSWORD = "pdpw-" + secrets.token_hex(16)  # in the base URL of the pw* providers
+HEADER_SECRET = "hdr-" + secrets.token_hex(16)  # PD_HEADER_SECRET, sent as X-Secret-Token
 VERDICT = '{"reasoning": "Polite and correct.", "score": 4}'
 
 # variant -> (model reference, what the server does for it)
@@ -49,10 +58,14 @@ VARIANTS = {
     "k/denied": ("fake/sec-denied", Scenario(require_key="sk-some-other-key")),  # echoes KEY
     "k/dotenv": ("dotfake/sec-dot", Scenario(require_key=DOTENV_KEY)),
     "k/dotdenied": ("dotfake/sec-dot-denied", Scenario(require_key="sk-other")),  # echoes it
+    # 401 quoting every header: the Basic credentials of the URL and the secret header
+    "k/pwdenied": ("pwfake/sec-pw", Scenario(fail_statuses=[401] * 99, echo_headers=True)),
+    "k/pwdown": ("pwdown/sec-down", Scenario()),  # a closed port: a connection error
 }
+PLAYGROUND = ["k/ok", "k/denied", "k/pwdenied", "k/pwdown"]  # the page runs at most 4
 SUITE = """dataset: qa.csv
 sample: {n: 4, seed: 3}
-variants: [k/ok, k/denied, k/dotenv, k/dotdenied]
+variants: [k/ok, k/denied, k/dotenv, k/dotdenied, k/pwdenied, k/pwdown]
 baseline: k/ok
 judge: {model: fake/sec-judge, rubric: "Score 1-5: is the reply helpful?", scale: [1, 5]}
 gates:
@@ -82,7 +95,11 @@ def encoded_forms(key: str) -> dict[str, bytes]:
     return forms
 
 
-FORMS = {f"{label} {form}": pattern for label, key in (("env key", KEY), ("dotenv key", DOTENV_KEY))
+SECRETS = (
+    ("env key", KEY), ("dotenv key", DOTENV_KEY), ("url password", PASSWORD),
+    ("header secret", HEADER_SECRET),
+)  # fmt: skip
+FORMS = {f"{label} {form}": pattern for label, key in SECRETS
          for form, pattern in encoded_forms(key).items()}  # fmt: skip
 
 
@@ -97,6 +114,7 @@ class Flows:
     server: LLMServer
     pages: dict[str, bytes] = field(default_factory=dict)  # page -> everything it rendered
     home_providers: dict[str, str] = field(default_factory=dict)  # provider -> key shown
+    home_table: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> row
     live_notes: dict[str, str] = field(default_factory=dict)  # variant -> status: note
     playground_errors: list[str] = field(default_factory=list)
     run_id: str = ""
@@ -108,7 +126,8 @@ class Flows:
 
 def written_files(flows: Flows) -> list[Path]:
     files = [p for base in (flows.root, flows.home) for p in base.rglob("*") if p.is_file()]
-    return [p for p in files if p != flows.root / ".env"]  # the user's own file
+    # the user's own files: .env holds a key, providers.yaml the URL with a password
+    return [p for p in files if p not in (flows.root / ".env", flows.root / "providers.yaml")]
 
 
 def scan(flows: Flows, step: str) -> None:
@@ -132,14 +151,27 @@ def make_workspace(root: Path, server: LLMServer) -> None:
     rows = [f"r{i},{'ab'[i % 2]},question {i}" for i in range(6)]
     (root / "datasets" / "qa.csv").write_text("id,category,input\n" + "\n".join(rows) + "\n")
     (root / "datasets" / "qa.suite.yaml").write_text(SUITE)
+    with_password = server.openai_url.replace("://", f"://pduser:{PASSWORD}@")
+    closed = with_password.replace(f":{server.port}/", f":{closed_port()}/")
+    pw_settings = "send_key_to: [127.0.0.1], headers_env: {X-Secret-Token: PD_HEADER_SECRET}"
     (root / "providers.yaml").write_text(
         "providers:\n"
-        f"  fake: {{kind: openai, base_url: '{server.openai_url}', api_key_env: PD_FAKE_KEY}}\n"
+        f"  fake: {{kind: openai, base_url: '{server.openai_url}', api_key_env: PD_FAKE_KEY,"
+        " send_key_to: [127.0.0.1]}\n"
         f"  dotfake: {{kind: openai, base_url: '{server.openai_url}', "
-        "api_key_env: PD_DOTENV_KEY}\n"
+        "api_key_env: PD_DOTENV_KEY, send_key_to: [127.0.0.1]}\n"
+        f"  pwfake: {{kind: openai, base_url: '{with_password}', {pw_settings}}}\n"
+        f"  pwdown: {{kind: openai, base_url: '{closed}', {pw_settings}}}\n"
     )
     # Written by the user, not by the app: the one file that may (and must) hold a key.
     (root / ".env").write_text(f"PD_DOTENV_KEY={DOTENV_KEY}\n")
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def rendered(at: AppTest) -> bytes:
@@ -205,7 +237,7 @@ def live_run(flows: Flows) -> None:
 
 def playground_page(flows: Flows) -> None:
     at = open_page("pages/playground.py")
-    at.multiselect(key="pg_variants").set_value(list(VARIANTS)).run()
+    at.multiselect(key="pg_variants").set_value(PLAYGROUND).run()
     at.text_area(key="pg_in_input").input("Where is my parcel?").run()
     at.button[0].click().run()
     assert at.session_state["pg_run"].wait(30)
@@ -226,6 +258,7 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
         make_workspace(root, server)
         mp.chdir(root)
         mp.setenv("PD_FAKE_KEY", KEY)
+        mp.setenv("PD_HEADER_SECRET", HEADER_SECRET)
         mp.delenv("PD_DOTENV_KEY", raising=False)  # only the .env file holds it
         mp.setenv("PROMPTDECK_HOME", str(home))
         mp.delenv("PROMPTDECK_PROVIDERS", raising=False)
@@ -252,6 +285,7 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
         flows.home_providers = dict(
             zip(providers.value["provider"], providers.value["key"], strict=True)
         )
+        flows.home_table = providers.value.set_index("provider").astype(str).T.to_dict()
         at = open_page("pages/evaluate.py", run=flows.run_id)
         flows.pages["Evaluate"] = rendered(at)
         at = open_page("pages/results.py")
@@ -266,6 +300,11 @@ def test_the_keys_are_really_sent(flows: Flows) -> None:
     assert ("sec-judge", f"Bearer {KEY}") in sent
     assert ("sec-dot", f"Bearer {DOTENV_KEY}") in sent  # picked up from .env, not the env
     assert "PD_DOTENV_KEY" not in os.environ
+    basic = base64.b64encode(f"pduser:{PASSWORD}".encode()).decode()
+    assert ("sec-pw", f"Basic {basic}") in sent  # httpx turns user:password@ into Basic auth
+    tokens = {(r.model, r.headers.get("x-secret-token")) for r in flows.server.requests}
+    assert ("sec-pw", HEADER_SECRET) in tokens  # headers_env: the header, from the env
+    assert {t for m, t in tokens if m != "sec-pw"} == {None}  # no other provider sends it
 
 
 def test_the_flows_ran_with_answers_and_auth_errors(flows: Flows) -> None:
@@ -274,16 +313,23 @@ def test_the_flows_ran_with_answers_and_auth_errors(flows: Flows) -> None:
     for denied in ("k/denied", "k/dotdenied"):
         assert notes[denied].startswith("error: ") and "HTTP 401" in notes[denied]
         assert "Incorrect API key: ***" in notes[denied]  # the echoed key, redacted
-    assert sum("HTTP 401" in e for e in flows.playground_errors) == 2
+    # the server quoted every header: the Basic credentials and the secret header, masked
+    assert "{'authorization': 'Basic ***', 'x-secret-token': '***'}" in notes["k/pwdenied"]
+    assert "could not connect to http://127.0.0.1:" in notes["k/pwdown"]
+    assert "pduser" not in notes["k/pwdown"]  # the server is named without user:password@
+    assert sum("HTTP 401" in e for e in flows.playground_errors) == 2  # denied, pwdenied
+    assert sum("could not connect" in e for e in flows.playground_errors) == 1
     assert flows.run_id and "run_id: " + flows.run_id in flows.cli_out
     store = Store(flows.home / "promptdeck.sqlite")
     results = store.results(flows.run_id)
     errors = {r["variant"]: r["error"] for r in results if r["error"]}
-    assert set(errors) == {"k/denied", "k/dotdenied"}
-    assert all("HTTP 401" in e for e in errors.values())
+    assert set(errors) == {"k/denied", "k/dotdenied", "k/pwdenied", "k/pwdown"}
+    assert all("HTTP 401" in errors[v] for v in ("k/denied", "k/dotdenied", "k/pwdenied"))
+    assert "{'authorization': 'Basic ***', 'x-secret-token': '***'}" in errors["k/pwdenied"]
+    assert "could not connect to http://127.0.0.1:" in errors["k/pwdown"]
     assert any(s["scorer"] == "judge" and s["value"] == 4 for s in store.scores(flows.run_id))
     calls = store.recent_calls(50)
-    assert len(calls) == 2 * len(VARIANTS)  # the LiveRun and the Playground page
+    assert len(calls) == len(VARIANTS) + len(PLAYGROUND)  # the LiveRun and the Playground
     store.close()
     for name in ("report.html", "summary.md", "cells.csv"):
         assert (flows.root / "exports" / name).stat().st_size > 0
@@ -326,6 +372,17 @@ def test_home_shows_the_keys_masked(flows: Flows) -> None:
     assert shown["fake"] == f"sk-…{KEY[-4:]}"
     assert shown["dotfake"] == f"sk-…{DOTENV_KEY[-4:]}"
     assert f"sk-…{KEY[-4:]}".encode() in flows.pages["Home"]
+
+
+def test_home_shows_urls_masked_and_where_keys_go(flows: Flows) -> None:
+    table = flows.home_table
+    port = flows.server.port
+    assert table["pwfake"]["base URL"] == f"http://***@127.0.0.1:{port}/v1"
+    assert table["pwdown"]["base URL"].startswith("http://***@127.0.0.1:")
+    assert table["fake"]["key goes to"] == f"127.0.0.1:{port}"
+    assert table["pwfake"]["key goes to"] == f"127.0.0.1:{port}"  # its secret header
+    assert table["openai"]["key goes to"] == "api.openai.com"
+    assert table["local"]["key goes to"] == ""
 
 
 @pytest.mark.parametrize("prefix", [b"", b"x", b"xy", b'{"Authorization": "Bearer '])

@@ -7,7 +7,7 @@ adding them up would count tokens twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from promptdeck.model.http import (
@@ -53,6 +53,8 @@ class AnthropicProvider(HTTPProvider):
         api_key: str | None = None,
         api_key_env: str | None = None,
         headers: Mapping[str, str] | None = None,
+        headers_env: Mapping[str, tuple[str, str | None]] | None = None,
+        key_hosts: Sequence[str] | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         super().__init__(
@@ -61,20 +63,23 @@ class AnthropicProvider(HTTPProvider):
             api_key=api_key,
             api_key_env=api_key_env,
             headers=headers,
+            headers_env=headers_env,
+            key_hosts=key_hosts,
             timeouts=timeouts,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        key = self._key()
+        url = f"{self.base_url}/v1/messages"
+        prepared = self.prepare(url)
         chunks = stream_chat(
             request,
-            url=f"{self.base_url}/v1/messages",
+            url=url,
             body=messages_body(request),
-            headers=self._request_headers(key),
+            headers=prepared.headers,
             timeouts=self.timeouts,
             provider=self.name,
             parse=self._parse,
-            secret=key,
+            secrets=prepared.secrets,
         )
         async for chunk in chunks:
             yield chunk
@@ -83,13 +88,11 @@ class AnthropicProvider(HTTPProvider):
         return f"{self.base_url}/v1/models"
 
     def _request_headers(self, key: str | None) -> dict[str, str]:
-        # Configured headers may pin another anthropic-version; `key or ""`: never None,
-        # requires_key is on for Anthropic.
-        return {
-            "anthropic-version": ANTHROPIC_VERSION,
-            **self._extra_headers,
-            "x-api-key": key or "",
-        }
+        # Configured headers may pin another anthropic-version.
+        return {"anthropic-version": ANTHROPIC_VERSION, **self._extra_headers}
+
+    def _auth_headers(self, key: str | None) -> dict[str, str]:
+        return {"x-api-key": key or ""}  # never None: requires_key is on for Anthropic
 
     def _parse(self, event: ServerSentEvent) -> StreamDelta:
         return parse_event(event, provider=self.name)

@@ -97,6 +97,7 @@ async def stream_call(
         error=str(error) if error else None,
         error_kind=ErrorKind.of(error) if error else None,
         confidence=confidence(logprobs),
+        status=getattr(error, "status", None),
     )
 
 

@@ -6,7 +6,13 @@
   every httpx failure into `ProviderTimeout` / `ProviderConnectionError` / ...;
 - `stream_chat`: the loop both HTTP providers share — SSE events in, text chunks (and any
   `TokenLogprobs`) out, then exactly one `Usage`. Each provider only supplies a pure `parse`
-  for its events.
+  for its events;
+- `HTTPProvider.prepare`: a request's headers, checked before anything is sent: its key and
+  secret headers (`headers_env`) only to the hosts allowed for them (`key_hosts`), every
+  header value sendable (else a ConfigError naming the header, never its value).
+
+Every message built here masks the secrets of the request: the key, the secret and the
+configured header values, and a `user:password@` of the URL (`model.secrets.redact`).
 
 No retries or timing here: the caller wraps a provider once.
 """
@@ -19,21 +25,29 @@ import os
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from promptdeck.errors import (
     AuthError,
+    ConfigError,
     ProtocolError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeout,
     error_for_status,
+)
+from promptdeck.model.secrets import (
+    check_headers,
+    key_refusal,
+    redact,
+    url_host,
+    url_secrets,
+    url_server,
 )
 from promptdeck.model.sse import ServerSentEvent, SSEDecoder
 from promptdeck.model.types import (
@@ -129,8 +143,10 @@ def missing_key_error(provider: str, api_key_env: str | None) -> AuthError:
     return AuthError(f"no API key is configured: {hint}.", provider=provider)
 
 
-def redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+def masked(error: ProviderError, secrets: Sequence[str]) -> ProviderError:
+    """`error` with the secrets masked in its message (str(exc) is built from args)."""
+    error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
+    return error
 
 
 @asynccontextmanager
@@ -141,12 +157,12 @@ async def open_stream(
     headers: Mapping[str, str],
     timeouts: Timeouts,
     provider: str,
-    secret: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> AsyncIterator[httpx.Response]:
     """POST `body` as JSON and hold the streaming 2xx response open.
 
     httpx errors raised while the caller reads the body are mapped here too, since the
-    context manager sees them on their way out.
+    context manager sees them on their way out. `secrets` are masked in every message.
     """
     client = get_client()
     try:
@@ -154,16 +170,19 @@ async def open_stream(
             "POST", url, json=dict(body), headers=dict(headers), timeout=http_timeout(timeouts)
         ) as response:
             if not response.is_success:
-                # read past the limit by the key's length, mask, then cut: a key that
+                # read past the limit by the longest secret, mask, then cut: a secret that
                 # straddles the limit is masked whole, never shown in part
-                said = await _read_error_body(response, MAX_ERROR_BODY + len(secret or ""))
-                text = redact(said, secret)[:MAX_ERROR_BODY]
+                longest = max((len(s) for s in secrets), default=0)
+                said = await _read_error_body(response, MAX_ERROR_BODY + longest)
+                text = redact(said, secrets)[:MAX_ERROR_BODY]
                 raise error_for_status(
                     response.status_code, text, response.headers, provider=provider
                 )
             yield response
     except (httpx.RequestError, httpx.InvalidURL) as exc:
-        raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
+        raise transport_error(
+            exc, url=url, timeouts=timeouts, provider=provider, secrets=secrets
+        ) from exc
 
 
 async def get_json(
@@ -172,7 +191,7 @@ async def get_json(
     headers: Mapping[str, str],
     timeouts: Timeouts,
     provider: str,
-    secret: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> Any:
     """GET `url` and decode its JSON body, with the same error mapping as `open_stream`."""
     try:
@@ -180,11 +199,13 @@ async def get_json(
             url, headers=dict(headers), timeout=http_timeout(timeouts)
         )
     except (httpx.RequestError, httpx.InvalidURL) as exc:
-        raise transport_error(exc, url=url, timeouts=timeouts, provider=provider) from exc
+        raise transport_error(
+            exc, url=url, timeouts=timeouts, provider=provider, secrets=secrets
+        ) from exc
     if not response.is_success:
-        text = redact(response.text, secret)[:MAX_ERROR_BODY]  # mask first, then cut
+        text = redact(response.text, secrets)[:MAX_ERROR_BODY]  # mask first, then cut
         raise error_for_status(response.status_code, text, response.headers, provider=provider)
-    return load_json(redact(response.text, secret), provider=provider)
+    return load_json(redact(response.text, secrets), provider=provider)
 
 
 async def _read_error_body(response: httpx.Response, limit: int) -> str:
@@ -197,11 +218,19 @@ async def _read_error_body(response: httpx.Response, limit: int) -> str:
 
 
 def transport_error(
+    exc: Exception, *, url: str, timeouts: Timeouts, provider: str, secrets: Sequence[str] = ()
+) -> ProviderError:
+    """Map an httpx exception to the error a caller can act on; the message says what to do.
+    It names the server, never a user:password@, the path or the query (they may hold
+    secrets), and masks `secrets` and the URL's credentials in what httpx said."""
+    error = _transport_error(exc, url=url, timeouts=timeouts, provider=provider)
+    return masked(error, [*secrets, *url_secrets(url)])
+
+
+def _transport_error(
     exc: Exception, *, url: str, timeouts: Timeouts, provider: str
 ) -> ProviderError:
-    """Map an httpx exception to the error a caller can act on; the message says what to do."""
-    parts = urlsplit(url)
-    server = f"{parts.scheme}://{parts.netloc}"  # never the path or query: they may hold secrets
+    server = url_server(url)
     if isinstance(exc, httpx.ConnectTimeout):
         message = (
             f"could not connect to {server} within {timeouts.connect:g}s. Check the base URL "
@@ -308,7 +337,7 @@ async def stream_chat(
     timeouts: Timeouts,
     provider: str,
     parse: Callable[[ServerSentEvent], StreamDelta],
-    secret: str | None = None,
+    secrets: Sequence[str] = (),
 ) -> AsyncIterator[Chunk]:
     """Stream text chunks (each followed by its event's TokenLogprobs, if any), then exactly
     one Usage (estimated if the server sent none)."""
@@ -317,7 +346,7 @@ async def stream_chat(
     output_tokens: int | None = None
     received = done = False
     async with open_stream(
-        url, body=body, headers=headers, timeouts=timeouts, provider=provider, secret=secret
+        url, body=body, headers=headers, timeouts=timeouts, provider=provider, secrets=secrets
     ) as response:
         async for event in iter_events(response):
             received = True
@@ -326,8 +355,7 @@ async def stream_chat(
             try:
                 delta = parse(event)
             except ProviderError as exc:
-                # A server may echo the key in an error; str(exc) is built from args.
-                exc.args = tuple(redact(a, secret) if isinstance(a, str) else a for a in exc.args)
+                masked(exc, secrets)  # a server may echo the key in an error
                 raise
             input_tokens = input_tokens if delta.input_tokens is None else delta.input_tokens
             output_tokens = output_tokens if delta.output_tokens is None else delta.output_tokens
@@ -359,9 +387,23 @@ def final_usage(
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request's headers, and the secrets to mask in anything that comes back."""
+
+    headers: dict[str, str]
+    secrets: tuple[str, ...]
+
+
 class HTTPProvider:
-    """What every HTTP provider holds: its name, base URL, key (by env-var name), extra
-    headers and timeouts; the repr never shows the key. Subclasses implement `stream`."""
+    """What every HTTP provider holds: its name, base URL, key (by env-var name), extra and
+    secret headers, the hosts its secrets may go to, and timeouts; the repr never shows a
+    secret. Subclasses implement `stream` and call `prepare(url)` before sending.
+
+    `headers_env` maps a header to (the NAME of its environment variable, its value when
+    the caller already looked it up, else None: read from the environment at call time).
+    `key_hosts` (see `model.secrets.host_allowed`) None: the host of `base_url`.
+    """
 
     def __init__(
         self,
@@ -371,6 +413,8 @@ class HTTPProvider:
         api_key: str | None = None,
         api_key_env: str | None = None,
         headers: Mapping[str, str] | None = None,
+        headers_env: Mapping[str, tuple[str, str | None]] | None = None,
+        key_hosts: Sequence[str] | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         requires_key: bool = True,
     ) -> None:
@@ -379,12 +423,36 @@ class HTTPProvider:
         self.api_key_env = api_key_env
         self.timeouts = timeouts
         self.requires_key = requires_key
+        self.key_hosts = tuple(key_hosts) if key_hosts is not None else (url_host(base_url),)
         self._api_key = api_key
         self._extra_headers = dict(headers or {})
+        self._headers_env = dict(headers_env or {})
 
     def __repr__(self) -> str:
-        # Hand-written so that the key can never show up in a log or a traceback.
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+        # Hand-written so that no secret can show up in a log or a traceback.
+        shown = url_server(self.base_url) if "@" in self.base_url else self.base_url
+        return f"{type(self).__name__}(name={self.name!r}, base_url={shown!r})"
+
+    def prepare(self, url: str) -> Prepared:
+        """The headers of a request to `url`, or the error that stops it before it is sent:
+        no key (AuthError), a secret for a host it may not go to, or a header value that
+        cannot be sent (ConfigError)."""
+        key = self._key()
+        secret_headers = self._secret_headers()
+        envs = [env for env, _ in secret_headers.values()]
+        if key is not None:
+            envs.insert(0, self.api_key_env or "the API key")
+        refusal = key_refusal(self.name, url, self.key_hosts, envs)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        values = {header: value for header, (_, value) in secret_headers.items()}
+        headers = {**self._request_headers(key), **values, **self._auth_headers(key)}
+        check_headers(headers, self.name, {h: env for h, (env, _) in secret_headers.items()})
+        # Configured header values are masked too (some put a token there); short ones such
+        # as `X-Team: pm` are not, or masking them would garble the message.
+        configured = [v for v in self._extra_headers.values() if len(v) >= 8]
+        secrets = [*([key] if key else []), *values.values(), *configured, *url_secrets(url)]
+        return Prepared(headers, tuple(secrets))
 
     def _key(self) -> str | None:
         """The key for this call (read now: it may have been set since), or AuthError."""
@@ -401,15 +469,29 @@ class HTTPProvider:
             )
         return key
 
+    def _secret_headers(self) -> dict[str, tuple[str, str]]:
+        """header -> (env-var name, value) of `headers_env`, read now; ConfigError if unset."""
+        out = {}
+        for header, (env, given) in self._headers_env.items():
+            value = given or os.environ.get(env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"{self.name}: the header {header} takes its value from the environment "
+                    f"variable {env}, which is not set: set it (e.g. in .env) and try again."
+                )
+            out[header] = (env, value)
+        return out
+
     async def list_models(self, timeouts: Timeouts | None = None) -> list[str]:
         """The model ids the server lists: one cheap authenticated GET, for a connection test."""
-        key = self._key()
+        url = self._models_url()
+        prepared = self.prepare(url)
         payload = await get_json(
-            self._models_url(),
-            headers=self._request_headers(key),
+            url,
+            headers=prepared.headers,
             timeouts=timeouts or self.timeouts,
             provider=self.name,
-            secret=key,
+            secrets=prepared.secrets,
         )
         return model_ids(payload, provider=self.name)
 
@@ -417,8 +499,8 @@ class HTTPProvider:
         raise NotImplementedError
 
     def _request_headers(self, key: str | None) -> dict[str, str]:
-        """The configured headers plus this API's auth headers."""
-        return {**self._extra_headers, **self._auth_headers(key)}
+        """This API's fixed headers plus the configured ones (auth headers come after)."""
+        return dict(self._extra_headers)
 
     def _auth_headers(self, key: str | None) -> dict[str, str]:
         return {}

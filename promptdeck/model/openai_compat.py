@@ -13,7 +13,7 @@ sent at all. Each chunk's `choices[0].logprobs.content[*].logprob` becomes a Tok
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -33,16 +33,17 @@ class OpenAIProvider(HTTPProvider):
     """Streams `POST {base_url}/chat/completions`; `base_url` usually ends in `/v1`."""
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        key = self._key()
+        url = self._url(request)
+        prepared = self.prepare(url)
         chunks = stream_chat(
             request,
-            url=self._url(request),
+            url=url,
             body=self._body(request),
-            headers=self._request_headers(key),
+            headers=prepared.headers,
             timeouts=self.timeouts,
             provider=self.name,
             parse=self._parse,
-            secret=key,
+            secrets=prepared.secrets,
         )
         async for chunk in chunks:
             yield chunk
@@ -75,6 +76,8 @@ class AzureProvider(OpenAIProvider):
         api_key: str | None = None,
         api_key_env: str | None = None,
         headers: Mapping[str, str] | None = None,
+        headers_env: Mapping[str, tuple[str, str | None]] | None = None,
+        key_hosts: Sequence[str] | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         super().__init__(
@@ -83,6 +86,8 @@ class AzureProvider(OpenAIProvider):
             api_key=api_key,
             api_key_env=api_key_env,
             headers=headers,
+            headers_env=headers_env,
+            key_hosts=key_hosts,
             timeouts=timeouts,
             requires_key=True,
         )

@@ -9,6 +9,11 @@ The Playground, the eval runner, the judge and the connection test all call
   provider's `max_concurrency`) and an optional requests-per-minute limit spaces their
   starts;
 - the call itself is `stream_call`: timed, retried before the first token only;
+- a structured-output request (`response_format`) is negotiated with the provider: asked
+  as `json_schema`, then, if the server refuses that format, as `json_object`, then with
+  none (the prompt still asks for JSON; the judge's parser is strict). What a provider
+  needed is remembered in the registry's `FormatMemory`, so later calls ask for it
+  straight away (`model.formats`). `Answer.request` is what was sent last;
 - a variant's `fallback` model answers when the primary fails (and says so);
 - an optional response cache, keyed by everything that determines the answer, makes an
   unchanged request free (evals use it; the Playground does not, a PM pressing Run again
@@ -28,6 +33,13 @@ from typing import Any, Protocol
 
 from promptdeck.errors import ErrorKind, PromptDeckError
 from promptdeck.model.call import Sleep, TextSink, stream_call
+from promptdeck.model.formats import (
+    FormatLevel,
+    format_level,
+    next_level,
+    refuses_format,
+    with_level,
+)
 from promptdeck.model.refs import provider_of
 from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
@@ -167,21 +179,51 @@ class CallPolicy:
         name = provider_of(model_ref)
         limit, rate = self._bounds(name)
         async with limit:
-            if rate is not None:
-                await rate.wait()
-            result = await stream_call(
-                provider,
-                request,
-                model_ref=model_ref,
-                prices=self.registry.prices,
-                on_text=on_text,
-                on_status=on_status,
-                max_retries=self.max_retries,
-                sleep=self._sleep,
-            )
+            sent = self._negotiated(name, request)
+            while True:
+                if rate is not None:
+                    await rate.wait()
+                result = await stream_call(
+                    provider,
+                    sent,
+                    model_ref=model_ref,
+                    prices=self.registry.prices,
+                    on_text=on_text,
+                    on_status=on_status,
+                    max_retries=self.max_retries,
+                    sleep=self._sleep,
+                )
+                lower = self._format_refused(name, sent, result)
+                if lower is None:
+                    break
+                if on_status is not None:
+                    on_status(f"{name} refused the response format; asking again with {lower}")
+                sent = ChatRequest(sent.model, sent.messages, with_level(sent.params, lower))
+        # The cache key is the request as asked: the answer is the same whatever format
+        # the server needed.
         if result.ok and self.cache is not None:
             self.cache.cache_put(key, result)
-        return Answer(result, request)
+        return Answer(result, sent)
+
+    def _negotiated(self, provider: str, request: ChatRequest) -> ChatRequest:
+        """`request` with its response_format lowered to what `provider` is known to need."""
+        level = self.registry.formats.get(provider)
+        if level is None or format_level(request.params) is None:
+            return request
+        return ChatRequest(request.model, request.messages, with_level(request.params, level))
+
+    def _format_refused(
+        self, provider: str, sent: ChatRequest, result: CallResult
+    ) -> FormatLevel | None:
+        """The next format to ask for when the server refused this one (remembered for the
+        provider), else None."""
+        level = format_level(sent.params)
+        if level is None or result.ok or not refuses_format(result.status, result.error):
+            return None
+        lower = next_level(level)
+        if lower is not None:
+            self.registry.formats.lower(provider, lower)
+        return lower
 
     def _bounds(self, provider: str) -> tuple[asyncio.Semaphore, _RateLimit | None]:
         loop = asyncio.get_running_loop()

@@ -12,13 +12,13 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from promptdeck.errors import AuthError, ConfigError, HTTPStatusError, ProviderError
-from promptdeck.model.http import HTTPProvider, redact, run_with_client
+from promptdeck.model.http import HTTPProvider, run_with_client
 from promptdeck.model.local import MODEL_NAME, local_model_status
 from promptdeck.model.policy import CallPolicy
 from promptdeck.model.registry import ProviderConfig, Registry
+from promptdeck.model.secrets import redact, url_secrets, url_server
 from promptdeck.model.types import Message, Timeouts
 
 # A connection test should fail fast rather than wait for a generation's read timeout.
@@ -56,6 +56,8 @@ def probe_connection(registry: Registry, provider_name: str) -> ConnectionResult
     if not isinstance(provider, HTTPProvider):
         return ConnectionResult(False, f"{provider_name}: this kind of provider cannot be tested")
     secret = registry.secrets.get(cfg.api_key_env) if cfg.api_key_env else None
+    hidden = [secret, *map(registry.secrets.get, cfg.headers_env.values())]
+    hidden += url_secrets(cfg.base_url)
     t = provider.timeouts
     timeouts = Timeouts(min(t.connect, PROBE_CONNECT_S), min(t.read, PROBE_READ_S), t.write, t.pool)
     # the read timeout is per chunk: a server trickling bytes would keep the test waiting
@@ -69,27 +71,31 @@ def probe_connection(registry: Registry, provider_name: str) -> ConnectionResult
             "is reachable but too slow; try again, or check the base URL."
         )
         return ConnectionResult(False, message, _ms_since(started))
+    except ConfigError as exc:  # a key refused for this host, a header that cannot be sent
+        return ConnectionResult(False, _hide(f"Not sent: {exc}", hidden))
     except ProviderError as exc:
         if isinstance(exc, AuthError) and exc.status is None:  # nothing was sent
             headline = "No key" if secret is None else "Key unusable"
-            return ConnectionResult(False, _hide(f"{headline}: {exc}", secret))
-        return ConnectionResult(False, _hide(_failure(exc), secret), _ms_since(started))
+            return ConnectionResult(False, _hide(f"{headline}: {exc}", hidden))
+        return ConnectionResult(False, _hide(_failure(exc), hidden), _ms_since(started))
     ms = _ms_since(started)
-    parts = urlsplit(provider.base_url)
     key = f"the key in {cfg.api_key_env} was accepted, " if secret else ""
     shown = ", ".join(models[:3]) + (", …" if len(models) > 3 else "")
     listed = f"{len(models)} models listed ({shown})" if models else "no models listed"
-    server = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never a user:password@
+    server = url_server(provider.base_url)  # never a user:password@
     message = f"Connected to {server} in {ms} ms: {key}{listed}."
-    return ConnectionResult(True, _hide(message, secret), ms)
+    return ConnectionResult(True, _hide(message, hidden), ms)
 
 
-def _hide(text: str, secret: str | None) -> str:
-    """The key masked, also as a server echoing it inside JSON writes it (\\/ for /)."""
-    if secret:
-        for form in (secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/")):
-            text = redact(text, form)
-    return text
+def _hide(text: str, secrets: list[str | None]) -> str:
+    """The secrets masked, also as a server echoing them inside JSON writes them (\\/ for /)."""
+    forms = [
+        form
+        for secret in secrets
+        if secret
+        for form in (secret, json.dumps(secret)[1:-1], secret.replace("/", "\\/"))
+    ]
+    return redact(text, forms)
 
 
 def _failure(exc: ProviderError) -> str:

@@ -1,20 +1,42 @@
 """Which providers exist, how they are configured, and model reference resolution.
 
 Built-in presets need no file; `providers.yaml` (read by `workspace.providers_file`) adds or
-overrides providers and prices. A key is referenced by the NAME of its environment variable.
+overrides providers and prices. A key is referenced by the NAME of its environment variable,
+and so is a secret header (`headers_env: {Header-Name: ENV_VAR}`).
+
+Keys go only where they belong. A provider's key and its secret headers are sent only to
+the hosts in its `key_hosts` (`send_key_to` in providers.yaml):
+
+- a preset's are its own host(s): OPENAI_API_KEY goes to api.openai.com (and to the host of
+  OPENAI_BASE_URL when the environment moves it), AZURE_OPENAI_API_KEY to *.openai.azure.com,
+  *.cognitiveservices.azure.com and AZURE_OPENAI_ENDPOINT's host, and so on. providers.yaml
+  moving a preset's `base_url` elsewhere does not move its key: that takes `send_key_to`;
+- a provider that providers.yaml adds and that names an environment variable must say
+  where its value may go (`send_key_to: [host]`);
+- a config built in code (tests) with `key_hosts=None` sends it to the host of its base_url.
+
+Otherwise the request is refused before anything is sent (a ConfigError naming what to
+add), and Settings and Home show "refused: ..." where they show the key's host.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from promptdeck.errors import ConfigError
+from promptdeck.model.formats import FormatMemory
 from promptdeck.model.pricing import PriceTable
 from promptdeck.model.refs import split_model_ref
-from promptdeck.model.secrets import Secrets, mask_secret
+from promptdeck.model.secrets import (
+    Secrets,
+    display_url,
+    key_refusal,
+    mask_secret,
+    url_host,
+)
 from promptdeck.model.types import DEFAULT_TIMEOUTS, Provider, Timeouts
 
 KINDS = ("openai", "azure", "anthropic", "local")
@@ -34,10 +56,39 @@ class ProviderConfig:
     model_path: str | None = None  # local
     timeouts: Timeouts = DEFAULT_TIMEOUTS
     label: str = ""
+    headers_env: Mapping[str, str] = field(default_factory=dict)  # header -> env-var NAME
+    # Where the key and secret headers may be sent (see the module docstring); None: the
+    # host of base_url.
+    key_hosts: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:  # never a user:password@ of the base URL
+        shown = display_url(self.base_url)
+        return f"ProviderConfig(name={self.name!r}, kind={self.kind!r}, base_url={shown!r})"
+
+    @property
+    def secret_envs(self) -> tuple[str, ...]:
+        """The environment variables whose values this provider sends."""
+        key = (self.api_key_env,) if self.api_key_env else ()
+        return (*key, *self.headers_env.values())
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        return (url_host(self.base_url),) if self.key_hosts is None else self.key_hosts
+
+    def key_refusal(self) -> str | None:
+        """Why its secrets may not go to its base URL; None when they may (or it has none)."""
+        if self.kind == "local" or not self.base_url:
+            return None
+        return key_refusal(self.name, self.base_url, self.allowed_hosts, self.secret_envs)
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _hosts(*urls: str) -> tuple[str, ...]:
+    """The hosts of these URLs (empty ones skipped), each once."""
+    return tuple(dict.fromkeys(url_host(u) for u in urls if u and url_host(u)))
 
 
 def builtin_configs() -> dict[str, ProviderConfig]:
@@ -61,6 +112,7 @@ def builtin_configs() -> dict[str, ProviderConfig]:
             _env("OPENAI_BASE_URL", "https://api.openai.com/v1"),
             "OPENAI_API_KEY",
             label="OpenAI",
+            key_hosts=_hosts("https://api.openai.com", _env("OPENAI_BASE_URL", "")),
         ),
         ProviderConfig(
             "anthropic",
@@ -68,6 +120,7 @@ def builtin_configs() -> dict[str, ProviderConfig]:
             _env("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
             "ANTHROPIC_API_KEY",
             label="Anthropic",
+            key_hosts=_hosts("https://api.anthropic.com", _env("ANTHROPIC_BASE_URL", "")),
         ),
         ProviderConfig(
             "azure",
@@ -76,6 +129,11 @@ def builtin_configs() -> dict[str, ProviderConfig]:
             "AZURE_OPENAI_API_KEY",
             api_version=_env("OPENAI_API_VERSION", "2024-10-21"),
             label="Azure OpenAI",
+            key_hosts=(
+                "*.openai.azure.com",
+                "*.cognitiveservices.azure.com",
+                *_hosts(_env("AZURE_OPENAI_ENDPOINT", "")),
+            ),
         ),
         ProviderConfig(
             "ollama", "openai", ollama + "/v1", requires_key=False, free=True, label="Ollama"
@@ -129,7 +187,12 @@ def builtin_configs() -> dict[str, ProviderConfig]:
             label="Gemini (OpenAI-compatible)",
         ),
     ]
-    return {p.name: p for p in presets}
+    # A preset without hosts of its own (set above) sends its key only to its base URL's
+    # host as the environment made it; a file moving base_url does not move the key.
+    return {
+        p.name: p if p.key_hosts is not None else replace(p, key_hosts=_hosts(p.base_url))
+        for p in presets
+    }
 
 
 @dataclass(frozen=True)
@@ -137,10 +200,13 @@ class ProviderStatus:
     name: str
     label: str
     kind: str
-    base_url: str
+    base_url: str  # as shown: a user:password@ and a query masked
     key_env: str | None
     key_display: str  # masked key, "missing", "optional, not set" or "not needed"
     usable: bool
+    # Where its key (and secret headers) go: a host, "" when it sends none, or
+    # "refused: <why and what to add>".
+    key_goes_to: str = ""
 
 
 class Registry:
@@ -155,6 +221,7 @@ class Registry:
         self.configs = dict(configs)
         self.secrets = secrets
         self.prices = prices
+        self.formats = FormatMemory()  # what each server accepts as response_format, learnt
         self._providers: dict[str, Provider] = {}
 
     def config(self, name: str) -> ProviderConfig:
@@ -214,15 +281,19 @@ class Registry:
             usable = bool(key) or not cfg.requires_key
             if cfg.kind == "azure" and not cfg.base_url:
                 usable = False
+            refusal = cfg.key_refusal()
+            if refusal is not None and (key or cfg.requires_key or cfg.headers_env):
+                usable = False  # every call would be refused
             out.append(
                 ProviderStatus(
                     cfg.name,
                     cfg.label or cfg.name,
                     cfg.kind,
-                    cfg.base_url,
+                    display_url(cfg.base_url),
                     cfg.api_key_env,
                     display,
                     usable,
+                    _key_goes_to(cfg, refusal),
                 )
             )
         return out
@@ -234,6 +305,10 @@ class Registry:
             "api_key": key,
             "api_key_env": cfg.api_key_env,
             "headers": dict(cfg.headers),
+            "headers_env": {
+                header: (env, self.secrets.get(env)) for header, env in cfg.headers_env.items()
+            },
+            "key_hosts": cfg.allowed_hosts,
             "timeouts": cfg.timeouts,
         }
         if cfg.kind == "local":
@@ -255,3 +330,15 @@ class Registry:
         from promptdeck.model.openai_compat import OpenAIProvider
 
         return OpenAIProvider(cfg.name, cfg.base_url, requires_key=cfg.requires_key, **common)
+
+
+def _key_goes_to(cfg: ProviderConfig, refusal: str | None) -> str:
+    """The Settings / Home column: the host its secrets go to, "" or "refused: ..."."""
+    if not cfg.secret_envs or cfg.kind == "local":
+        return ""
+    if refusal is not None:
+        host = url_host(cfg.base_url)
+        return (
+            f"refused: {', '.join(cfg.secret_envs)} not sent to {host}; add send_key_to: [{host}]"
+        )
+    return url_host(cfg.base_url) or "(no base URL)"

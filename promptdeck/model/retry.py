@@ -2,7 +2,10 @@
 
 Retried: 408, 409, 429 and 5xx responses, timeouts and connection errors, and only
 before the first token of a stream (after that the partial text is kept and the
-error recorded). Never retried: quota errors, auth errors, protocol errors.
+error recorded). Never retried: quota errors, auth errors, protocol errors, and a server
+refusing the request's response_format (a 500 from llama-cpp-python's server among them):
+it would refuse it again, so the call path asks with a simpler format instead
+(`model.formats`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import random
 
 from promptdeck.errors import PromptDeckError, ProviderError
+from promptdeck.model.formats import refuses_format
 
 MAX_RETRIES = 2
 INITIAL_RETRY_DELAY = 0.5  # seconds, doubled each attempt
@@ -25,6 +29,8 @@ def should_retry(
     if got_first_token or attempt >= max_retries:
         return False
     if not isinstance(error, ProviderError) or not error.retryable:
+        return False
+    if refuses_format(error.status, str(error)):
         return False
     retry_after = getattr(error, "retry_after", None)
     return retry_after is None or retry_after <= MAX_RETRY_AFTER

@@ -129,6 +129,7 @@ class CallResult:
     error: str | None = None
     error_kind: ErrorKind | None = None
     confidence: float | None = None  # exp(mean token log-prob), 0..1; None: no log-probs
+    status: int | None = None  # the HTTP status of a failure the server answered with
 
     @classmethod
     def failure(

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from promptdeck.errors import ConfigError
 from promptdeck.evals.suite import Suite, load_suite
@@ -149,7 +150,11 @@ def _providers(
             continue
         config = _params(variant, ident, ex)
         if base_url:
-            config["apiBaseUrl"] = base_url
+            parts = urlsplit(base_url)
+            if "@" in parts.netloc:  # a user:password@ in the URL stays out of the file
+                parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+                ex.report(f"{variant.name}.model", "the base URL's credentials are not exported")
+            config["apiBaseUrl"] = urlunsplit(parts)
         if variant.fallback:
             ex.report(f"{variant.name}.fallback", "promptfoo has no fallback model; not exported")
         entry: dict[str, Any] = {"id": ident, "label": variant.name, "prompts": [variant.name]}

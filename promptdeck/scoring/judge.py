@@ -198,7 +198,10 @@ def _object_schema(max_reasoning_chars: int | None, **verdict: Any) -> dict[str,
 def response_format(
     scale: tuple[int, int] = (1, 5), *, max_reasoning_chars: int | None = None
 ) -> dict[str, Any]:
-    """OpenAI's structured-output request field (the local provider converts it)."""
+    """OpenAI's structured-output request field (the local provider turns it into a grammar).
+    A server that refuses `json_schema` gets `json_object` with the same schema, then no
+    response_format (the call path negotiates, `model.formats`): the prompt asks for the
+    JSON verdict either way and `parse_verdict` reads it strictly."""
     return _format("verdict", verdict_schema(scale, max_reasoning_chars=max_reasoning_chars))
 
 

@@ -5,8 +5,11 @@ A scorer is named in the store and in exports: `judge` (pointwise verdict), `pai
 are the only places that build or read those names.
 
 The judge's calls go through the call policy (`CallFn`: cache, per-provider concurrency,
-retries), and each verdict keeps its request, raw output, latency and cost, so any score
-can be audited. A verdict that does not parse is unscored (value None), never 0.
+retries, and the structured-output negotiation: the judge asks for a `json_schema`
+verdict, and a server that refuses it gets `json_object`, then a plain prompt, parsed
+strictly either way). Each verdict keeps the request as it was sent, raw output, latency
+and cost, so any score can be audited. A verdict that does not parse is unscored (value
+None), never 0.
 """
 
 from __future__ import annotations
@@ -126,9 +129,10 @@ async def pointwise_score(
         verdict = parse_verdict(result.text, spec.scale)
         value = verdict.score
         reason = verdict.reasoning if verdict.scored else f"unscored: {verdict.unscored_reason}"
+    sent = _prompt_json(prompt, _sent(done, params))
     return Score(
-        JUDGE, value, None, reason, spec.model, result.text, _prompt_json(prompt, params),
-        result.latency_ms, result.cost_usd, done.cached,
+        JUDGE, value, None, reason, spec.model, result.text, sent, result.latency_ms,
+        result.cost_usd, done.cached,
     )  # fmt: skip
 
 
@@ -167,7 +171,7 @@ async def pairwise_score(
         reason,
         spec.model,
         json.dumps([r1.text, r2.text], ensure_ascii=False),
-        _prompt_json(first, params),
+        _prompt_json(first, _sent(a1, params)),
         (r1.latency_ms or 0) + (r2.latency_ms or 0),
         None if None in costs else sum(c for c in costs if c is not None),
         a1.cached and a2.cached,
@@ -176,6 +180,11 @@ async def pairwise_score(
 
 def _params(response: Mapping[str, Any]) -> dict[str, Any]:
     return {**JUDGE_PARAMS, "response_format": dict(response)}
+
+
+def _sent(answer: Answer, asked: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The params as sent: the call path may have lowered the response_format."""
+    return answer.request.params if answer.request is not None else asked
 
 
 def _prompt_json(messages: tuple[Message, ...], params: Mapping[str, Any]) -> str:

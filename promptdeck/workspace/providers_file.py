@@ -4,6 +4,19 @@ load_providers_file    the file -> provider configs and prices; errors name the 
                        the provider and the key
 open_registry          built-in providers + the workspace's file + secrets
 set_local_model_path   `model_path` of the `local` provider, written back by round trip
+
+Secrets are named, never written: `api_key_env: NAME` for the key and
+`headers_env: {Header-Name: NAME}` for secret headers (values read from the environment,
+`.env` or Streamlit secrets at call time). `headers:` are plain values, in the file.
+
+Where those secrets may go is explicit (`model.registry` explains it):
+
+    send_key_to: [api.example.com, 127.0.0.1:8000, "*.example.com"]
+
+A provider the file adds that names `api_key_env` or `headers_env` must list where their
+values may be sent, or every request is refused before sending, with a message saying
+what to add. A preset keeps its own host(s) (OPENAI_API_KEY only to api.openai.com, ...)
+even when the file moves its `base_url`; `send_key_to` replaces them.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ import io
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -20,7 +34,7 @@ from ruamel.yaml.error import YAMLError
 from promptdeck.errors import ConfigError
 from promptdeck.model.pricing import Price, PriceTable
 from promptdeck.model.registry import KINDS, ProviderConfig, Registry, builtin_configs
-from promptdeck.model.secrets import Secrets
+from promptdeck.model.secrets import Secrets, check_headers, display_url, split_host
 from promptdeck.model.types import Timeouts
 from promptdeck.workspace.fileio import (
     MISSING,
@@ -58,6 +72,8 @@ _PROVIDER_KEYS = {
     "timeout",
     "read_timeout",
     "label",
+    "headers_env",
+    "send_key_to",
 }
 
 
@@ -121,6 +137,13 @@ def _parse_provider(
     if "headers" in body:
         headers = _typed(where, "headers", body["headers"], dict)
         updates["headers"] = {str(k): str(v) for k, v in headers.items()}
+        _check_headers(where, updates["headers"])
+    if "headers_env" in body:
+        updates["headers_env"] = _headers_env(where, body["headers_env"])
+    if "send_key_to" in body:
+        updates["key_hosts"] = _send_key_to(where, body["send_key_to"])
+    elif base is None or base.kind != kind:
+        updates["key_hosts"] = ()  # a provider of the file's own: nowhere until it says so
     if "timeout" in body or "read_timeout" in body:
         t = cfg.timeouts
         connect = float(_typed(where, "timeout", body.get("timeout", t.connect), (int, float)))
@@ -131,7 +154,62 @@ def _parse_provider(
     cfg = replace(cfg, name=name, kind=str(kind), **updates)
     if kind != "local" and not cfg.base_url:
         raise ConfigError(f"{where}: 'base_url' is required for kind {kind}")
+    if "base_url" in body:
+        _check_base_url(where, cfg.base_url)
     return cfg
+
+
+def _check_base_url(where: str, url: str) -> None:
+    """http(s)://host[:port][/path]; the message shows it with any password masked."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigError(
+            f"{where}: 'base_url' {display_url(url)!r} is not an http:// or https:// URL "
+            "with a host (and a port from 1 to 65535), e.g. http://127.0.0.1:8000/v1"
+        )
+
+
+def _check_headers(where: str, headers: dict[str, str]) -> None:
+    try:
+        check_headers(headers, "", {})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _headers_env(where: str, value: Any) -> dict[str, str]:
+    """{Header-Name: ENV_VAR_NAME}: names only, a value here would be a secret in a file."""
+    mapping = _typed(where, "headers_env", value, dict)
+    out = {}
+    for header, env in mapping.items():
+        name = env.strip() if isinstance(env, str) else ""
+        if not name.replace("_", "").isalnum() or not name.isascii():
+            raise ConfigError(
+                f"{where}: 'headers_env' maps a header to the NAME of an environment variable "
+                f"(letters, digits, _), e.g. {{{header}: MY_TOKEN}}; the one for {header!r} is "
+                "not a name (never put the value itself in a file)"
+            )
+        out[str(header)] = name
+    _check_headers(where, dict.fromkeys(out, "x"))  # the names; values come at call time
+    return out
+
+
+def _send_key_to(where: str, value: Any) -> tuple[str, ...]:
+    hosts = [value] if isinstance(value, str) else value
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ConfigError(
+            f"{where}: 'send_key_to' is a list of hosts its key may be sent to, "
+            "e.g. [api.example.com, 127.0.0.1:8000]"
+        )
+    for host in hosts:
+        try:
+            split_host(host)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: 'send_key_to': {exc}") from None
+    return tuple(h.strip().lower() for h in hosts)
 
 
 def _typed(where: str, key: str, value: Any, types: type | tuple[type, ...]) -> Any:

@@ -52,7 +52,7 @@ def make_registry(root: Path, server: LLMServer, **extra: str) -> Registry:
         "providers:",
         f"  fake: {{kind: openai, base_url: '{server.openai_url}', read_timeout: {READ_TIMEOUT}}}",
         f"  fakeclaude: {{kind: anthropic, base_url: '{server.url}', api_key_env: FAKE_KEY,"
-        f" read_timeout: {READ_TIMEOUT}}}",
+        f" send_key_to: [127.0.0.1], read_timeout: {READ_TIMEOUT}}}",
         *(f"  {name}: {{kind: openai, base_url: '{url}'}}" for name, url in extra.items()),
     ]
     path = root / "providers.yaml"

@@ -35,7 +35,7 @@ def test_keys_are_masked_and_a_connection_test_shows_its_result(
     monkeypatch.setenv("PAGE_TEST_KEY", KEY)
     (workspace / "providers.yaml").write_text(
         f"providers:\n  fake: {{kind: openai, base_url: '{llm_server.openai_url}',"
-        " api_key_env: PAGE_TEST_KEY}\n"
+        f" api_key_env: PAGE_TEST_KEY, send_key_to: ['127.0.0.1:{llm_server.port}']}}\n"
     )
     llm_server.set_scenario(MODELS_LIST, Scenario(require_key=KEY))
     at = open_settings()
@@ -127,3 +127,35 @@ def test_a_password_in_a_base_url_is_not_shown(workspace: Path, llm_server: LLMS
     providers = at.dataframe[0].value.set_index("provider")
     assert providers.loc["gw", "base URL"].startswith("http://***@127.0.0.1:")
     assert "hunter2" not in every_text(at)
+
+
+def test_the_table_says_where_each_key_goes_and_a_refused_test_sends_nothing(
+    workspace: Path, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPENAI_API_KEY moved to another host by providers.yaml: the table says "refused",
+    and Test connection refuses before sending, naming what to add."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    (workspace / "providers.yaml").write_text(
+        f"providers:\n  openai: {{base_url: '{llm_server.openai_url}'}}\n"
+        f"  mine: {{kind: openai, base_url: '{llm_server.openai_url}',"
+        " api_key_env: PAGE_TEST_KEY}\n"
+    )
+    at = open_settings()
+    providers = at.dataframe[0].value.set_index("provider")
+    host = f"127.0.0.1:{llm_server.port}"
+    refused = f"refused: OPENAI_API_KEY not sent to {host}; add send_key_to: [{host}]"
+    assert providers.loc["openai", "key goes to"] == refused
+    assert not providers.loc["openai", "ready"]
+    assert providers.loc["mine", "key goes to"].startswith("refused: PAGE_TEST_KEY not sent")
+    assert providers.loc["anthropic", "key goes to"] == "api.anthropic.com"
+    assert providers.loc["local", "key goes to"] == ""
+
+    at.selectbox(key="set_test_provider").set_value("openai").run()
+    at.button(key="set_test").click().run()
+    assert not at.exception
+    (shown,) = at.error[:1]
+    assert shown.value.startswith("**openai** · Not sent: provider 'openai': refused before")
+    assert f"add `send_key_to: [{host}]` to provider 'openai'" in shown.value
+    assert llm_server.requests == []
+    assert KEY not in every_text(at)

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -618,3 +619,21 @@ def test_cli_export_writes_a_valid_config(tmp_path: Path) -> None:
         "wrote pf.yaml: 6 tests; 4 items not exported",
     ]
     validate_promptfoo(tmp_path / "ws" / "pf.yaml")
+
+
+def test_a_password_in_a_base_url_is_never_exported(tmp_path: Path) -> None:
+    presets = builtin_configs()
+    presets["llamacpp"] = replace(
+        presets["llamacpp"], base_url="http://ops:hunter2-pw@127.0.0.1:8080/v1"
+    )
+    out = tmp_path / "demo.yaml"
+    result = export_promptfoo(
+        REPO / "datasets" / "support_tickets.suite.yaml",
+        out,
+        prompts_dir=REPO / "prompts",
+        presets=presets,
+    )
+    config = validate_promptfoo(out)
+    assert "hunter2" not in out.read_text()
+    assert {p["config"]["apiBaseUrl"] for p in config["providers"]} == {"http://127.0.0.1:8080/v1"}
+    assert any("credentials are not exported" in str(i) for i in result.unmapped)

@@ -24,10 +24,12 @@ from promptdeck.workspace.dataset_edit import (
 )
 from promptdeck.workspace.dataset_import import (
     ColumnMap,
+    Upload,
     guess_map,
     new_dataset_path,
-    plan_import,
-    read_source,
+    parse_upload,
+    plan_upload,
+    upload_digest,
     write_import,
 )
 from promptdeck.workspace.datasets import find_datasets
@@ -254,6 +256,13 @@ def import_target(writable: list[Path], current: Path | None) -> Table | None:
     return current_table(path)
 
 
+@st.cache_resource(max_entries=2, ttl=3600, show_spinner="Reading the file…")
+def parsed_upload(name: str, digest: str, _data: bytes) -> Upload:
+    """An upload parsed once, kept by its digest: a rerun (any click) never parses it again.
+    cache_resource: the parsed rows are immutable, and cache_data would copy them each run."""
+    return parse_upload(name, _data, digest=digest)
+
+
 def import_section(writable: list[Path], current: Path | None) -> None:
     upload = st.file_uploader(
         "A CSV or JSONL file of production queries", type=["csv", "jsonl"], key="ds_upload"
@@ -265,11 +274,12 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         return
     data = upload.getvalue()
     try:
-        columns, _ = read_source(upload.name, data)
+        parsed = parsed_upload(upload.name, upload_digest(data), data)
     except DatasetError as exc:
         st.error(ui.plain(exc), icon=":material/description:")
         return
-    guess, optional = guess_map(columns), [None, *columns]
+    columns = list(parsed.columns)
+    guess, optional = guess_map(columns, parsed.rows), [None, *columns]
     cols = st.columns(3)
     source = cols[0].selectbox("input ←", columns, columns.index(guess.input), key="ds_imp_in")
     category, expected = (
@@ -297,9 +307,7 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         return
     mapping = ColumnMap(source, category, expected, keep_other=keep)
     try:
-        plan = plan_import(
-            upload.name, data, mapping, target, dedupe=dedupe, sample=sample, seed=int(seed)
-        )
+        plan = plan_upload(parsed, mapping, target, dedupe=dedupe, sample=sample, seed=int(seed))
     except DatasetError as exc:
         st.error(ui.plain(exc))
         return
@@ -392,7 +400,8 @@ if table is not None and fingerprint_file(table.path) != table.fingerprint:
     )
 
 if table is not None:
-    tabs = st.tabs(["Browse", "Edit", "Import", "History"])
+    # Keyed: a save or an upload reruns the page, and the tab in use must stay open.
+    tabs = st.tabs(["Browse", "Edit", "Import", "History"], key="ds_tab", on_change="rerun")
     with tabs[0]:
         browse(table)
     with tabs[1]:

@@ -125,7 +125,12 @@ def huge_csv(path: Path) -> None:
 def runaway_quote_csv(path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as f:
         f.write('id,category,input\nr1,billing,"I was charged twice\n')
-        f.writelines(f"r{i},shipping,Where is my parcel number {i}?\n" for i in range(2, 50_000))
+        f.writelines(f"r{i},shipping,Where is my parcel number {i}?\n" for i in range(2, 150_000))
+
+
+def long_cell_csv(path: Path) -> None:
+    document = "A long contract, pasted whole. " * 34_000  # 1 MB
+    path.write_text(f'id,category,input\nr1,legal,"{document}"\n', encoding="utf-8")
 
 
 def deep_nesting_jsonl(path: Path) -> None:
@@ -151,6 +156,7 @@ GENERATORS: dict[str, Callable[[Path], None]] = {
         deep_nesting_prompt,
         huge_csv,
         runaway_quote_csv,
+        long_cell_csv,
         deep_nesting_jsonl,
         deep_nesting_yaml_dataset,
         deep_nesting_suite,

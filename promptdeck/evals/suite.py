@@ -24,7 +24,7 @@ from promptdeck.analysis.gates import parse_gate
 from promptdeck.errors import ConfigError
 from promptdeck.scoring.judge import JudgeSpec
 from promptdeck.workspace.fileio import outside, read_text
-from promptdeck.workspace.yamlfile import parse_yaml
+from promptdeck.workspace.yamlfile import parse_yaml_document
 
 DEFAULT_RUBRIC = """Score 1-5: does the reply answer the user's message correctly, completely and
 politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 = wrong,
@@ -86,14 +86,12 @@ def find_suites(root: Path) -> list[Path]:
 
 
 def load_suite(path: Path) -> Suite:
-    try:
-        text = read_text(path)
-        data = parse_yaml(text)
+    try:  # YAML 1.2 scalars: a gate's `on: mean` is the key "on", not True
+        node, data = parse_yaml_document(read_text(path))
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty; a suite needs dataset and variants")
-    node = yaml.compose(text)  # parsed fine above: only for the line of each key
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a suite is a mapping with dataset, variants, sample, ...")
     lines = _key_lines(node)

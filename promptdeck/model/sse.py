@@ -18,8 +18,13 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from promptdeck.errors import ProtocolError
+
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
+# 8 Mi characters: an answer of 128k tokens is about half a megabyte, and a stream sends it
+# in small events; a server that sends more in one line or event is not speaking the protocol.
+MAX_EVENT_CHARS = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,16 +38,25 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Turns a byte stream into `ServerSentEvent`s, one `feed` per network chunk."""
+    """Turns a byte stream into `ServerSentEvent`s, one `feed` per network chunk.
 
-    def __init__(self) -> None:
+    Linear in the bytes fed, however they are chunked: an unfinished line is kept as a list
+    of pieces and joined once, when its end arrives. A line, or the data of one event,
+    longer than `max_chars` (MAX_EVENT_CHARS) is a ProtocolError: no model answer needs one,
+    and a server that never ends its line must not grow a buffer without bound."""
+
+    def __init__(self, *, max_chars: int = MAX_EVENT_CHARS, provider: str = "") -> None:
         # errors="replace": one bad byte from a sloppy server must not kill the whole answer.
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._line = ""
+        self._max = max_chars
+        self._provider = provider
+        self._pieces: list[str] = []  # the unfinished line
+        self._pending = 0  # its length
         self._after_cr = False
         self._started = False
         self._event: str | None = None
         self._data: list[str] = []
+        self._data_chars = 0
         self._last_id: str | None = None
         self._retry: int | None = None
 
@@ -58,9 +72,8 @@ class SSEDecoder:
         what arrived (e.g. a final `[DONE]` without its blank line is still understood).
         """
         events = self._feed_text(self._utf8.decode(b"", final=True))
-        if self._line:
-            events += self._process_line(self._line)
-            self._line = ""
+        if self._pieces:
+            events += self._process_line(self._take_line(""))
         events += self._dispatch()
         self._after_cr = False
         return events
@@ -75,14 +88,35 @@ class SSEDecoder:
             # The LF that completes a CRLF split across two chunks: that line already ended.
             text = text[1:]
         self._after_cr = text.endswith("\r")
-        buffer = self._line + text
         events: list[ServerSentEvent] = []
         start = 0
-        for match in _LINE_END.finditer(buffer):
-            events += self._process_line(buffer[start : match.start()])
+        for match in _LINE_END.finditer(text):
+            events += self._process_line(self._take_line(text[start : match.start()]))
             start = match.end()
-        self._line = buffer[start:]
+        if start < len(text):
+            self._pieces.append(text[start:])
+            self._pending += len(text) - start
+            self._check(self._pending, "a line")
         return events
+
+    def _take_line(self, end: str) -> str:
+        if not self._pieces:
+            line = end
+        else:
+            self._pieces.append(end)
+            line = "".join(self._pieces)
+            self._pieces, self._pending = [], 0
+        self._check(len(line), "a line")
+        return line
+
+    def _check(self, size: int, what: str) -> None:
+        if size > self._max:
+            raise ProtocolError(
+                f"the server sent {what} of more than {self._max:,} characters in its event "
+                "stream, more than any answer needs; the stream was stopped. Check that the "
+                "base URL points at the right API.",
+                provider=self._provider,
+            )
 
     def _process_line(self, line: str) -> list[ServerSentEvent]:
         if not line:
@@ -96,6 +130,8 @@ class SSEDecoder:
             self._event = value or None
         elif name == "data":
             self._data.append(value)
+            self._data_chars += len(value) + 1
+            self._check(self._data_chars, "an event")
         elif name == "id" and "\0" not in value:  # the spec ignores ids holding NUL
             self._last_id = value
         elif name == "retry" and value.isascii() and value.isdigit():
@@ -114,5 +150,6 @@ class SSEDecoder:
         )
         self._event = None
         self._data = []
+        self._data_chars = 0
         self._retry = None
         return [event]

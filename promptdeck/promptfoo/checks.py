@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from promptdeck.errors import CheckConfigError
 from promptdeck.promptfoo.config import check_from_assertion
 from promptdeck.promptfoo.testcases import PromptfooTest
 from promptdeck.scoring.checks import parse_check
+from promptdeck.workspace.sandbox import RenderLimit, compile_template, render_budget, render_text
 
 if TYPE_CHECKING:
     from promptdeck.promptfoo.importer import Pair
@@ -38,7 +38,6 @@ SIMILAR_DIFFERS = (
     "the same threshold passes fewer paraphrases: review it"
 )  # without a value, they compare with the row's expected
 # promptfoo renders assertion values with the test's vars (Nunjucks; missing ones are empty)
-_VALUES = SandboxedEnvironment(autoescape=False)
 
 
 @dataclass(frozen=True, eq=False)  # by identity: two equal assertions are two items
@@ -150,8 +149,11 @@ def render_value(value: object, variables: dict[str, Any]) -> object:
         return [render_value(item, variables) for item in value]
     if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
         return value
-    try:
-        return _VALUES.from_string(value).render(variables)
+    try:  # bounded like any prompt template: a config file is untrusted input
+        with render_budget():
+            return render_text(compile_template(value), variables)
+    except RenderLimit:
+        return value  # too costly to expand: compared with the text as written
     except (jinja2.TemplateError, TypeError, ValueError):
         return value  # Nunjucks-only syntax: compare with the text as written
 

@@ -44,7 +44,7 @@ from promptdeck.workspace.fileio import (
     save_versioned,
 )
 from promptdeck.workspace.sampling import NO_STRATUM
-from promptdeck.workspace.yamlfile import parse_yaml
+from promptdeck.workspace.yamlfile import parse_yaml_rows
 
 WRITABLE = (".csv", ".jsonl", ".yaml", ".yml")
 BOM = "\ufeff"
@@ -122,7 +122,7 @@ def _raw_rows(path: Path, text: str) -> list[dict[str, Any]]:
     if path.suffix.lower() == ".jsonl":
         data: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
     else:
-        data = parse_yaml(text) or []
+        data = parse_yaml_rows(text) or []  # as the loader reads it: cells as written
     return [{str(k): v for k, v in row.items()} for row in data]
 
 

@@ -6,12 +6,19 @@ count) is already in the file or in the target dataset are dropped, an optional 
 sample (stratified by category) keeps N of the rest, and `write_import` appends them to the
 dataset, new or existing, with explicit ids, through the same checked, atomic, conflict-safe
 write as an edit (`dataset_edit.write_rows`).
+
+An upload is parsed once (`parse_upload`, line by line from its bytes) into an immutable
+`Upload` named by the SHA-256 of its bytes; a page keeps that across reruns and plans from
+it (`plan_upload`) as the mapping and the options change.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,11 +35,12 @@ from promptdeck.workspace.dataset_edit import (
     read_only_message,
     write_rows,
 )
-from promptdeck.workspace.datasets import Case, read_csv_rows, read_jsonl_rows, stable_id
+from promptdeck.workspace.datasets import Case, csv_records, jsonl_row, stable_id
 from promptdeck.workspace.fileio import MISSING, decode_text
 from promptdeck.workspace.sampling import sample_cases
 
 IMPORTABLE = (".csv", ".jsonl")
+Cells = tuple[str, ...]  # one row's cell text, in column order
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -78,22 +86,105 @@ class ImportPlan:
     report: ImportReport
 
 
-def read_source(name: str, data: bytes) -> tuple[list[str], list[Row]]:
-    """Columns and rows (as text) of an uploaded CSV or JSONL file; DatasetError names the
-    file and the line that cannot be read."""
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded CSV or JSONL file, parsed once. Immutable and named by `digest` (SHA-256
+    of its bytes), so a page keeps it across reruns (`st.cache_resource` keyed by the digest)
+    instead of parsing the whole file again on every click."""
+
+    name: str
+    digest: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]  # each row's cell text in column order ("" if absent)
+
+    def records(self) -> list[Row]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def __hash__(self) -> int:  # by its digest: never a walk through a million rows
+        return hash((self.name, self.digest))
+
+
+# Streamlit refuses uploads over 200 MB (server.maxUploadSize); a parsed file takes about
+# three times its size in memory, so the core has its own bound.
+MAX_UPLOAD_BYTES = 128 * 1024 * 1024
+
+
+def upload_digest(data: bytes) -> str:
+    """The cache key of an upload: the SHA-256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_upload(name: str, data: bytes, digest: str | None = None) -> Upload:
+    """The columns and rows (as text) of an uploaded CSV or JSONL file, read line by line
+    from the bytes (never a second copy of the whole text); DatasetError names the file and
+    the line that cannot be read. Pass `digest` if the caller has computed it already."""
     suffix = Path(name).suffix.lower()
     if suffix not in IMPORTABLE:
         raise DatasetError(f"{name}: import reads .csv or .jsonl files (one JSON object per line)")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DatasetError(
+            f"{name}: the file has {len(data) / 2**20:.0f} MB; import reads files up to "
+            f"{MAX_UPLOAD_BYTES // 2**20} MB. Split it, or export a sample of the queries"
+        )
+    # newline="" gives csv the line endings it needs; JSON Lines ends a record at "\n" only
+    text = io.TextIOWrapper(
+        io.BytesIO(data), encoding="utf-8-sig", newline="" if suffix == ".csv" else "\n"
+    )
     try:
-        text = decode_text(data)
-    except ValueError as exc:
-        raise DatasetError(f"{name}: {exc} (in Excel: File > Save As > CSV UTF-8)") from None
-    source = Path(name)
-    raw = read_csv_rows(source, text) if suffix == ".csv" else read_jsonl_rows(source, text)
-    if not raw:
+        columns, rows = _csv_upload(name, text) if suffix == ".csv" else _jsonl_upload(name, text)
+    except UnicodeDecodeError:
+        try:  # the one decoder says where, with the line and the byte
+            decode_text(data)
+        except ValueError as exc:
+            raise DatasetError(f"{name}: {exc} (in Excel: File > Save As > CSV UTF-8)") from None
+        raise
+    if not rows:
         raise DatasetError(f"{name}: no rows; the file needs a header and at least one row")
-    columns = list(dict.fromkeys(k for row in raw for k in row))
-    return columns, [{c: cell_text(row.get(c)) for c in columns} for row in raw]
+    return Upload(name, digest or upload_digest(data), columns, rows)
+
+
+def _csv_upload(name: str, lines: Iterable[str]) -> tuple[tuple[str, ...], tuple[Cells, ...]]:
+    records = csv_records(Path(name), lines)
+    header = tuple(next(records, ()))
+    return header, _compact(records)
+
+
+def _compact(records: Iterable[list[str]]) -> tuple[Cells, ...]:
+    """Rows as tuples of text. In a column of few distinct values (a category, a channel)
+    each value is kept once, not once per row: a million rows of `billing` are one string."""
+    records = iter(records)
+    first = list(itertools.islice(records, 1000))
+    width = len(first[0]) if first else 0
+    few = [k for k in range(width) if len({r[k] for r in first}) <= 100]
+    shared: dict[str, str] = {}
+    rows = []
+    for record in itertools.chain(first, records):
+        for k in few:
+            record[k] = shared.setdefault(record[k], record[k])
+        rows.append(tuple(record))
+        if len(shared) > 10_000:  # not so few after all: stop sharing
+            few = []
+    return tuple(rows)
+
+
+def _jsonl_upload(name: str, lines: Iterable[str]) -> tuple[tuple[str, ...], tuple[Cells, ...]]:
+    columns: dict[str, int] = {}  # in order of first appearance
+    rows: list[list[str]] = []
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row = jsonl_row(Path(name), line_no, line)
+        for key in row:
+            columns.setdefault(key, len(columns))
+        rows.append([cell_text(row[c]) if c in row else "" for c in columns])
+    width = len(columns)  # a column first seen late: the rows before it lack that cell
+    return tuple(columns), _compact(r + [""] * (width - len(r)) for r in rows)
+
+
+def read_source(name: str, data: bytes) -> tuple[list[str], list[Row]]:
+    """Columns and rows (as text) of an uploaded CSV or JSONL file; see parse_upload."""
+    upload = parse_upload(name, data)
+    return list(upload.columns), upload.records()
 
 
 _GUESSES = {
@@ -103,14 +194,28 @@ _GUESSES = {
 }
 
 
-def guess_map(columns: Sequence[str]) -> ColumnMap:
-    """A first mapping to offer: columns whose (lower-case) name suggests the role."""
+def guess_map(columns: Sequence[str], rows: Sequence[Sequence[str]] = ()) -> ColumnMap:
+    """A first mapping to offer: columns whose (lower-case) name suggests the role. With no
+    name for the input, the column with the longest text in the first rows (an export's
+    first column is usually its id, which would make every row unique and junk)."""
     lower = {c.strip().lower(): c for c in columns}
     found = {
         role: next((lower[n] for n in names if n in lower), None)
         for role, names in _GUESSES.items()
     }
-    return ColumnMap(found["input"] or columns[0], found["category"], found["expected"])
+    taken = {found["category"], found["expected"]}
+    candidates = [c for c in columns if c not in taken and not _ID_NAME.search(c)] or list(columns)
+    head = rows[:200]
+
+    def length(column: str) -> float:
+        index = list(columns).index(column)
+        return sum(len(row[index]) for row in head if index < len(row)) / max(1, len(head))
+
+    fallback = max(candidates, key=length) if head else candidates[0]
+    return ColumnMap(found["input"] or fallback, found["category"], found["expected"])
+
+
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|key)$|^#$", re.I)
 
 
 def normalise(text: str) -> str:
@@ -128,22 +233,39 @@ def plan_import(
     sample: int | None = None,
     seed: int = 0,
 ) -> ImportPlan:
-    """What importing this file into `target` would add, and a report; writes nothing."""
-    columns, rows = read_source(name, data)
+    """What importing this file into `target` would add, and a report; writes nothing.
+    (Parses the file: a page that reruns keeps a parse_upload and calls plan_upload.)"""
+    upload = parse_upload(name, data)
+    return plan_upload(upload, mapping, target, dedupe=dedupe, sample=sample, seed=seed)
+
+
+def plan_upload(
+    upload: Upload,
+    mapping: ColumnMap,
+    target: Table,
+    *,
+    dedupe: bool = True,
+    sample: int | None = None,
+    seed: int = 0,
+) -> ImportPlan:
+    """What importing a parsed upload into `target` would add, and a report; writes nothing."""
+    columns = upload.columns
     targets = mapping.targets()
     missing = [s for s in targets.values() if s not in columns]
     if missing:
-        raise DatasetError(f"{name}: no column {missing[0]!r} (columns: {', '.join(columns)})")
+        raise DatasetError(
+            f"{upload.name}: no column {missing[0]!r} (columns: {', '.join(columns)})"
+        )
     others = [c for c in columns if c not in targets.values()] if mapping.keep_other else []
     # a source id is not a case id here, and a column named like a mapped one would clash
     dropped = tuple(c for c in others if c == "id" or c in targets)
     others = [c for c in others if c not in dropped]
-    mapped = [{**{t: r[s] for t, s in targets.items()}, **{c: r[c] for c in others}} for r in rows]
-    kept, report = _dedupe(mapped, target, dedupe)
-    cases = [Case(str(i), row) for i, row in enumerate(kept)]
-    stratify = "category" if mapping.category else None
-    chosen = sample_cases(cases, n=sample, seed=seed, stratify=stratify)
-    added = tuple({"id": stable_id(c.values), **c.values} for c in chosen)
+    index = {c: i for i, c in enumerate(columns)}
+    kept, report = _dedupe(upload.rows, index[mapping.input], target, dedupe)
+    category = index[mapping.category] if mapping.category else None
+    chosen = _sample(upload.rows, kept, category, sample, seed)
+    source = [*((t, index[s]) for t, s in targets.items()), *((c, index[c]) for c in others)]
+    added = tuple(_with_id({t: upload.rows[i][j] for t, j in source}) for i in chosen)
     new_columns = [c for c in ("id", *targets, *others) if c not in target.columns]
     if "id" in target.columns:
         columns_after = (*target.columns, *new_columns)
@@ -158,25 +280,69 @@ def plan_import(
     return ImportPlan(target, columns_after, added, report)
 
 
-def _dedupe(rows: Sequence[Row], target: Table, dedupe: bool) -> tuple[list[Row], ImportReport]:
-    """Rows with an input, first of each normalised input, not already in the target."""
+def _with_id(values: dict[str, str]) -> Row:
+    return {"id": stable_id(values), **values}
+
+
+MAX_LISTED_PROBLEMS = 100  # a report of a million skipped rows lists the first ones, and counts
+
+
+def _dedupe(
+    rows: Sequence[Cells], column: int, target: Table, dedupe: bool
+) -> tuple[list[int], ImportReport]:
+    """Indexes of the rows with an input, first of each normalised input, not already in
+    the target. Only a hash of each input is kept (a million inputs as text would take
+    hundreds of MB); a hash seen before is checked against the row it came from."""
     in_target = {normalise(r.get("input", "")) for r in target.rows} if dedupe else set()
-    seen: set[str] = set()
-    kept: list[Row] = []
+    first: dict[int, int] = {}  # hash of a normalised input -> the first row with it
+    clashes: set[str] = set()  # inputs whose hash another input had first (rare)
+    kept: list[int] = []
     problems: list[str] = []
-    in_file = already = 0
-    for i, row in enumerate(rows, start=1):
-        key = normalise(row["input"])
+    empty = in_file = already = 0
+    for i, row in enumerate(rows):
+        key = normalise(row[column])
         if not key:
-            problems.append(f"row {i}: the input is empty; skipped")
-        elif dedupe and key in seen:
-            in_file += 1
-        elif key in in_target:
+            empty += 1
+            if empty <= MAX_LISTED_PROBLEMS:
+                problems.append(f"row {i + 1}: the input is empty; skipped")
+            continue
+        if dedupe:
+            j = first.setdefault(hash(key), i)
+            if j != i and _repeated(key, normalise(rows[j][column]), clashes):
+                in_file += 1
+                continue
+        if key in in_target:
             already += 1
         else:
-            kept.append(row)
-        seen.add(key)
-    return kept, ImportReport(len(rows), len(problems), in_file, already, problems=tuple(problems))
+            kept.append(i)
+    if empty > MAX_LISTED_PROBLEMS:
+        problems.append(f"… and {empty - MAX_LISTED_PROBLEMS:,} more rows without input")
+    return kept, ImportReport(len(rows), empty, in_file, already, problems=tuple(problems))
+
+
+def _repeated(key: str, first_key: str, clashes: set[str]) -> bool:
+    """An input whose hash an earlier row had: the same input, or (rarely) a clash."""
+    if key == first_key or key in clashes:
+        return True
+    clashes.add(key)
+    return False
+
+
+def _sample(
+    rows: Sequence[Cells], kept: list[int], category: int | None, n: int | None, seed: int
+) -> list[int]:
+    """The kept rows `sample_cases` picks (stratified by category when one is mapped)."""
+    if n is None or n >= len(kept):
+        return kept
+    strata: dict[str, dict[str, str]] = {}  # one values mapping per category, shared
+    cases = [
+        Case(str(k), strata.setdefault(rows[i][category], {"category": rows[i][category]}))
+        if category is not None
+        else Case(str(k), {})
+        for k, i in enumerate(kept)
+    ]
+    stratify = "category" if category is not None else None
+    return [kept[int(c.id)] for c in sample_cases(cases, n=n, seed=seed, stratify=stratify)]
 
 
 def write_import(plan: ImportPlan, store: Store, root: Path) -> Saved:

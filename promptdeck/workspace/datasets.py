@@ -3,6 +3,9 @@
 Reserved columns: `id` (else a stable hash of the row), `category`, `expected`,
 `rubric`, `human_score`. Every other column is a template variable. Cells are kept
 exactly as written (a spreadsheet formula stays text); neutralising them is an export concern.
+In a YAML dataset too: `expected: no`, `1.10` and `007` are the text written, not a boolean
+or a number (an empty value or `null` is an empty cell). A CSV cell may hold up to
+MAX_CELL_CHARS characters.
 """
 
 from __future__ import annotations
@@ -11,18 +14,30 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from promptdeck.errors import DatasetError
-from promptdeck.workspace.fileio import atomic_write, read_text
-from promptdeck.workspace.yamlfile import parse_yaml
+from promptdeck.workspace.fileio import (
+    NotUTF8,
+    atomic_write,
+    decode_text,
+    folder_lock,
+    outside,
+    read_text,
+)
+from promptdeck.workspace.yamlfile import parse_yaml_rows
 
 RESERVED = ("id", "category", "expected", "rubric", "human_score")
 SUFFIXES = (".csv", ".jsonl", ".yaml", ".yml", ".parquet")
 # Listed so that a spreadsheet dropped into datasets/ shows up and says how to convert it.
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
+# A cell is a template variable sent to a model: 4 Mi characters is about a million tokens,
+# the largest context windows. (csv's own default, 128 Ki, refuses a long document.)
+MAX_CELL_CHARS = 4 * 1024 * 1024
+csv.field_size_limit(MAX_CELL_CHARS)  # process-wide: every CSV the workspace reads
 
 Row = dict[str, object]
 
@@ -131,9 +146,25 @@ def _read_text_rows(path: Path, suffix: str) -> list[Row]:
 
 
 def read_csv_rows(path: Path, text: str) -> list[Row]:
+    records = csv_records(path, text_lines(text))
+    header = next(records, None)
+    return [] if header is None else [dict(zip(header, r, strict=True)) for r in records]
+
+
+def text_lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their endings (\r\n, \r or \n), as csv wants them; unlike
+    io.StringIO, which holds a copy of 4 bytes a character, this copies one line at a time."""
+    return (match.group() for match in _LINE.finditer(text))
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+
+
+def csv_records(path: Path, lines: Iterable[str]) -> Iterator[list[str]]:
+    """The header, then every record with as many fields; blank records are skipped, and a
+    malformed one is a DatasetError with its line."""
     # strict: an unterminated quote would otherwise swallow the rest of the file silently
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[Row] = []
+    reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
     while True:
         start = reader.line_num + 1
@@ -142,8 +173,8 @@ def read_csv_rows(path: Path, text: str) -> list[Row]:
         except csv.Error as exc:
             raise DatasetError(f"{path}: line {start}: {_csv_problem(str(exc))}") from exc
         if record is None:
-            return rows
-        if not any(cell.strip() for cell in record):
+            return
+        if not any(map(str.strip, record)):
             continue
         if header is None:
             header = _header(path, start, record)
@@ -151,15 +182,17 @@ def read_csv_rows(path: Path, text: str) -> list[Row]:
             raise DatasetError(
                 f"{path}: line {start}: {len(record)} fields, the header has {len(header)}"
             )
-        else:
-            rows.append(dict(zip(header, record, strict=True)))
+        yield record
 
 
 def _csv_problem(detail: str) -> str:
     if "unexpected end of data" in detail:
         return 'a quoted field starts here but its closing quote (") is missing'
     if "field larger than field limit" in detail:
-        return f"a field is too long ({detail}); is a closing quote missing?"
+        return (
+            f"a field is too long (over {MAX_CELL_CHARS:,} characters, the most one cell "
+            "may hold); is a closing quote missing?"
+        )
     return f'malformed CSV ({detail}); write "" for a quote inside a quoted field'
 
 
@@ -173,27 +206,28 @@ def _header(path: Path, line: int, record: list[str]) -> list[str]:
 
 
 def read_jsonl_rows(path: Path, text: str) -> list[Row]:
-    rows: list[Row] = []
     # JSON Lines ends a record at "\n" only; str.splitlines would also split inside a JSON
     # string at U+2028, U+0085 and friends, which JSON allows raw
-    for line_no, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}: line {line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from exc
-        except RecursionError:  # thousands of nested brackets
-            raise DatasetError(f"{path}: line {line_no}: invalid JSON: nested too deeply") from None
-        rows.append(_mapping(path, value, f"line {line_no}"))
-    return rows
+    lines = enumerate(text.split("\n"), start=1)
+    return [jsonl_row(path, n, line) for n, line in lines if line.strip()]
+
+
+def jsonl_row(path: Path, line_no: int, line: str) -> Row:
+    """One line of a JSON Lines file as a row; DatasetError names the line."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"{path}: line {line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
+        ) from exc
+    except RecursionError:  # thousands of nested brackets
+        raise DatasetError(f"{path}: line {line_no}: invalid JSON: nested too deeply") from None
+    return _mapping(path, value, f"line {line_no}")
 
 
 def _read_yaml(path: Path, text: str) -> list[Row]:
     try:
-        data = parse_yaml(text)
+        data = parse_yaml_rows(text)  # cells as written: `no` and `1.10` stay text
     except ValueError as exc:
         raise DatasetError(f"{path}: {exc}") from None
     if data is None:
@@ -266,36 +300,43 @@ def _check_unique_ids(path: Path, cases: Sequence[Case]) -> None:
         )
 
 
-def append_case(path: Path, values: Mapping[str, str]) -> str:
-    """Add one case to a CSV dataset (created if missing), written atomically; returns its id.
+def append_case(path: Path, values: Mapping[str, str], *, root: Path | None = None) -> str:
+    """Add one case to a CSV dataset (created if missing); returns its id.
 
-    New columns (e.g. `note`) are added to the file; existing rows get them empty."""
+    New columns (e.g. `note`) are added to the file; existing rows get them empty. The file
+    is re-read and written under the folder's lock, so two people adding at once both land;
+    its line endings and byte-order mark are kept, and a linked dataset is written into its
+    target (which must be inside `root`, the workspace, when given)."""
     if path.suffix != ".csv":
         raise DatasetError(f"{path}: cases can only be added to a CSV dataset")
-    rows: list[dict[str, str]] = []
-    columns: list[str] = []
-    if path.exists():
+    if root is not None and (far := outside(path, root)) is not None:
+        raise DatasetError(f"{path}: a link to {far}, outside this workspace; not written")
+    target = path.resolve()
+    with folder_lock(target.parent):
+        raw = target.read_bytes() if target.exists() else b""
         try:
-            text = read_text(path)
-        except ValueError as exc:  # not UTF-8 (with the line and byte), or unreadable
+            text = decode_text(raw)
+        except NotUTF8 as exc:
             raise DatasetError(f"{path}: {exc}") from None
         reader = csv.DictReader(io.StringIO(text, newline=""))
         columns = list(reader.fieldnames or [])
         rows = [dict(r) for r in reader]
-    new = dict(values)
-    new["id"] = new.get("id") or stable_id(new)
-    if any(r.get("id") == new["id"] for r in rows):
-        raise DatasetError(f"{path}: a case with id {new['id']!r} is already there")
-    if any(c not in columns and c != "id" for c in new):
-        # a new column (e.g. `note`) would change the content hash of every row without an
-        # id, and with it the row's identity across runs: write down the ids they have now
-        for row in rows:
-            row["id"] = row.get("id") or stable_id({k: v or "" for k, v in row.items()})
-    columns = list(dict.fromkeys([*columns, "id", *new]))
-    rows.append(new)
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, out.getvalue())
+        new = dict(values)
+        new["id"] = new.get("id") or stable_id(new)
+        if any(r.get("id") == new["id"] for r in rows):
+            raise DatasetError(f"{path}: a case with id {new['id']!r} is already there")
+        if any(c not in columns and c != "id" for c in new):
+            # a new column (e.g. `note`) would change the content hash of every row without
+            # an id, and with it the row's identity across runs: write down their ids now
+            for row in rows:
+                row["id"] = row.get("id") or stable_id({k: v or "" for k, v in row.items()})
+        columns = list(dict.fromkeys([*columns, "id", *new]))
+        rows.append(new)
+        out = io.StringIO(newline="")
+        ending = "\r\n" if b"\r\n" in raw else "\n"
+        writer = csv.DictWriter(out, columns, restval="", lineterminator=ending)
+        writer.writeheader()
+        writer.writerows(rows)
+        bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
+        atomic_write(target, bom + out.getvalue())
     return new["id"]

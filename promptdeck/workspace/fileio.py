@@ -18,10 +18,12 @@ looked up (and a prompt restored).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -130,6 +132,21 @@ def atomic_write(path: Path, data: bytes | str) -> str:
     return fingerprint(raw)
 
 
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock while a file in it is checked and replaced, so two saves of
+    one file (two tabs, two app processes, the CLI) cannot both pass the check: the second
+    then sees the first's write and is refused. An advisory flock on the folder itself: no
+    lock file appears among the user's files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def check_unchanged(path: Path, expected: str) -> bytes | None:
     """The file's bytes (None if it does not exist) if it still has the fingerprint `expected`;
     else FileConflictError with the text on disk now. MISSING expects no file."""
@@ -147,8 +164,9 @@ def save_if_unchanged(path: Path, data: bytes | str, expected: str) -> str:
     """Write `data` only if the file still has the fingerprint it was loaded with.
 
     `expected` is MISSING for a new file, which then must not exist yet."""
-    check_unchanged(path, expected)
-    return atomic_write(path, data)
+    with folder_lock(path.parent):
+        check_unchanged(path, expected)
+        return atomic_write(path, data)
 
 
 class History(Protocol):
@@ -168,12 +186,13 @@ def save_versioned(
     name there) as `action`; returns the new fingerprint. Before the app first changes a file
     that has no history yet, the file as it is is recorded as "original", so it can be looked
     up again; a refused save records nothing."""
-    raw = check_unchanged(path, expected)
-    if raw is not None and not store.versions(key, limit=1):
-        # with the mark, if any: the recorded text is the file byte for byte
-        store.add_version(key, name, ORIGINAL, decode_text(raw, keep_bom=True), expected)
-    new = atomic_write(path, text)
-    store.add_version(key, name, action, text, new)
+    with folder_lock(path.parent):
+        raw = check_unchanged(path, expected)
+        if raw is not None and not store.versions(key, limit=1):
+            # with the mark, if any: the recorded text is the file byte for byte
+            store.add_version(key, name, ORIGINAL, decode_text(raw, keep_bom=True), expected)
+        new = atomic_write(path, text)
+        store.add_version(key, name, action, text, new)
     return new
 
 
@@ -182,8 +201,9 @@ def delete_versioned(
 ) -> None:
     """Remove the file if it is still as loaded (`expected`); its last text is recorded first
     as `action`, so it can be restored. NotUTF8 if that text cannot be kept."""
-    raw = check_unchanged(path, expected)
-    if raw is None:  # expected to be gone, and it is
-        return
-    store.add_version(key, name, action, decode_text(raw, keep_bom=True), expected)
-    path.unlink()
+    with folder_lock(path.parent):
+        raw = check_unchanged(path, expected)
+        if raw is None:  # expected to be gone, and it is
+            return
+        store.add_version(key, name, action, decode_text(raw, keep_bom=True), expected)
+        path.unlink()

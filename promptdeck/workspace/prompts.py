@@ -8,7 +8,9 @@ person has to fix.
 
 Templates render in a Jinja2 sandbox with StrictUndefined: a prompt cannot reach Python
 internals, and a missing variable is an error naming itself instead of silently rendering
-as an empty string (which would make an eval quietly measure the wrong prompt).
+as an empty string (which would make an eval quietly measure the wrong prompt). The sandbox
+also bounds the work (workspace/sandbox.py): a runaway loop or a huge text is a
+TemplateError naming the variant and the limit, not a stuck core or a MemoryError.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ import jinja2
 import yaml
 from jinja2 import meta
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 
 from promptdeck.errors import CheckConfigError, PromptFileError, TemplateError
 from promptdeck.model.types import Message, Role
 from promptdeck.scoring.checks import Check, kind_of, parse_check
 from promptdeck.workspace.fileio import NotUTF8, read_text
+from promptdeck.workspace.sandbox import (
+    ENV,
+    RenderLimit,
+    compile_template,
+    render_budget,
+    render_text,
+)
+from promptdeck.workspace.yamlfile import YAMLProblem, parse_yaml_document
 
 TOP_LEVEL_KEYS = (
     "description",
@@ -193,27 +202,10 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, object]:
-    try:
-        loader = yaml.SafeLoader(text)  # checks the characters already
-        try:
-            node = loader.get_single_node()
-            return node, None if node is None else loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark, start = exc.problem_mark or exc.context_mark, exc.context_mark
-        message = f"invalid YAML: {exc.problem or exc.context}"
-        if exc.context and mark and start and start.line != mark.line:
-            # an unclosed bracket or a bad indent shows up lines after the real mistake
-            message += f" ({exc.context} that starts on line {start.line + 1})"
-        raise PromptFileError(path, message, line=mark.line + 1 if mark else None) from None
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        message = f"invalid YAML: the character #x{code:04x} is not allowed (binary data?)"
-        raise PromptFileError(path, message, line=line) from None
-    except RecursionError:  # thousands of nested brackets exhaust the parser's stack
-        raise PromptFileError(path, "invalid YAML: nested too deeply") from None
+    try:  # duplicate keys are left to _index_lines, which names the field
+        return parse_yaml_document(text, strict_keys=False)
+    except YAMLProblem as exc:
+        raise PromptFileError(path, exc.detail, line=exc.line) from None
 
 
 # --- line numbers -----------------------------------------------------------------------
@@ -455,18 +447,21 @@ def _template(value: object, name: str, source: _Source, *, required: bool) -> s
         _compile(value)
     except jinja2.TemplateSyntaxError as exc:
         raise source.error(name, f"template syntax error: {exc.message}", exc.lineno) from None
+    except RenderLimit as exc:  # thousands of tags, or nested hundreds deep
+        raise source.error(name, str(exc)) from None
     return value
 
 
 # --- rendering --------------------------------------------------------------------------
-
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+# In the bounded sandbox (workspace/sandbox.py): a template runs for at most RENDER_SECONDS
+# and builds at most MAX_OUTPUT_CHARS characters, wherever it is rendered (the Prompts
+# preview, the Playground, every eval cell).
 
 
 @lru_cache(maxsize=512)
 def _compile(source: str) -> jinja2.Template:
     # an eval renders the same few templates for every row; compiling once saves most of it
-    return _ENV.from_string(source)
+    return compile_template(source)
 
 
 def template_variables(variant: PromptVariant) -> list[str]:
@@ -479,11 +474,12 @@ def template_variables(variant: PromptVariant) -> list[str]:
 
 @lru_cache(maxsize=512)
 def _variables(source: str) -> frozenset[str]:
-    return frozenset(meta.find_undeclared_variables(_ENV.parse(source)))
+    return frozenset(meta.find_undeclared_variables(ENV.parse(source)))
 
 
 def render_messages(variant: PromptVariant, variables: Mapping[str, object]) -> tuple[Message, ...]:
-    """The chat messages for one input; TemplateError names what is missing or not allowed."""
+    """The chat messages for one input; TemplateError names what is missing or not allowed,
+    or the limit a template ran into (time, size: see workspace/sandbox.py)."""
     missing = [name for name in template_variables(variant) if name not in variables]
     if missing:
         given = ", ".join(sorted(variables)) or "none"
@@ -491,19 +487,28 @@ def render_messages(variant: PromptVariant, variables: Mapping[str, object]) -> 
             f"{variant.name}: missing variable {', '.join(map(repr, missing))}: the template "
             f"uses it but the input has no such field (given: {given})"
         )
-    return tuple(
-        Message(message.role, _render(variant.name, message, variables))
-        for message in variant.templates
-    )
+    with render_budget():  # one budget for all the messages of the prompt
+        return tuple(
+            Message(message.role, _render(variant.name, message, variables))
+            for message in variant.templates
+        )
 
 
 def _render(name: str, message: Message, variables: Mapping[str, object]) -> str:
     where = f"{name}: {message.role} template"
     try:
-        return _compile(message.content).render(dict(variables))
+        return render_text(_compile(message.content), variables)
+    except RenderLimit as exc:
+        raise TemplateError(f"{where}: {exc}") from None
     except SecurityError as exc:
         raise TemplateError(f"{where}: blocked by the sandbox: {exc}") from None
     except UndefinedError as exc:
         raise TemplateError(f"{where}: {exc.message}") from None
+    except RecursionError:  # a macro that calls itself
+        raise TemplateError(
+            f"{where}: stopped: nested too deeply (a macro calling itself?)"
+        ) from None
+    except MemoryError:
+        raise TemplateError(f"{where}: stopped: out of memory") from None
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise TemplateError(f"{where}: failed to render: {exc}") from None

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from promptdeck.model.sse import ServerSentEvent, SSEDecoder
+from promptdeck.errors import ProtocolError
+from promptdeck.model.openai_compat import OpenAIProvider
+from promptdeck.model.sse import MAX_EVENT_CHARS, ServerSentEvent, SSEDecoder
+from promptdeck.model.types import ChatRequest, Message
+from tests.llm_server import collect
 
 
 def E(
@@ -70,3 +79,79 @@ def test_multibyte_character_split_across_feeds() -> None:
     assert decoder.feed(b"data: " + wave[:1]) == []
     assert decoder.feed(wave[1:3]) == []
     assert decoder.feed(wave[3:] + b"\n\n") == [E("👋")]
+
+
+# --- bounded, linear work ------------------------------------------------------------------
+
+
+def test_a_line_longer_than_the_cap_is_a_protocol_error() -> None:
+    decoder = SSEDecoder(max_chars=1000, provider="openai")
+    assert decoder.feed(b"data: " + b"x" * 500) == []
+    with pytest.raises(ProtocolError) as caught:
+        decoder.feed(b"x" * 500)  # no line end yet: the unfinished line is what is too long
+    assert str(caught.value).startswith(
+        "openai: the server sent a line of more than 1,000 characters in its event stream"
+    )
+    with pytest.raises(ProtocolError, match="a line of more than 1,000 characters"):
+        SSEDecoder(max_chars=1000).feed(b": " + b"c" * 1000 + b"\n")  # a whole line, too
+
+
+def test_an_event_of_many_lines_is_capped_too() -> None:
+    decoder = SSEDecoder(max_chars=1000)
+    assert decoder.feed(b"data: " + b"y" * 600 + b"\n") == []
+    with pytest.raises(ProtocolError, match="an event of more than 1,000 characters"):
+        decoder.feed(b"data: " + b"y" * 600 + b"\n")
+
+
+def test_the_default_cap_and_the_events_under_it() -> None:
+    assert MAX_EVENT_CHARS == 8 * 1024 * 1024
+    payload = "z" * (MAX_EVENT_CHARS - 10)
+    assert decode([f"data: {payload}\n\n".encode()]) == [E(payload)]
+
+
+def test_a_long_line_in_small_chunks_takes_linear_time() -> None:
+    """A 6 MB line in 1 KB chunks: 6,000 feeds. Joining the line so far on every feed (as
+    before) copies 18 GB; kept as pieces it is 6 MB."""
+    line = b"data: " + b"x" * (6 * 1024 * 1024) + b"\n\n"
+    decoder = SSEDecoder()
+    started = time.process_time()
+    events = [e for i in range(0, len(line), 1024) for e in decoder.feed(line[i : i + 1024])]
+    assert time.process_time() - started < 3
+    assert len(events) == 1 and len(events[0].data) == 6 * 1024 * 1024
+
+
+class _EndlessLine(BaseHTTPRequestHandler):
+    """An OpenAI-style stream: one good chunk, then a line that never ends."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        chunk = {"choices": [{"index": 0, "delta": {"content": "Hello"}}]}
+        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        try:
+            for _ in range(400):  # 16 MB without a line end, twice the cap
+                self.wfile.write(b"x" * 40_000)
+        except OSError:
+            pass  # the client hung up at the cap
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_never_ends_its_line_fails_the_call_with_a_protocol_error() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessLine)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        provider = OpenAIProvider("local-test", url, requires_key=False)
+        request = ChatRequest("m", (Message("user", "hi"),))
+        result = collect(provider, request)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.chunks == ["Hello"]  # what arrived before is kept
+    assert isinstance(result.error, ProtocolError)
+    assert "a line of more than 8,388,608 characters" in str(result.error)

@@ -1,4 +1,3 @@
-import datetime
 import json
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from promptdeck.workspace.dataset_import import (
 )
 from promptdeck.workspace.datasets import append_case, load_dataset
 from promptdeck.workspace.fileio import fingerprint
-from promptdeck.workspace.yamlfile import parse_yaml
+from promptdeck.workspace.yamlfile import parse_yaml_rows
 
 # Cells a spreadsheet or pandas would mangle: leading zeros, float-looking text, "nan",
 # a formula, an empty cell, text with a comma, a quote and a line break; and characters that
@@ -160,9 +159,9 @@ def test_yaml_keeps_strings_that_look_like_other_types(tmp_path: Path, store: St
     frame.loc[0, "flag"] = "on"
     save_table(table, frame, store, tmp_path)
     text = path.read_text()
-    assert parse_yaml(text) == [
-        {"id": "a", "input": "007", "when": datetime.date(2024, 5, 1), "flag": "on"},
-        {"id": "b", "input": "two\nlines\n", "when": datetime.date(2024, 5, 2), "flag": "no"},
+    assert parse_yaml_rows(text) == [  # YAML 1.2, cells as written: dates stay text
+        {"id": "a", "input": "007", "when": "2024-05-01", "flag": "on"},
+        {"id": "b", "input": "two\nlines\n", "when": "2024-05-02", "flag": "no"},
     ]
     assert "input: |" in text  # multi-line text stays a readable block
     assert "# a comment" not in text  # documented: comments are not kept
@@ -400,6 +399,12 @@ def test_a_mapped_column_must_exist(tmp_path: Path) -> None:
 def test_guess_map_and_normalise() -> None:
     assert guess_map(["ID", "Query", "Intent", "Answer"]) == ColumnMap("Query", "Intent", "Answer")
     assert guess_map(["text_body", "x"]) == ColumnMap("text_body")
+    # No name says "input": the longest text wins, never the export's id column.
+    rows = [("q-0001", "Where is my parcel? It was due Monday.", "shipping"), ("q-0002", "x", "b")]
+    assert guess_map(["ticket_id", "body", "topic"], rows) == ColumnMap("body", "topic")
+    assert guess_map(
+        ["id", "body"], [("1234567890123456789012345678901234567890", "hi")]
+    ).input == ("body")
     assert normalise("  Where IS\tmy  order? ") == "where is my order?"
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from promptdeck.errors import DatasetError
 from promptdeck.workspace.datasets import (
+    MAX_CELL_CHARS,
     Dataset,
     check_variables,
     find_datasets,
@@ -253,3 +254,53 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path) -> None:
     text = "one\u2028two\u0085three\u2029four"
     path.write_text('{"input": "' + text + '"}\r\n{"input": "b"}\n', encoding="utf-8")
     assert [c.values["input"] for c in load_dataset(path).cases] == [text, "b"]
+
+
+def test_yaml_cells_are_kept_as_written_not_read_as_yaml_1_1(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "w.yaml",
+        "- id: 007\n  input: Can I cancel?\n  expected: no\n  on: 1.10\n  at: 1:30\n"
+        "  human_score: 4\n  rubric:\n  flag: Off\n  tags: [a, 1]\n",
+    )
+    dataset = load_dataset(path)
+    assert dataset.columns == (
+        "id", "input", "expected", "on", "at", "human_score", "rubric", "flag", "tags"
+    )  # fmt: skip
+    assert dict(dataset.cases[0].values) == {
+        "id": "007",
+        "input": "Can I cancel?",
+        "expected": "no",  # YAML 1.1: false
+        "on": "1.10",  # YAML 1.1: the column True, the value 1.1
+        "at": "1:30",  # YAML 1.1: 90
+        "human_score": "4",
+        "rubric": "",
+        "flag": "Off",
+        "tags": '["a", 1]',
+    }
+    assert dataset.cases[0].id == "007"
+
+
+def test_a_long_cell_loads_and_one_past_the_limit_names_it(tmp_path: Path) -> None:
+    document = "word " * 200_000  # 1 MB: csv's own limit (128 KB) refused it
+    path = write(tmp_path, "long.csv", f'id,input\na,"{document}"\n')
+    assert load_dataset(path).cases[0].values["input"] == document
+    too_long = "x" * (MAX_CELL_CHARS + 1)
+    path = write(tmp_path, "huge.csv", f"id,input\na,ok\nb,{too_long}\n")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value) == (
+        f"{path}: line 3: a field is too long (over 4,194,304 characters, the most one cell "
+        "may hold); is a closing quote missing?"
+    )
+
+
+def test_csv_line_endings_and_unicode_line_separators(tmp_path: Path) -> None:
+    """Records end at \\r\\n, \\r or \\n; U+2028 and U+0085 inside a cell are text."""
+    path = write(tmp_path, "e.csv", 'id,input\r\na,one\u2028two\rb,"x\r\ny"\nc,end\x85ing')
+    values = [dict(c.values) for c in load_dataset(path).cases]
+    assert values == [
+        {"id": "a", "input": "one\u2028two"},
+        {"id": "b", "input": "x\r\ny"},
+        {"id": "c", "input": "end\x85ing"},
+    ]

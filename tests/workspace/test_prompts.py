@@ -174,10 +174,10 @@ BROKEN: list[tuple[str, int, str | None, str]] = [
         "field 'tags': must be a list of texts, e.g. [baseline], got 'baseline'",
     ),
     (
-        "description: 2024-01-05\n" + GOOD,
+        "description: 2024.5\n" + GOOD,
         1,
         "description",
-        "field 'description': must be text, got date",
+        "field 'description': must be text, got a number",
     ),
     (
         "# the model line went missing\nuser: hi\n",

@@ -162,9 +162,13 @@ def _writable(value: str) -> Path:
 
 
 def _folder(value: str) -> Path:
+    """A folder to write into: it may be new, but the folder it goes in must exist (like
+    mkdir without -p: a typo in a parent never makes a tree of folders)."""
     path = Path(value)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {value} does not exist; create it first")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file, not a folder")
+    if not path.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {path.parent} does not exist")
     return path
 
 

@@ -332,7 +332,7 @@ def test_a_killed_run_resumes_and_repeats_nothing_it_finished(
 JUDGED = SUITE.replace("sample: {n: 6, seed: 1}", "sample: {n: 10, seed: 1}") + (
     "baseline: qa/alpha\n"
     "judge: {model: fake/judge, rubric: Be strict.}\n"
-    "gates:\n  - {metric: judge_score, max_drop: 0.5}\n  - {metric: error_rate, max: 0.0}\n"
+    "gates:\n  - {metric: judge_score, max_drop: 1.5}\n  - {metric: error_rate, max: 0.0}\n"
 )
 
 
@@ -344,7 +344,7 @@ def test_judged_run_gates_and_reports_exit_codes(tmp_path: Path, llm_server: LLM
     run_id = run_id_of(done.stdout)
     beta = next(line for line in done.stdout.splitlines() if line.startswith("qa/beta"))
     assert beta.endswith("4.00 (n=10)")  # the judge's mean, with the scored count
-    assert "judge_score drop ≤ 0.5" in done.stdout and done.stdout.rstrip().endswith("gates: pass")
+    assert "judge_score drop ≤ 1.5" in done.stdout and done.stdout.rstrip().endswith("gates: pass")
     report = cli(root, "report", run_id, "--csv", "cells.csv", "--html", "r.html", "--md", "r.md")
     assert report.returncode == 0, report.stderr
     csv_text = (root / "cells.csv").read_text()
@@ -384,7 +384,7 @@ def test_the_promptdeck_command_is_installed(llm_server: LLMServer, tmp_path: Pa
         ),
         (["report", "latest", "--md", "datasets"], "datasets is a folder"),
         (["export-promptfoo", "datasets/qa.suite.yaml", "--out", "nope/p.yaml"], "nope does not"),
-        (["import-promptfoo", "x.yaml", "--out", "missing"], "the folder missing does not exist"),
+        (["import-promptfoo", "x.yaml", "--out", "no/ws"], "the folder no does not exist"),
         (["run", "datasets/qa.suite.yaml", "--rpm", "nan"], "must be a number more than 0"),
         (["run", "datasets/qa.suite.yaml", "--rpm", "inf"], "must be a number more than 0"),
     ],

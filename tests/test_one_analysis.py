@@ -32,7 +32,7 @@ GATES = [
 DELTAS = [-1, 0, 0, 1, 1, 0]  # t/new - t/base, cycled over the rows: a small, noisy gain
 
 
-def stored_run(home: Path, rows: int = 30) -> str:
+def stored_run(home: Path, rows: int = 60) -> str:
     store = Store(home / "promptdeck.sqlite")
     cases = [{"id": f"r{i:02}", "category": "ab"[i % 2], "input": f"q{i}"} for i in range(rows)]
     snapshot = {"suite": {"baseline": "t/base", "gates": GATES}, "cases": cases}
@@ -105,4 +105,4 @@ def test_page_report_and_gate_agree_on_verdicts_and_p95(workspace: Path) -> None
     printed = re.findall(r"^\S.*\s{2}t/new\s+(pass|fail|insufficient evidence)\s", gate.stdout,
                          re.M)  # fmt: skip
     assert printed == statuses
-    assert f"{p95['t/new']} ms (n=30)" in gate.stdout  # the latency gate's observed p95
+    assert f"{p95['t/new']} ms (n=60)" in gate.stdout  # the latency gate's observed p95

@@ -59,13 +59,12 @@ def load_cells(store: Store, run_id: str) -> pd.DataFrame:
     if cells.empty:
         return cells
     pairwise = {
-        (s["row_id"], s["variant"], s["repeat"]): s["value"]
-        for s in scores
-        if s["scorer"] == PAIRWISE
+        (s["row_id"], s["variant"], s["repeat"]): s for s in scores if s["scorer"] == PAIRWISE
     }
     reviews = store.reviews(run_id)
     keys: list[CellKey] = list(zip(cells["row_id"], cells["variant"], cells["repeat"], strict=True))
-    cells["pairwise"] = [pairwise.get(k) for k in keys]
+    cells["pairwise"] = [p["value"] if (p := pairwise.get(k)) else None for k in keys]
+    cells["pairwise_reason"] = [p["reason"] if (p := pairwise.get(k)) else None for k in keys]
     cells["judge_raw"] = cells["judge_score"]
     overrides = [r["score_override"] if (r := reviews.get(k)) else None for k in keys]
     cells["overridden"] = [o is not None for o in overrides]

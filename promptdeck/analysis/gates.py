@@ -2,53 +2,80 @@
 
 Each gate gives each gated variant one of three answers: "pass", "fail" or
 "insufficient evidence". Insufficient evidence is never a pass: it means this run cannot
-tell, and more rows (or a working judge, or known prices) would.
+tell, and the reason says what would (more rows: about how many; a working judge; known
+prices).
 
 Which variants. Every gate applies to each variant except the baseline: the baseline is
 what runs in production now, and a gate asks whether a change may ship. Without a
 baseline, the absolute gates apply to every variant and comparative gates are
 insufficient evidence.
 
-Repeats. With k repeats, a row's judge score for a variant is the mean of its scored,
-non-errored repeats; a row whose repeats all errored is an errored row, one with no
-scored repeat an unscored row. Both are left out of judge gates and counted, never 0.
-error_rate counts cells (every repeat); the other absolute gates use answers (cells
-without an error), with the errored cells left out and counted.
+Repeats. With k repeats, a row's judge score (or pairwise value) for a variant is the mean
+of its scored, non-errored repeats; a row whose repeats all errored is an errored row,
+one with no scored repeat an unscored row. Both are left out and counted, never 0.
 
-The judge_score drop rule (`max_drop: m`). Δ is the mean over paired rows of
-(variant − baseline) and [L, U] its 95% percentile bootstrap CI (2,000 resamples, seeded):
-    pass                   L ≥ −m   the drop, if any, is at most m
-    fail                   U < −m   the score drops by more than m
-    insufficient evidence  otherwise (the CI contains −m), and with fewer than 10 pairs
-                           (a percentile bootstrap of so few rows is too narrow: six
-                           identical scores give the interval [0, 0])
-This is a non-inferiority test with a margin, read both ways: pass and fail are each a
-one-sided test at 2.5%, so a variant whose true drop is exactly m passes by chance about
-2.5% of the time and fails about 2.5% of the time, and beyond the margin on either side
-it errs less. A point-estimate rule would decide a variant at the margin by a coin toss,
-and a rule that fails whenever the CI reaches below −m would fail most small runs of a
-harmless change. So a visible drop whose CI still reaches above −m is "insufficient
-evidence", not "fail" (and not a pass): the reason gives the smallest change the run can
-detect (MDE), which says whether more rows would settle it.
-`on: mean` judges the point estimate instead: pass if Δ ≥ −m, else fail (no pairs:
-insufficient evidence). `judge_score` with `min: s` uses the same rule on the mean
-score itself (pass if L ≥ s, fail if U < s).
+Interval gates: `judge_score` (`max_drop: m`, `min: s`) and `win_rate` (`min: w`).
+Each is decided on an interval [L, U] of a mean, with 2.5% error on each side:
+    judge_score max_drop  the mean over paired rows of Δ = variant − baseline; pass if
+                          L ≥ −m, fail if U < −m
+    judge_score min       the variant's mean score; pass if L ≥ s, fail if U < s
+    win_rate min          the variant's mean pairwise value against the baseline (win 1,
+                          tie 0.5, loss 0); pass if L ≥ w, fail if U < w
+    otherwise, and with fewer than 10 rows: insufficient evidence
+So "pass" means a drop larger than m (a mean below s, a win rate below w) is ruled out at
+97.5%, and "fail" that the truth is beyond the limit at 97.5%.
 
-Categories. `category: X` evaluates the gate on the rows of X only (any metric);
-`category: each` is one gate per category in the run. The judge_score gates that name a
-category form one family per variant: with k of them, their CIs are Bonferroni-widened
-to 1 − 0.05/k, so that across the family a false pass or a false fail has at most the
-error of a single gate. (Holm's step-down adjusts p-values and gives no simultaneous
-intervals; these decisions are made on intervals, hence Bonferroni.)
+The interval (`stats.mean_ci`, `analysis.bounds`) uses only that scores lie on the
+judge's scale [lo, hi] (so Δ lies in ±(hi − lo), a pairwise value in [0, 1]): the Gaffke
+bound, a Bayesian bootstrap with the scale's worst value added as one more row. Why:
+- a percentile bootstrap or a t interval is built from the sample alone and cannot reach
+  a drop the sample happens not to contain: ten tied rows gave "+0.00 (95% CI +0.00 to
+  +0.00)" and passed `max_drop: 0`, although 0 losses in 10 rows is consistent with up
+  to 31% of rows losing. A variance floor or a minimum sd has the same blind spot unless
+  it grows with the scale and shrinks with n, which is what the added row does, exactly:
+  for n tied rows the bound is the Clopper–Pearson bound on the share of rows at the
+  scale's end (ten tied rows on [1, 5]: L = −1.2);
+- it needs no shape: judge deltas are symmetric, mostly ties with a few drops of 2–3,
+  fractions (repeats), or 0/1, and a change that breaks a few rows looks, in most small
+  samples, exactly like one that breaks none.
+bench/validity.py (2,000 simulations per cell, n = 10 to 200, six shapes of deltas on
+[1, 5] with m = 0.2 and pass/fail on [0, 1] with m = 0.1) measured, for this rule: false
+pass at the margin 0.0–1.8% (the old percentile bootstrap: 2.8–59.8%), false fail with
+no change 0.0–0.1%; families of 2 or 5 categories at the margin, any false pass 0.0–1.3%
+(old: 3.6–80.2%); `min` gates 0.0–1.7% false pass, 0.0–2.8% false fail. The price is
+rows: the interval covered the true mean in 99–100% of runs up to 60 rows on [1, 5]
+(98–99% at 200; 96.7–100% on [0, 1]), not 95%, and a harmless change passed `max_drop:
+0.2` on [1, 5] in 0–15% of runs at 60 rows and 70–100% at 200. Ruling out a 0.2 drop on
+[1, 5] takes about 75 tied rows and about 250 rows whose deltas have sd 1
+(`planning.rows_needed`; at the planned size a harmless change passed in 81–100% of
+runs). An interval with 93–97% coverage at 20–30 rows passes falsely: the old rule
+covered 93–94% on "noise + −4" (the symmetric shape, with 5% of rows dropping 4 points
+at the margin) and passed it at the margin in 6–7% of runs.
 
-Absolute gates compare the run's observed value with the limit:
-    error_rate           max   errored cells / all cells
-    check_pass_rate      min   checks passed / checks run, over answers
-    latency_p95_ms       max   95th percentile (linear) of the answers' latency
-    cost_per_answer_usd  max   mean cost of an answer; with unknown costs: fail if the
-                               known costs alone exceed the limit, else insufficient evidence
-    confidence           min   mean `confidence` of the answers (absent: insufficient)
-No data for a gate is insufficient evidence.
+`scale` is the judge's [low, high] from the suite (`judge.scale`); without it, [1, 5]
+widened to every score seen (`stats.score_scale`). `anytime=True` decides on a
+confidence sequence instead (`analysis.bounds.cs_bounds`, over the rows in the order they
+were run: a `batch` column if the cells have one, else their order in `cells`), so a run
+that adds rows in batches and looks after each one keeps the same error however often
+it looks. Measured with a look after every 10 rows up to 200: ever a false pass at the
+margin 0.4–1.8% (the fixed-n rule used at every look: 1.6–8.0%); a harmless change used
+100–162 rows on average (an undecided run counts 200) and passed by 200 rows in 45–100%
+of runs (one look at 200 rows: 73–100%).
+
+Families. `category: X` evaluates the gate on the rows of X only (any metric);
+`category: each` is one gate per category in the run. The interval gates that name a
+category form one family per variant: with k of them, each side of each interval is at
+2.5%/k (Bonferroni), so across the family a false pass, or a false fail, has at most the
+error of a single gate.
+
+`on: mean` (judge_score only) judges the point estimate instead, without error control:
+pass if Δ ≥ −m (the mean ≥ s), else fail (no pairs: insufficient evidence).
+
+Absolute gates compare the run's observed value with the limit (`analysis.measures`):
+    error_rate max, check_pass_rate min, latency_p95_ms max, cost_per_answer_usd max
+    (with unknown costs: fail if the known costs alone exceed the limit, else
+    insufficient evidence), confidence min (absent: insufficient). No data for a gate is
+    insufficient evidence.
 """
 
 from __future__ import annotations
@@ -60,13 +87,16 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from promptdeck.analysis.measures import MEASURES
+from promptdeck.analysis.planning import default_sd, rows_needed
 from promptdeck.analysis.stats import (
     MIN_PAIRS,
+    Interval,
+    ci_label,
     compare,
     left_out,
-    mean_ci_bootstrap,
-    percent,
-    percentile,
+    mean_ci,
+    score_scale,
 )
 from promptdeck.errors import ConfigError
 
@@ -75,12 +105,14 @@ Outcome = tuple[Status, str, str]  # status, observed, reason
 INSUFFICIENT: Status = "insufficient evidence"
 METRICS: dict[str, tuple[str, ...]] = {  # metric -> the limit keys it takes
     "judge_score": ("max_drop", "min"),
+    "win_rate": ("min",),
     "error_rate": ("max",),
     "check_pass_rate": ("min",),
     "latency_p95_ms": ("max",),
     "cost_per_answer_usd": ("max",),
     "confidence": ("min",),
 }
+INTERVAL_METRICS = ("judge_score", "win_rate")
 COLUMNS = ("row_id", "category", "variant", "repeat", "error", "latency_ms", "cost_usd",
            "judge_score", "checks_passed", "checks_total")  # fmt: skip
 EACH = "each"
@@ -113,6 +145,11 @@ class Gate:
         notes = [self.category] if self.category is not None else []
         notes += ["point estimate"] if self.on == "mean" else []
         return f"{self.metric} {op} {self.limit:g}" + (f" ({', '.join(notes)})" if notes else "")
+
+    @property
+    def interval(self) -> bool:
+        """Decided on an interval (module docstring), so it shares a family's error."""
+        return self.metric in INTERVAL_METRICS and self.on == "ci"
 
 
 def parse_gate(raw: object) -> Gate:
@@ -147,6 +184,8 @@ def parse_gate(raw: object) -> Gate:
         )
     if kind == "max_drop" and limit < 0:
         raise ConfigError("max_drop is a size of drop, so 0 or more", field=kind)
+    if metric == "win_rate" and not 0 <= limit <= 1:
+        raise ConfigError("win_rate min is a share of comparisons, 0 to 1 (0.5: even)", field=kind)
     on = raw.get("on")
     if on is not None and (metric != "judge_score" or on not in ("ci", "mean")):
         raise ConfigError("'on' is for judge_score gates: ci (default) or mean", field="on")
@@ -169,12 +208,26 @@ def parse_gates(raw: Sequence[object]) -> list[Gate]:
     return out
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every gate of one evaluation shares."""
+
+    frame: pd.DataFrame
+    baseline: str | None
+    scale: tuple[float, float]  # of judge scores, resolved once
+    order: tuple[str, ...]  # row ids in the order they were run
+    anytime: bool
+    seed: int
+
+
 def evaluate_gates(
     cells: pd.DataFrame,
     baseline: str | None,
     gates: Sequence[Mapping[str, Any]],
     *,
     seed: int = 0,
+    scale: tuple[float, float] | None = None,
+    anytime: bool = False,
 ) -> list[GateResult]:
     """Every gate for every gated variant (module docstring), in gate then variant order."""
     frame = _prepare(cells)
@@ -183,17 +236,20 @@ def evaluate_gates(
     for gate in parse_gates(gates):
         each = gate.category == EACH and categories
         parsed += [replace(gate, category=c) for c in categories] if each else [gate]
-    family = sum(1 for g in parsed if g.metric == "judge_score" and g.category is not None)
+    family = sum(1 for g in parsed if g.interval and g.category is not None)
     variants = [str(v) for v in dict.fromkeys(frame["variant"]) if v != baseline]
+    run = _Run(
+        frame, baseline, score_scale(scale, frame["judge_score"]), _run_order(frame), anytime,
+        seed,
+    )  # fmt: skip
     results = []
     for gate in parsed:
-        in_family = gate.metric == "judge_score" and gate.category is not None
-        level = 1.0 - ALPHA / family if in_family else 1.0 - ALPHA
+        size = family if gate.interval and gate.category is not None else 1
         if not variants:
             reason = "the run has no variant to gate besides the baseline"
             results.append(GateResult(gate.name, "", INSUFFICIENT, "-", reason))
         for variant in variants:
-            outcome = _evaluate(gate, frame, variant, baseline, level, seed)
+            outcome = _evaluate(gate, run, variant, size)
             results.append(GateResult(gate.name, variant, *outcome))
     return results
 
@@ -214,106 +270,168 @@ def _prepare(cells: pd.DataFrame) -> pd.DataFrame:
     frame["category"] = pd.Series(categories, index=cells.index, dtype=object)
     frame["row_id"] = [str(r) for r in cells["row_id"]]
     numeric = ["latency_ms", "cost_usd", "judge_score", "checks_passed", "checks_total"]
-    for column in [*numeric, "confidence"] if "confidence" in cells.columns else numeric:
+    numeric += [c for c in ("confidence", "pairwise") if c in cells.columns]
+    for column in numeric:
         frame[column] = pd.to_numeric(cells[column]).astype("float64")
     return frame
 
 
-def _evaluate(
-    gate: Gate, frame: pd.DataFrame, variant: str, baseline: str | None, level: float, seed: int
-) -> Outcome:
+def _run_order(frame: pd.DataFrame) -> tuple[str, ...]:
+    """Row ids in the order they were run: by `batch` if the cells have it, else by first
+    appearance (load_cells lists results in the order they were stored)."""
+    rows = frame[["row_id"]]
+    if "batch" in frame.columns:
+        rows = rows.assign(batch=pd.to_numeric(frame["batch"])).sort_values(["batch", "row_id"])
+    return tuple(dict.fromkeys(rows["row_id"]))
+
+
+def _evaluate(gate: Gate, run: _Run, variant: str, family: int) -> Outcome:
+    frame = run.frame
     scope = frame if gate.category is None else frame[frame["category"] == gate.category]
     if scope.empty:
         return INSUFFICIENT, "-", f"the run has no cells in category {gate.category!r}"
+    level = 1.0 - ALPHA / family
     if gate.kind == "max_drop":
-        return _judge_drop(gate, scope, variant, baseline, level, seed)
+        return _judge_drop(gate, scope, variant, run, level, family)
     mine = scope[scope["variant"] == variant]
     if mine.empty:
         return INSUFFICIENT, "-", "the variant has no cells here"
     if gate.metric == "judge_score":
-        return _judge_min(gate, mine, level, seed)
-    return _decide_limit(gate, *_MEASURES[gate.metric](mine))
+        return _mean_gate(gate, mine, run, level, family, "judge_score", run.scale)
+    if gate.metric == "win_rate":
+        return _win_rate(gate, mine, run, level, family)
+    measure = MEASURES[gate.metric](mine)
+    return _decide_limit(gate, *measure)
 
 
-def _row_scores(mine: pd.DataFrame) -> tuple[dict[str, float | None], set[str]]:
-    """Per row: the mean judge score over its scored, non-errored repeats; errored rows."""
+def _row_scores(
+    mine: pd.DataFrame, column: str = "judge_score"
+) -> tuple[dict[str, float | None], set[str]]:
+    """Per row: the mean of `column` over its scored, non-errored repeats; errored rows."""
     answers = mine[~mine["errored"]]
-    means = answers.groupby("row_id", sort=True)["judge_score"].mean()  # NaN: none scored
+    means = answers.groupby("row_id", sort=True)[column].mean()  # NaN: none scored
     scores = {str(r): (None if v != v else float(v)) for r, v in means.items()}
     errored = {str(r) for r in mine["row_id"].unique() if str(r) not in scores}
     return scores, errored
 
 
 def _judge_drop(
-    gate: Gate, scope: pd.DataFrame, variant: str, baseline: str | None, level: float, seed: int
+    gate: Gate, scope: pd.DataFrame, variant: str, run: _Run, level: float, family: int
 ) -> Outcome:
-    if baseline is None:
+    if run.baseline is None:
         return INSUFFICIENT, "-", "the suite names no baseline to compare with"
-    base = scope[scope["variant"] == baseline]
+    base = scope[scope["variant"] == run.baseline]
     if base.empty:
-        return INSUFFICIENT, "-", f"the baseline {baseline} has no cells here"
+        return INSUFFICIENT, "-", f"the baseline {run.baseline} has no cells here"
     (base_scores, base_errors), (var_scores, var_errors) = map(
         _row_scores, (base, scope[scope["variant"] == variant])
     )
     result = compare(
         base_scores, var_scores, errors_baseline=base_errors, errors_variant=var_errors,
-        seed=seed, level=level, variant_name=variant, baseline_name=baseline,
-        category=gate.category,
+        seed=run.seed, level=level, scale=run.scale, anytime=run.anytime, order=run.order,
+        variant_name=variant, baseline_name=run.baseline, category=gate.category,
     )  # fmt: skip
-    low, high = (result.boot.low, result.boot.high) if result.boot else (None, None)
-    status, reason = _decide_interval(
-        gate, result.delta, low, high, 0.0 - gate.limit, "+.2f", n=result.n
-    )
-    if status == INSUFFICIENT and result.mde and low is not None and result.n >= MIN_PAIRS:
-        reason += f"; it detects a change of {result.mde:.2f} or more (power 0.8): add rows"
+    target = 0.0 - gate.limit
+    status, reason = _decide_interval(gate, result.delta, result.ci, target, "+.2f", result.n)
+    if status == INSUFFICIENT and result.delta is not None and gate.on == "ci":
+        reason += _more_rows(gate, run, result.n, result.sd, result.delta, family)
     return status, result.estimate, reason
 
 
-def _judge_min(gate: Gate, mine: pd.DataFrame, level: float, seed: int) -> Outcome:
-    scores, errored = _row_scores(mine)
-    values = [s for s in scores.values() if s is not None]
-    ci = mean_ci_bootstrap(values, seed=seed, level=level)
+def _mean_gate(
+    gate: Gate,
+    mine: pd.DataFrame,
+    run: _Run,
+    level: float,
+    family: int,
+    column: str,
+    scale: tuple[float, float],
+    counts: str = "",
+) -> Outcome:
+    """A `min` gate on the mean of per-row values (judge scores, pairwise values)."""
+    scores, errored = _row_scores(mine, column)
+    values = [v for r in run.order if (v := scores.get(r)) is not None]
     excluded = left_out(len(scores) - len(values), len(errored))
-    if ci is None:
-        return INSUFFICIENT, f"no scored rows{excluded}", "the judge scored no answer here"
-    bounds = f" ({percent(level)} CI {ci.low:.2f} to {ci.high:.2f})" if ci.low is not None else ""
-    observed = f"{ci.mean:.2f}{bounds}, n={len(values)}{excluded}"
-    status, reason = _decide_interval(
-        gate, ci.mean, ci.low, ci.high, gate.limit, ".2f", n=len(values)
+    what = "the judge scored no answer here" if column == "judge_score" else "no row was compared"
+    if not values:
+        return INSUFFICIENT, f"no scored rows{excluded}", what
+    ci = mean_ci(
+        values, low=scale[0], high=scale[1], level=level, seed=run.seed, anytime=run.anytime
     )
-    return status, observed, reason
+    assert ci is not None  # values is not empty
+    label = ci_label(level, run.anytime)
+    observed = f"{ci.mean:.2f} ({label} {ci.low:.2f} to {ci.high:.2f}), n={len(values)}"
+    status, reason = _decide_interval(gate, ci.mean, ci, gate.limit, ".2f", len(values))
+    if status == INSUFFICIENT and gate.on == "ci":
+        sd = float(pd.Series(values).std()) if len(values) >= 2 else None
+        reason += _more_rows(gate, run, len(values), sd, ci.mean, family, scale)
+    return status, f"{observed}{counts}{excluded}", reason
+
+
+def _win_rate(gate: Gate, mine: pd.DataFrame, run: _Run, level: float, family: int) -> Outcome:
+    if run.baseline is None:
+        return INSUFFICIENT, "-", "the suite names no baseline to compare with"
+    if "pairwise" not in mine.columns or mine["pairwise"].isna().all():
+        return INSUFFICIENT, "-", "no pairwise verdicts here (the suite's judge mode: pairwise)"
+    scores, _ = _row_scores(mine, "pairwise")
+    values = [v for v in scores.values() if v is not None]
+    wins, losses = sum(v > 0.5 for v in values), sum(v < 0.5 for v in values)
+    counts = f": {wins} won, {len(values) - wins - losses} tied, {losses} lost"
+    return _mean_gate(gate, mine, run, level, family, "pairwise", (0.0, 1.0), counts)
 
 
 def _decide_interval(
-    gate: Gate,
-    estimate: float | None,
-    low: float | None,
-    high: float | None,
-    target: float,
-    fmt: str,
-    *,
-    n: int,
+    gate: Gate, estimate: float | None, ci: Interval | None, target: float, fmt: str, n: int
 ) -> tuple[Status, str]:
-    """The three-way rule of the module docstring, on an estimate and its CI."""
+    """The three-way rule of the module docstring, on an estimate and its interval."""
     limit = f"{target:{fmt}}".replace("-", "−")
-    if estimate is None:
+    if estimate is None or ci is None:
         return INSUFFICIENT, "no row is scored on both sides"
     if gate.on == "mean":
         if estimate >= target - _EPS:
             return "pass", f"the point estimate is at or above {limit}"
         return "fail", f"the point estimate is below {limit}"
-    if low is None or high is None:
-        return INSUFFICIENT, "one row gives no interval"
+    if ci.low is None or ci.high is None:
+        return INSUFFICIENT, "no interval"
     if n < MIN_PAIRS:
-        return (
-            INSUFFICIENT,
-            f"only {n} rows: a bootstrap CI from fewer than {MIN_PAIRS} is too narrow to trust",
-        )
-    if low >= target - _EPS:
+        return INSUFFICIENT, f"only {n} rows: gates decide from {MIN_PAIRS}"
+    if ci.low >= target - _EPS:
         return "pass", f"the whole CI is at or above {limit}"
-    if high < target - _EPS:
+    if ci.high < target - _EPS:
         return "fail", f"the whole CI is below {limit}"
     return INSUFFICIENT, f"the CI spans {limit}, so this run cannot tell"
+
+
+def _more_rows(
+    gate: Gate,
+    run: _Run,
+    n: int,
+    sd: float | None,
+    estimate: float,
+    family: int,
+    scale: tuple[float, float] | None = None,
+) -> str:
+    """'; to rule out a drop of 0.2 you need about 250 paired rows if nothing changed ...'"""
+    if run.anytime:
+        return "; add rows and look again: the anytime CI stays valid at every look"
+    scale = scale or run.scale
+    spread = (
+        f"row sd {sd:.2f}" if sd is not None else f"assuming a row sd of {default_sd(scale):.2f}"
+    )
+    if gate.kind == "max_drop":
+        need = rows_needed({"metric": gate.metric, "max_drop": gate.limit}, scale=scale, sd=sd,
+                           family=family)  # fmt: skip
+        if need is None:
+            return "; no number of rows rules out every drop of a variant that changes nothing"
+        return (f"; to rule out a drop of {gate.limit:g} you need about {need} paired rows if "
+                f"nothing changed ({spread}); this run has {n}")  # fmt: skip
+    need = rows_needed({"metric": gate.metric, "min": gate.limit}, scale=scale, sd=sd,
+                       expected=estimate, family=family)  # fmt: skip
+    if need is None:
+        return "; the estimate is on the limit, so no number of rows is likely to decide it"
+    side = "at or above" if estimate >= gate.limit else "below"
+    return (f"; to show it is {side} {gate.limit:g} you need about {need} rows if the mean is "
+            f"{estimate:.2f} as here ({spread}); this run has {n}")  # fmt: skip
 
 
 def _decide_limit(
@@ -331,66 +449,3 @@ def _decide_limit(
     if over:
         return "fail", observed, f"{bad} the {word} {gate.limit:g}"
     return "pass", observed, f"{ok} the {word} {gate.limit:g}"
-
-
-Measure = tuple[float | None, str, str, bool]  # value, observed, note, exact
-
-
-def _error_rate(mine: pd.DataFrame) -> Measure:
-    errors, n = int(mine["errored"].sum()), len(mine)
-    return errors / n, f"{errors / n:.1%} ({errors} of {n} cells)", "", True
-
-
-def _answers(mine: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    errors = int(mine["errored"].sum())
-    return mine[~mine["errored"]], f", {errors} errored cells left out" if errors else ""
-
-
-def _check_pass_rate(mine: pd.DataFrame) -> Measure:
-    answers, excluded = _answers(mine)
-    passed, total = int(answers["checks_passed"].sum()), int(answers["checks_total"].sum())
-    if total == 0:
-        return None, f"no checks{excluded}", "no check ran on an answer", True
-    return passed / total, f"{passed / total:.1%} ({passed} of {total} checks){excluded}", "", True
-
-
-def _latency_p95(mine: pd.DataFrame) -> Measure:
-    answers, excluded = _answers(mine)
-    latency = answers["latency_ms"].dropna()
-    p95 = percentile(latency, 95)
-    if p95 is None:
-        return None, f"no latency{excluded}", "no answer has a measured latency", True
-    return p95, f"{p95:.0f} ms (n={len(latency)}){excluded}", "", True
-
-
-def _cost_per_answer(mine: pd.DataFrame) -> Measure:
-    answers, excluded = _answers(mine)
-    costs = answers["cost_usd"]
-    n, unknown = len(costs), int(costs.isna().sum())
-    if n == 0:
-        return None, f"no answers{excluded}", "every cell errored", True
-    value = float(costs.sum()) / n  # NaN is skipped: with unknowns, a lower bound
-    if unknown:
-        observed = f"≥ ${value:.3g} per answer ({unknown} of {n} costs unknown){excluded}"
-        return value, observed, "no price is known for some answers' model", False
-    return value, f"${value:.3g} per answer (n={n}){excluded}", "", True
-
-
-def _confidence(mine: pd.DataFrame) -> Measure:
-    if "confidence" not in mine.columns:
-        return None, "-", "the run records no confidence", True
-    answers, excluded = _answers(mine)
-    values = answers["confidence"].dropna()
-    if values.empty:
-        return None, f"no confidence{excluded}", "no answer has a confidence", True
-    mean = float(values.mean())
-    return mean, f"{mean:.2f} (n={len(values)}){excluded}", "", True
-
-
-_MEASURES = {
-    "error_rate": _error_rate,
-    "check_pass_rate": _check_pass_rate,
-    "latency_p95_ms": _latency_p95,
-    "cost_per_answer_usd": _cost_per_answer,
-    "confidence": _confidence,
-}

@@ -49,8 +49,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 PLAIN = {
     "better": "Better than the baseline: the whole 95% CI is above 0.",
     "worse": "Worse than the baseline: the whole 95% CI is below 0.",
-    "within noise": "No real change: a change of the size that matters would most likely "
-    "have shown, and none did.",
+    "within noise": "No real change: the whole CI lies within the change that matters, either way.",
     "underpowered": "Cannot tell yet: this run is too small to see a change of the size that "
     "matters{mde}. Add rows before deciding.",
     "no data": "No row was scored for both the baseline and this variant.",
@@ -245,8 +244,11 @@ def html_report(data: ReportData) -> str:
         "<h2>Wins and losses</h2>",
         _examples_html(data.examples),
         f'<div class="foot"><p><b>Method.</b> Δ is the mean over paired rows of the judge '
-        "score of the variant minus the baseline's; the 95% CI is a paired percentile "
-        "bootstrap (2,000 resamples, seeded). n counts the rows scored on both sides. Rows "
+        "score of the variant minus the baseline's; its 95% CI is a Gaffke bound on the "
+        "judge's scale (10,000 seeded draws), which stays honest on tied scores and rare large "
+        "drops; the categories' CIs are widened to 1 − 0.05/k for k categories, and a run "
+        "that grew until decided uses an anytime-valid interval. n counts the rows scored on "
+        "both sides. Rows "
         "the judge left unscored or that errored on either side are left out and counted, "
         f"never scored 0. Left out: {escape(excluded or 'none')}.</p></div>",
     ]

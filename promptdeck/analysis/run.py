@@ -14,13 +14,14 @@ disagree about the same run:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from promptdeck.analysis.cells import load_cells, run_judge_model
+from promptdeck.analysis.cells import load_cells, run_judge_model, run_judge_scale
 from promptdeck.analysis.gates import GateResult, Status, evaluate_gates, overall_status
+from promptdeck.analysis.pairwise import pairwise_frame
 from promptdeck.analysis.report import ReportData
 from promptdeck.analysis.results import (
     ALL,
@@ -57,6 +58,15 @@ class RunAnalysis:
     per_variant: pd.DataFrame  # results.variant_frame
     gates: tuple[GateResult, ...]
     judge_model: str | None
+    scale: tuple[float, float] = (1.0, 5.0)  # the judge's score scale
+    anytime: bool = False  # a run that grew until its gates were decided: anytime intervals
+    pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)  # pairwise.pairwise_frame
+
+    @property
+    def stop(self) -> Mapping[str, Any] | None:
+        """How a run-until-decided run ended (rows, looks, why it stopped), else None."""
+        found = self.record.snapshot.get("sequential")
+        return found if isinstance(found, dict) else None
 
     @property
     def variants(self) -> list[str]:
@@ -102,9 +112,16 @@ def analyze_run(
     gates = suite.get("gates") or []
     threshold = verdict_threshold(gates)
     judge_model = run_judge_model(record.snapshot)
+    scale = run_judge_scale(record.snapshot)
+    anytime = isinstance(record.snapshot.get("sequential"), dict)
     if cells.empty:
         empty = pd.DataFrame()
-        return RunAnalysis(record, cells, None, threshold, empty, empty, (), judge_model)
+        return RunAnalysis(
+            record, cells, None, threshold, empty, empty, (), judge_model, scale, anytime
+        )
+    if anytime:  # rows in the order the batches added them: the anytime rule reads them so
+        order = {str(c.get("id")): i for i, c in enumerate(record.snapshot.get("cases", []))}
+        cells = cells.assign(batch=[order.get(str(r), len(order)) for r in cells["row_id"]])
     variants = [str(v) for v in dict.fromkeys(cells["variant"])]
     if baseline is not None and baseline not in variants:
         raise ConfigError(
@@ -114,9 +131,14 @@ def analyze_run(
     # The suite's baseline may have no cell in a run stopped early: compare with the first
     # variant, but gate against the real baseline (its gates then lack evidence, never pass).
     chosen = wanted if wanted in variants else variants[0]
-    table = comparison_frame(comparisons(cells, chosen, threshold=threshold, seed=seed))
+    found = comparisons(cells, chosen, threshold=threshold, seed=seed, scale=scale, anytime=anytime)
     gated = wanted or chosen
-    results = tuple(evaluate_gates(cells, gated, gates, seed=seed)) if gates else ()
-    return RunAnalysis(
-        record, cells, chosen, threshold, table, variant_frame(cells), results, judge_model
+    results = (
+        tuple(evaluate_gates(cells, gated, gates, seed=seed, scale=scale, anytime=anytime))
+        if gates
+        else ()
     )
+    return RunAnalysis(
+        record, cells, chosen, threshold, comparison_frame(found), variant_frame(cells),
+        results, judge_model, scale, anytime, pairwise_frame(cells, chosen, seed=seed),
+    )  # fmt: skip

@@ -1,30 +1,37 @@
 """Paired statistics for a variant against its baseline: is the change real, or noise?
 
 Small, guarded, seeded functions (numpy only): n = 0 answers None, n = 1 gives a mean
-without an interval, and every random draw takes a seed. Deltas closer to 0 than
-`TIE_EPS` are ties, so float noise from averaged repeats never counts as a win.
+without a t or bootstrap interval, and every random draw takes a seed. Deltas closer to 0
+than `TIE_EPS` are ties, so float noise from averaged repeats never counts as a win.
 
     compare()            paired judge scores -> Comparison (CI, tests, MDE, verdict)
     compare_pass_rates() paired pass / fail -> PassRateComparison (McNemar)
+    mean_ci              the interval verdicts and gates are read from: bounded-range
+                         bounds that stay honest on tied rows (analysis.bounds)
+    score_scale          the judge's scale, or [1, 5] widened to the scores seen
     mean_ci_bootstrap, mean_ci_t, sign_test, wilcoxon, mcnemar, win_tie_loss, mde
-    normal_quantile, t_quantile   (no scipy: Acklam + one Halley step; exact t CDF)
+    normal_quantile, t_quantile   (analysis.quantiles: no scipy)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from promptdeck.analysis.bounds import cs_bounds, gaffke_bounds
+from promptdeck.analysis.planning import detectable_change
+from promptdeck.analysis.quantiles import normal_quantile, t_quantile
+
 TIE_EPS = 1e-9
 WILCOXON_EXACT_MAX = 25
 _BOOT_CHUNK = 2_000_000  # indices drawn per block, so a large n does not need GBs
-MIN_PAIRS = 10  # below this, a percentile bootstrap under-covers (6 identical → [0, 0])
+MIN_PAIRS = 10  # gates and verdicts decide from this many paired rows (bench/validity.py)
+DEFAULT_SCALE = (1.0, 5.0)
 Verdict = Literal["better", "worse", "within noise", "underpowered", "no data"]
 Floats = npt.NDArray[np.float64]
 
@@ -46,87 +53,6 @@ def _finite(values: Iterable[float]) -> Floats:
 def _check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1); got {level}")
-
-
-# --- quantiles ---------------------------------------------------------------------------
-
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-      6.680131188771972e01, -1.328068155288572e01, 1.0)  # fmt: skip
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)  # fmt: skip
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
-      3.754408661907416e00, 1.0)  # fmt: skip
-
-
-def _poly(coefs: tuple[float, ...], x: float) -> float:
-    total = 0.0
-    for c in coefs:
-        total = total * x + c
-    return total
-
-
-def normal_quantile(p: float) -> float:
-    """z with Φ(z) = p: Acklam's rational approximation, polished by one Halley step."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1); got {p}")
-    if p < 0.02425 or p > 0.97575:
-        q = math.sqrt(-2.0 * math.log(min(p, 1.0 - p)))
-        x = _poly(_C, q) / _poly(_D, q)
-        x = x if p < 0.5 else -x
-    else:
-        q = p - 0.5
-        x = q * _poly(_A, q * q) / _poly(_B, q * q)
-    error = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
-    u = error * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
-    return x - u / (1.0 + x * u / 2.0)
-
-
-def _t_central(t: float, df: int) -> float:
-    """P(|T| < t), t ≥ 0, for whole df: the finite sums of Abramowitz & Stegun 26.7.3-4."""
-    theta = math.atan(t / math.sqrt(df))
-    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2 == 0:
-        term = total = 1.0
-        for k in range(2, df - 1, 2):
-            term *= (k - 1) / k * cos2
-            total += term
-        return sin * total
-    if df == 1:
-        return 2.0 * theta / math.pi
-    term = total = math.cos(theta)
-    for k in range(3, df - 1, 2):
-        term *= (k - 1) / k * cos2
-        total += term
-    return 2.0 / math.pi * (theta + sin * total)
-
-
-@lru_cache(maxsize=512)
-def t_quantile(p: float, df: int) -> float:
-    """Student's t quantile: bisection on the exact CDF up to df 200, Cornish–Fisher above."""
-    if df < 1:
-        raise ValueError(f"df must be ≥ 1; got {df}")
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1); got {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    if df > 200:  # A&S 26.7.5; the error is far below 1e-9 here
-        z, v = normal_quantile(p), float(df)
-        g1 = (z**3 + z) / 4
-        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-        g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-        return z + g1 / v + g2 / v**2 + g3 / v**3 + g4 / v**4
-    target, low, high = 2.0 * p - 1.0, 0.0, 1.0
-    while _t_central(high, df) < target:
-        high *= 2.0
-    for _ in range(200):
-        mid = (low + high) / 2.0
-        low, high = (mid, high) if _t_central(mid, df) < target else (low, mid)
-        if high - low <= 1e-13 * high:
-            break
-    return (low + high) / 2.0
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -175,6 +101,46 @@ def mean_ci_t(deltas: Iterable[float], level: float = 0.95) -> Interval | None:
     half = t_quantile(1.0 - (1.0 - level) / 2.0, x.size - 1) * float(x.std(ddof=1))
     half /= math.sqrt(x.size)
     return Interval(mean, mean - half, mean + half)
+
+
+def score_scale(scale: tuple[float, float] | None, *scores: Iterable[float]) -> tuple[float, float]:
+    """The range scores lie in: `scale` (the judge's [low, high]) or DEFAULT_SCALE [1, 5],
+    widened to every finite score seen (a human override outside the scale still counts)."""
+    low, high = DEFAULT_SCALE if scale is None else (float(scale[0]), float(scale[1]))
+    if not high > low:
+        raise ValueError(f"a scale is [low, high] with high > low; got {scale}")
+    seen = np.concatenate([np.empty(0), *(np.asarray(list(s), dtype=np.float64) for s in scores)])
+    seen = seen[np.isfinite(seen)]
+    if seen.size:
+        low, high = min(low, float(seen.min())), max(high, float(seen.max()))
+    return low, high
+
+
+def mean_ci(
+    values: Iterable[float],
+    *,
+    low: float,
+    high: float,
+    level: float = 0.95,
+    seed: int = 0,
+    anytime: bool = False,
+) -> Interval | None:
+    """The interval of the mean of values known to lie in [low, high], (1 − level)/2 on
+    each side: the Gaffke bound (fixed n, seeded), or with `anytime` the confidence
+    sequence over the values in the order given (`analysis.bounds`). n=0 → None; one
+    value already gives a (wide) interval."""
+    x = _finite(values)
+    if x.size == 0:
+        return None
+    _check_level(level)
+    side = (1.0 - level) / 2.0
+    if anytime:
+        lows, highs = cs_bounds(x, low=low, high=high, alpha=side)
+        bounds = float(lows[0, -1]), float(highs[0, -1])
+    else:
+        lower, upper = gaffke_bounds(x, low=low, high=high, alpha=side, seed=seed)
+        bounds = float(lower[0]), float(upper[0])
+    return Interval(float(x.mean()), *bounds)
 
 
 # --- tests -------------------------------------------------------------------------------
@@ -250,7 +216,8 @@ def win_tie_loss(deltas: Iterable[float], tol: float = 0.0) -> tuple[int, int, i
 
 
 def mde(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
-    """Smallest true mean delta a paired test of n rows detects: (z₁₋α/₂ + z_power)·sd/√n."""
+    """Smallest true mean delta a paired z test of n rows detects: (z₁₋α/₂ + z_power)·sd/√n.
+    It is 0 for tied rows; `Comparison.mde` uses `planning.detectable_change`, which is not."""
     if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
         raise ValueError("alpha and power must be in (0, 1)")
     if n < 2 or not math.isfinite(sd):
@@ -275,7 +242,7 @@ class Comparison:
     mean_baseline: float | None
     mean_variant: float | None
     delta: float | None  # mean of the paired deltas (variant − baseline)
-    boot: Interval | None
+    ci: Interval | None  # the bounded-range interval verdicts are read from (mean_ci)
     t: Interval | None
     p_sign: float | None
     p_wilcoxon: float | None
@@ -285,6 +252,8 @@ class Comparison:
     mde: float | None
     verdict: Verdict
     level: float = 0.95
+    anytime: bool = False  # ci is a confidence sequence (valid at every look)
+    sd: float | None = None  # of the per-row deltas (n ≥ 2): what planning needs
 
     @property
     def estimate(self) -> str:
@@ -293,8 +262,10 @@ class Comparison:
         if self.delta is None:
             return f"no paired rows{excluded}"
         ci = ""
-        if self.boot is not None and self.boot.low is not None and self.boot.high is not None:
-            ci = f" ({percent(self.level)} CI {self.boot.low:+.2f} to {self.boot.high:+.2f})"
+        if self.ci is not None and self.ci.low is not None and self.ci.high is not None:
+            ci = (
+                f" ({ci_label(self.level, self.anytime)} {self.ci.low:+.2f} to {self.ci.high:+.2f})"
+            )
         return f"{self.delta:+.2f}{ci}, n={self.n}{excluded}"
 
     @property
@@ -314,14 +285,23 @@ def percent(level: float) -> str:
     return f"{level * 100:.1f}".removesuffix(".0") + "%"
 
 
+def ci_label(level: float, anytime: bool = False) -> str:
+    """'95% CI', or '95% anytime CI' for a confidence sequence."""
+    return f"{percent(level)} {'anytime CI' if anytime else 'CI'}"
+
+
 def _pair(
     baseline: Mapping[str, float | None],
     variant: Mapping[str, float | None],
     errored: set[str] | frozenset[str],
+    order: Sequence[str] = (),
 ) -> tuple[list[tuple[float, float]], int, int]:
-    """Pairs of scores in row-id order, plus the unscored and errored rows left out."""
+    """Pairs of scores in `order` (then row-id order), plus the unscored and errored rows
+    left out."""
+    rows = set(baseline) | set(variant) | errored
+    ordered = [*dict.fromkeys(r for r in order if r in rows), *sorted(rows - set(order))]
     pairs, unscored, errors = [], 0, 0
-    for row in sorted(set(baseline) | set(variant) | errored):
+    for row in ordered:
         b, v = baseline.get(row), variant.get(row)
         if row in errored:
             errors += 1
@@ -340,8 +320,10 @@ def compare(
     errors_variant: set[str] | frozenset[str] = frozenset(),
     threshold: float = 0.2,
     seed: int = 0,
-    resamples: int = 2000,
     level: float = 0.95,
+    scale: tuple[float, float] | None = None,
+    anytime: bool = False,
+    order: Sequence[str] = (),
     variant_name: str = "",
     baseline_name: str = "",
     category: str | None = None,
@@ -350,27 +332,35 @@ def compare(
 
     Only rows scored on both sides are paired. A row that errored on either side is left
     out and counted in `excluded_errors`; a row unscored (None, NaN or missing) on either
-    side is left out and counted in `excluded_unscored`: never treated as 0. Pairs are
-    taken in row-id order, so the bootstrap depends only on the data and the seed.
+    side is left out and counted in `excluded_unscored`: never treated as 0.
 
-    Verdict, from the bootstrap CI of the mean delta and the MDE (α = 0.05, power 0.8):
-      no paired rows                           → "no data"
-      fewer than MIN_PAIRS (10) paired rows    → "underpowered" (a percentile bootstrap
-                                                  of so few rows is too narrow to trust)
-      the whole CI above 0                     → "better"
-      the whole CI below 0                     → "worse"
-      else, MDE unknown (n < 2) or > threshold → "underpowered" (a real change of
-                                                  `threshold` could hide in the noise)
-      else                                     → "within noise" (such a change would
-                                                  likely have shown)
+    The interval is `mean_ci` of the deltas, whose range is ±(high − low) of the judge's
+    `scale` (`score_scale`: None means [1, 5] widened to every score seen), at `level`
+    two-sided; with `anytime`, the confidence sequence over the rows in `order` (the order
+    they were run; rows not in it follow in row-id order). Verdict:
+      no paired rows                         → "no data"
+      fewer than MIN_PAIRS (10) paired rows  → "underpowered"
+      the whole CI above 0                   → "better"
+      the whole CI below 0                   → "worse"
+      the CI within ±threshold               → "within noise" (no change as large as
+                                               `threshold` either way, at `level`)
+      else                                   → "underpowered" (a change of `threshold`
+                                               could hide in the CI)
+    A family of comparisons (the categories of a run) shares its error by taking
+    level = 1 − 0.05/k (`results.comparisons`). `mde` is the smallest true change this many
+    rows would show as better or worse with power 0.8 (`planning.detectable_change`).
     """
-    pairs, unscored, errors = _pair(baseline, variant, set(errors_baseline) | errors_variant)
+    pairs, unscored, errors = _pair(baseline, variant, set(errors_baseline) | errors_variant, order)
     base = np.array([b for b, _ in pairs], dtype=np.float64)
     var = np.array([v for _, v in pairs], dtype=np.float64)
     deltas = var - base
     n = len(pairs)
-    boot = mean_ci_bootstrap(deltas, resamples=resamples, seed=seed, level=level)
-    smallest = mde(float(deltas.std(ddof=1)), n) if n >= 2 else None
+    low, high = score_scale(scale, base, var)
+    width = high - low
+    ci = mean_ci(deltas, low=-width, high=width, level=level, seed=seed, anytime=anytime)
+    side = (1.0 - level) / 2.0
+    sd = float(deltas.std(ddof=1)) if n >= 2 else math.nan
+    smallest = detectable_change(n, sd, width, alpha=side) if n >= 2 else None
     wins, ties, losses = win_tie_loss(deltas)
     return Comparison(
         variant=variant_name, baseline=baseline_name, category=category, n=n,
@@ -378,25 +368,26 @@ def compare(
         mean_baseline=float(base.mean()) if n else None,
         mean_variant=float(var.mean()) if n else None,
         delta=float(deltas.mean()) if n else None,
-        boot=boot, t=mean_ci_t(deltas, level),
+        ci=ci, t=mean_ci_t(deltas, level),
         p_sign=sign_test(deltas), p_wilcoxon=wilcoxon(deltas),
         wins=wins, ties=ties, losses=losses, mde=smallest,
-        verdict=_verdict(boot, smallest, threshold, n), level=level,
+        verdict=_verdict(ci, threshold, n), level=level, anytime=anytime,
+        sd=sd if n >= 2 else None,
     )  # fmt: skip
 
 
-def _verdict(boot: Interval | None, smallest: float | None, threshold: float, n: int) -> Verdict:
-    if boot is None:
+def _verdict(ci: Interval | None, threshold: float, n: int) -> Verdict:
+    if ci is None:
         return "no data"
-    if n < MIN_PAIRS:
+    if n < MIN_PAIRS or ci.low is None or ci.high is None:
         return "underpowered"
-    if boot.low is not None and boot.low > 0:
+    if ci.low > 0:
         return "better"
-    if boot.high is not None and boot.high < 0:
+    if ci.high < 0:
         return "worse"
-    if smallest is None or smallest > threshold:
-        return "underpowered"
-    return "within noise"
+    if ci.low >= -threshold - TIE_EPS and ci.high <= threshold + TIE_EPS:
+        return "within noise"
+    return "underpowered"
 
 
 @dataclass(frozen=True)

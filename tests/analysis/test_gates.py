@@ -38,37 +38,55 @@ def only(cells: pd.DataFrame, gate: dict[str, Any], baseline: str | None = BASE)
     return result
 
 
-CLOSE = [0.0, 0.25, -0.25, 0.0] * 10  # mean 0, narrow CI
+CLOSE = [0.0, 0.25, -0.25, 0.0] * 10  # mean 0, sd 0.18: too few rows to rule out 0.2
+STEADY = [0.0, 0.25, -0.25, 0.0] * 30  # the same spread over 120 rows: enough
 DROP = [-0.5, -1.0, -0.75] * 12  # mean −0.75, the whole CI below −0.2
-WIDE = [-2.0, 2.0, -1.5, 1.0, 0.0]  # mean −0.1, CI spanning −0.2
+GAIN = [1.0, 0.5, 1.5] * 14  # mean +1
+WIDE = [-2.0, 2.0, -1.5, 1.0, 0.0]  # mean −0.1, five rows
+TIED = [0.0] * 10
 
 
 @pytest.mark.parametrize(
     ("deltas", "gate", "status", "observed", "reason"),
     [
-        (CLOSE, {"max_drop": 0.2}, "pass", r"\+0\.00 \(95% CI -0\.\d\d to \+0\.\d\d\), n=40",
-         "the whole CI is at or above −0.20"),
-        (DROP, {"max_drop": 0.2}, "fail", r"-0\.75 \(95% CI -0\.8\d to -0\.6\d\), n=36",
-         "the whole CI is below −0.20"),
-        (WIDE, {"max_drop": 0.2}, "insufficient evidence", r"-0\.10 \(95% CI .*\), n=5",
-         r"^only 5 rows: a bootstrap CI from fewer than 10 is too narrow to trust$"),
-        # six identical scores: the bootstrap says [0, 0], which is no evidence at all
-        ([0.0] * 6, {"max_drop": 0.2}, "insufficient evidence", r"\+0\.00 .*n=6", r"only 6 rows"),
-        # a drop of exactly the margin, with no noise, is within it
-        ([-0.2] * 10, {"max_drop": 0.2}, "pass", r"-0\.20 \(95% CI -0\.20 to -0\.20\), n=10",
+        # ten tied rows are no evidence against a drop: 0 losses in 10 rows is consistent
+        # with 31% of rows losing (up to 4 points on [1, 5]); the old bootstrap said
+        # "+0.00 (95% CI +0.00 to +0.00)" and passed
+        (TIED, {"max_drop": 0.0}, "insufficient evidence",
+         r"^\+0\.00 \(95% CI -1\.2\d to \+1\.2\d\), n=10$",
+         "no number of rows rules out every drop of a variant that changes nothing"),
+        (TIED, {"max_drop": 0.2}, "insufficient evidence", r"n=10$",
+         r"the CI spans −0\.20, so this run cannot tell; to rule out a drop of 0\.2 you need "
+         r"about 75 paired rows if nothing changed \(row sd 0\.00\); this run has 10$"),
+        (CLOSE, {"max_drop": 0.2}, "insufficient evidence",
+         r"^\+0\.00 \(95% CI -0\.3\d to \+0\.3\d\), n=40$",
+         r"you need about 8\d paired rows if nothing changed \(row sd 0\.18\); this run has 40"),
+        (STEADY, {"max_drop": 0.2}, "pass", r"^\+0\.00 \(95% CI -0\.1\d to \+0\.1\d\), n=120$",
+         "^the whole CI is at or above −0.20$"),
+        (GAIN, {"max_drop": 0.2}, "pass", r"^\+1\.00 \(95% CI \+0\.\d\d to \+1\.\d\d\), n=42$",
          "at or above −0.20"),
-        ([-1.0], {"max_drop": 0.2}, "insufficient evidence", r"-1\.00, n=1$",
-         "one row gives no interval"),
+        (DROP, {"max_drop": 0.2}, "fail", r"^-0\.75 \(95% CI -1\.\d\d to -0\.\d\d\), n=36$",
+         "^the whole CI is below −0.20$"),
+        (WIDE, {"max_drop": 0.2}, "insufficient evidence", r"^-0\.10 \(95% CI .*\), n=5$",
+         r"^only 5 rows: gates decide from 10; to rule out a drop of 0\.2 you need about"),
+        # a drop of exactly the margin in ten rows cannot be told from a larger one
+        ([-0.2] * 10, {"max_drop": 0.2}, "insufficient evidence", r"^-0\.20 .*n=10$",
+         "the CI spans −0.20"),
+        ([-1.0], {"max_drop": 0.2}, "insufficient evidence", r"^-1\.00 \(95% CI .*\), n=1$",
+         "only 1 rows"),
         ([None, None], {"max_drop": 0.2}, "insufficient evidence",
          r"no paired rows \(2 unscored left out\)", "no row is scored on both sides"),
         # on: mean judges the point estimate, even with a wide CI
         (WIDE, {"max_drop": 0.2, "on": "mean"}, "pass", r"-0\.10", "estimate is at or above"),
         (WIDE, {"max_drop": 0.05, "on": "mean"}, "fail", r"-0\.10", "estimate is below −0.05"),
         # an absolute minimum on the mean score: 3 + 0.5·(13·1 + 13·2)/40 = 3.4875
-        (CLOSE, {"min": 3.0}, "pass", r"3\.49 \(95% CI 3\.\d\d to 3\.\d\d\), n=40",
+        (CLOSE, {"min": 3.0}, "pass", r"^3\.49 \(95% CI 3\.\d\d to 3\.\d\d\), n=40$",
          "at or above 3.00"),
         (CLOSE, {"min": 4.0}, "fail", r"3\.49", "the whole CI is below 4.00"),
-        (CLOSE, {"min": 3.5}, "insufficient evidence", r"3\.49", "the CI spans 3.50"),
+        (CLOSE, {"min": 3.5}, "insufficient evidence", r"3\.49",
+         r"the CI spans 3\.50, so this run cannot tell; to show it is below 3\.5 you need about "
+         r"\d+ rows if the mean is 3\.49 as here \(row sd 0\.45\); this run has 40"),
+        (TIED[:6], {"min": 1.0}, "insufficient evidence", r"n=6", "only 6 rows"),
     ],
 )  # fmt: skip
 def test_judge_score_gates(
@@ -76,8 +94,32 @@ def test_judge_score_gates(
 ) -> None:
     result = only(frame(paired(deltas)), {"metric": "judge_score", **gate})
     assert (result.variant, result.status) == (NEW, status)
-    assert re.match(observed, result.observed), result.observed
+    assert re.search(observed, result.observed), result.observed
     assert re.search(reason, result.reason), result.reason
+
+
+def test_ten_tied_rows_are_not_a_pass_at_any_margin_a_tied_run_can_honestly_claim() -> None:
+    cells = frame(paired(TIED))
+    for margin in (0.0, 0.2, 0.5, 1.0):
+        assert only(cells, {"metric": "judge_score", "max_drop": margin}).status != "pass"
+    # on [1, 5], ten tied rows rule out a drop of 1.2 and more, and nothing smaller
+    assert only(cells, {"metric": "judge_score", "max_drop": 1.3}).status == "pass"
+
+
+def test_the_scale_sets_how_far_an_unseen_row_could_fall() -> None:
+    tied = frame(paired([0.0] * 100))
+    gate = {"metric": "judge_score", "max_drop": 0.2}
+    # 100 tied rows: −4·(1 − 0.025^(1/100)) = −0.145 on [1, 5]; −0.33 on [1, 10]
+    [five] = evaluate_gates(tied, BASE, [gate], scale=(1, 5))
+    [ten] = evaluate_gates(tied, BASE, [gate], scale=(1, 10))
+    assert (five.status, ten.status) == ("pass", "insufficient evidence")
+    assert re.search(r"CI -0\.1[45] to", five.observed), five.observed
+    assert re.search(r"CI -0\.3\d to", ten.observed), ten.observed
+    assert evaluate_gates(tied, BASE, [gate]) == [five]  # default: [1, 5]
+    # scores outside the scale (here 3 and 3.5 on [4, 5]) widen it, to [3, 5]
+    assert evaluate_gates(tied, BASE, [gate], scale=(4, 5)) == evaluate_gates(
+        tied, BASE, [gate], scale=(3, 5)
+    )
 
 
 def test_the_gate_names_read_plainly() -> None:
@@ -173,15 +215,21 @@ def test_repeats_are_averaged_per_row_before_pairing() -> None:
     cells += [cell("r12", BASE, 3.0), cell("r12", NEW, None, error=ERR)]
     cells += [cell("r12", NEW, None, repeat=1, error=ERR)]
     result = only(frame(cells), {"metric": "judge_score", "max_drop": 0.0})
-    # 12 paired rows, each with a delta of exactly 0 (as cells, 24 deltas of ±1)
-    assert result.observed == "+0.00 (95% CI +0.00 to +0.00), n=12 (1 errored left out)"
-    assert result.status == "pass"
+    # 12 paired rows, each with a delta of exactly 0 (as cells, 24 deltas of ±1); tied rows
+    # are not a pass (this used to read "+0.00 (95% CI +0.00 to +0.00)" and pass)
+    assert re.fullmatch(
+        r"\+0\.00 \(95% CI -1\.\d\d to \+1\.\d\d\), n=12 \(1 errored left out\)", result.observed
+    ), result.observed
+    assert result.status == "insufficient evidence"
     errors = only(frame(cells), {"metric": "error_rate", "max": 0.1})
     assert errors.observed == "11.5% (3 of 26 cells)"  # error_rate counts every repeat
 
 
+BIG_DROP = [-1.0, -1.5, -1.25] * 12  # mean −1.25
+
+
 def test_a_category_gate_tests_only_that_category_with_bonferroni_widened_intervals() -> None:
-    cells = frame(paired(DROP, "billing") + paired(CLOSE, "shipping"))
+    cells = frame(paired(BIG_DROP, "billing") + paired(GAIN, "shipping"))
     gates = [
         {"metric": "judge_score", "max_drop": 0.2, "category": "billing"},
         {"metric": "judge_score", "max_drop": 0.2, "category": "shipping"},
@@ -192,22 +240,44 @@ def test_a_category_gate_tests_only_that_category_with_bonferroni_widened_interv
     assert (shipping.gate, shipping.status) == ("judge_score drop ≤ 0.2 (shipping)", "pass")
     # two gates in the family: each CI is a 1 − 0.05/2 = 97.5% interval
     assert "(97.5% CI" in billing.observed and "n=36" in billing.observed
-    assert "(97.5% CI" in shipping.observed and "n=40" in shipping.observed
-    assert (errors.status, errors.observed) == ("pass", "0.0% (0 of 40 cells)")
+    assert "(97.5% CI" in shipping.observed and "n=42" in shipping.observed
+    assert (errors.status, errors.observed) == ("pass", "0.0% (0 of 42 cells)")
     overall = only(cells, {"metric": "judge_score", "max_drop": 0.2})
-    assert "(95% CI" in overall.observed and "n=76" in overall.observed
+    assert "(95% CI" in overall.observed and "n=78" in overall.observed
 
 
 def test_category_each_is_one_gate_per_category() -> None:
-    cells = frame(paired(DROP, "billing") + paired(CLOSE, "shipping") + paired(CLOSE, "returns"))
+    cells = frame(paired(BIG_DROP, "billing") + paired(GAIN, "shipping") + paired(CLOSE, "returns"))
     results = evaluate_gates(cells, BASE, [{"metric": "judge_score", "max_drop": 0.2,
                                             "category": "each"}])  # fmt: skip
     assert [(r.gate, r.status) for r in results] == [
         ("judge_score drop ≤ 0.2 (billing)", "fail"),
-        ("judge_score drop ≤ 0.2 (returns)", "pass"),
+        ("judge_score drop ≤ 0.2 (returns)", "insufficient evidence"),
         ("judge_score drop ≤ 0.2 (shipping)", "pass"),
     ]
     assert all("(98.3% CI" in r.observed for r in results)
+    # the family's rows_needed accounts for its wider intervals
+    assert "you need about" in results[1].reason
+
+
+def test_a_family_shares_its_error_so_each_interval_is_wider_than_alone() -> None:
+    categories = ["a", "b", "c", "d", "e"]
+    cells = frame([c for name in categories for c in paired(STEADY, name)])
+    alone = evaluate_gates(cells, BASE, [{"metric": "judge_score", "max_drop": 0.2,
+                                          "category": "a"}])  # fmt: skip
+    family = evaluate_gates(cells, BASE, [{"metric": "judge_score", "max_drop": 0.2,
+                                           "category": "each"}])  # fmt: skip
+    width = [float(x) for x in re.findall(r"[+-]\d\.\d\d", alone[0].observed)[1:]]
+    wider = [float(x) for x in re.findall(r"[+-]\d\.\d\d", family[0].observed)[1:]]
+    assert "(95% CI" in alone[0].observed and "(99% CI" in family[0].observed
+    assert wider[0] < width[0] and wider[1] > width[1]
+    # on: mean gates and absolute gates do not join the family
+    mixed = evaluate_gates(cells, BASE, [
+        {"metric": "judge_score", "max_drop": 0.2, "category": "a"},
+        {"metric": "judge_score", "max_drop": 0.2, "category": "b", "on": "mean"},
+        {"metric": "error_rate", "max": 0.1, "category": "c"},
+    ])  # fmt: skip
+    assert mixed[0] == alone[0]
 
 
 def test_a_category_without_cells_is_insufficient_evidence() -> None:

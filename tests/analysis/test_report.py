@@ -111,7 +111,7 @@ def test_html_report_has_headlines_gates_and_method() -> None:
     for gate in GATES:
         assert escape(gate.gate) in page and escape(gate.reason) in page
     assert '<span class="badge insufficient">insufficient evidence</span>' in page
-    assert "paired percentile bootstrap" in page and "v2: 2 unscored, 1 errored" in page
+    assert "Gaffke bound on the judge's scale" in page and "v2: 2 unscored, 1 errored" in page
     assert "unknown" in page  # v2's cost per answer
     assert "Top losses" in page and "Top wins" not in page
     assert "20260101-000000-abcd · nightly" in page

@@ -13,9 +13,11 @@ from promptdeck.analysis.stats import (
     compare_pass_rates,
     mcnemar,
     mde,
+    mean_ci,
     mean_ci_bootstrap,
     mean_ci_t,
     normal_quantile,
+    score_scale,
     sign_test,
     t_quantile,
     wilcoxon,
@@ -253,11 +255,14 @@ def test_unscored_and_errored_rows_are_left_out_and_counted_never_zero() -> None
 def test_compare_with_no_pairs_or_one_pair() -> None:
     empty = compare({"a": None}, {"a": 4.0})
     assert (empty.n, empty.excluded_unscored, empty.verdict) == (0, 1, "no data")
-    assert empty.delta is None and empty.boot is None and empty.p_sign is None
+    assert empty.delta is None and empty.ci is None and empty.p_sign is None
     assert empty.summary == "no paired rows (1 unscored left out): no data"
     one = compare({"a": 3.0}, {"a": 4.0})
-    assert one.boot == Interval(1.0, None, None) and one.mde is None
-    assert one.summary == "+1.00, n=1: underpowered"
+    # one row on [1, 5] bounds the mean delta only by the scale: honest, and useless
+    assert one.ci is not None and one.ci.mean == 1.0 and one.mde is None and one.sd is None
+    assert re.fullmatch(
+        r"\+1\.00 \(95% CI -\d\.\d\d to \+\d\.\d\d\), n=1: underpowered", one.summary
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,10 +270,11 @@ def test_compare_with_no_pairs_or_one_pair() -> None:
     [
         ([0.5, 0.25, 1.0] * 20, "better"),
         ([-0.5, 0.0, -1.0, 0.25] * 15, "worse"),
-        # mean 0, sd ≈ 0.1: MDE = 2.80·0.1/√200 ≈ 0.02 ≤ 0.2, a 0.2 change would have shown
+        # mean 0, sd ≈ 0.1, 200 rows: the whole CI within ±0.2
         ([0.1, -0.1] * 100, "within noise"),
-        # mean 0, sd ≈ 1.05: MDE = 2.80·1.05/√10 ≈ 0.93 > 0.2
         ([1.0, -1.0] * 5, "underpowered"),
+        # ten tied rows: not "within noise" (a change of 0.2 could hide in 10 rows)
+        ([0.0] * 10, "underpowered"),
     ],
 )
 def test_verdicts(deltas: list[float], verdict: str) -> None:
@@ -290,7 +296,7 @@ def test_summary_reads_as_one_line() -> None:
     result = Comparison(
         variant="support/concise", baseline="support/production", category=None, n=58,
         excluded_unscored=0, excluded_errors=0, mean_baseline=3.5, mean_variant=3.92,
-        delta=0.42, boot=Interval(0.42, 0.10, 0.75), t=Interval(0.42, 0.09, 0.75),
+        delta=0.42, ci=Interval(0.42, 0.10, 0.75), t=Interval(0.42, 0.09, 0.75),
         p_sign=0.01, p_wilcoxon=0.01, wins=30, ties=20, losses=8, mde=0.3, verdict="better",
     )  # fmt: skip
     assert result.summary == "+0.42 (95% CI +0.10 to +0.75), n=58: better"
@@ -308,3 +314,41 @@ def test_compare_pass_rates_counts_the_flips() -> None:
     assert result.p == pytest.approx(0.625)
     empty = compare_pass_rates({}, {"a": True})
     assert (empty.n, empty.rate_baseline, empty.delta, empty.p) == (0, None, None, 1.0)
+
+
+def test_ten_tied_rows_are_not_within_noise_and_say_what_they_can_detect() -> None:
+    tied = compare(scores([4.0] * 10), scores([4.0] * 10))
+    assert tied.ci is not None and tied.ci.low is not None and tied.ci.high is not None
+    # −4·(1 − 0.025^(1/10)) = −1.23: 0 losses in 10 rows allow 31% of rows losing 4 points
+    assert tied.ci.low == pytest.approx(-1.234, abs=0.06)
+    assert tied.ci.high == pytest.approx(1.234, abs=0.06)
+    assert tied.verdict == "underpowered" and tied.sd == 0.0
+    assert tied.mde is not None and tied.mde > 1.0  # was 0: "detects any change"
+
+
+def test_the_scale_and_the_level_set_the_interval() -> None:
+    base, var = scores([4.0] * 30), scores([4.0] * 29 + [3.0])
+    wide = compare(base, var, scale=(1, 10))
+    narrow = compare(base, var)  # [1, 5]
+    family = compare(base, var, level=1 - 0.05 / 5)
+    assert wide.ci is not None and narrow.ci is not None and family.ci is not None
+    assert wide.ci.low is not None and narrow.ci.low is not None and family.ci.low is not None
+    assert wide.ci.low < narrow.ci.low and family.ci.low < narrow.ci.low
+    assert "(99% CI" in family.summary and "(95% CI" in narrow.summary
+    sequence = compare(base, var, anytime=True)
+    assert "(95% anytime CI" in sequence.summary and sequence.anytime
+
+
+def test_score_scale_and_mean_ci() -> None:
+    assert score_scale(None) == (1.0, 5.0)
+    assert score_scale((1, 10), [3.0, 4.0]) == (1.0, 10.0)
+    assert score_scale(None, [0.0, 4.0], [math.nan]) == (0.0, 5.0)  # widened to what was seen
+    with pytest.raises(ValueError, match="high > low"):
+        score_scale((5, 1))
+    assert mean_ci([], low=0, high=1) is None
+    ci = mean_ci([1.0] * 3 + [0.0] * 7, low=0.0, high=1.0)
+    # 0/1 values: the Clopper–Pearson interval for 3 of 10, 0.0667 to 0.6525
+    assert ci is not None and ci.mean == 0.3
+    assert ci.low == pytest.approx(0.0667, abs=0.01) and ci.high == pytest.approx(0.6525, abs=0.01)
+    with pytest.raises(ValueError, match="lie in"):
+        mean_ci([2.0], low=0.0, high=1.0)

@@ -20,6 +20,7 @@ from promptdeck.scoring.scorers import check_label, pointwise_prompt
 from promptdeck.store.rows import ResultRow, ScoreRow
 from promptdeck.store.settings import Settings, load_settings
 from promptdeck.workspace.datasets import find_datasets, load_dataset
+from promptdeck.workspace.prompt_edit import baseline_of, default_selection
 from promptdeck.workspace.prompts import render_messages
 
 ui.frame("Evaluate")
@@ -68,16 +69,16 @@ def choose_suite() -> Suite | None:
         "Variants",
         names,
         key="ev_variants",
-        default=[n for n in names if n.startswith("support/")][:3],
+        default=default_selection(library),
     )
     if not variants:
         st.info("Pick the variants to compare.")
         return None
-    tagged = [i for i, n in enumerate(variants) if "baseline" in library.variants[n].tags]
+    chosen = baseline_of(library, variants)
     baseline = st.selectbox(
         "Baseline",
         variants,
-        index=tagged[0] if tagged else 0,
+        index=variants.index(chosen) if chosen in variants else 0,
         key="ev_baseline",
         help="Defaults to the variant tagged `baseline` (Prompts page: Mark as baseline).",
     )
@@ -109,28 +110,30 @@ def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
 def judge_controls(suite: Suite) -> JudgeSpec | None:
     """The judge, as the suite sets it, editable here: model, mode and the rubric text."""
     base = suite.judge or JudgeSpec(saved.judge_model, DEFAULT_RUBRIC)
+    # A suite file's judge fields are its own: switching to a dataset shows the defaults.
+    scope = f":{suite.path.name}" if suite.path else ""
     on = st.toggle(
         "Judge every answer",
         value=True,
-        key="ev_judge_on",
+        key=f"ev_judge_on{scope}",
         help="An LLM scores each answer against the rubric",
     )
     if not on:
         return None
     cols = st.columns([2, 2, 1])
-    model = cols[0].text_input("Judge model", base.model, key="ev_judge_model")
+    model = cols[0].text_input("Judge model", base.model, key=f"ev_judge_model{scope}")
     modes = ["pointwise", "pairwise"]
     mode = cols[1].radio(
         "Mode",
         modes,
         modes.index(base.mode),
         horizontal=True,
-        key="ev_judge_mode",
+        key=f"ev_judge_mode{scope}",
         help="pairwise: each variant against the baseline, asked in both orders",
     )
     low, high = base.scale
     cols[2].markdown(f"Scale  \n**{low}–{high}**")
-    rubric = st.text_area("Rubric", base.rubric, height=160, key="ev_rubric")
+    rubric = st.text_area("Rubric", base.rubric, height=160, key=f"ev_rubric{scope}")
     if ui.is_demo_model(model):
         st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     return JudgeSpec(model, rubric, base.scale, mode)
@@ -305,7 +308,7 @@ def results_grid(run_id: str, results: list[ResultRow]) -> None:
     wide.columns = [
         f"{variant} · {what}" if what != "answer" else variant for what, variant in wide.columns
     ]
-    wide = wide[sorted(wide.columns)].reset_index()
+    wide = wide[sorted(wide.columns)].fillna("…").reset_index()  # …: not answered yet
     if frame["repeat"].max() == 0:
         wide = wide.drop(columns="repeat")
     st.dataframe(wide, hide_index=True, width="stretch", height=min(500, 38 + 35 * len(wide)))

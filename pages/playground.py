@@ -8,6 +8,7 @@ from promptdeck.evals.live import ColumnView, LiveRun, plan_columns
 from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.confidence import from_logprobs
 from promptdeck.workspace.datasets import append_case, find_datasets, load_dataset
+from promptdeck.workspace.prompt_edit import default_selection
 from promptdeck.workspace.prompts import PromptVariant, template_variables, variant_from_dict
 
 MAX_COLUMNS = 4
@@ -20,8 +21,8 @@ registry = ui.registry_or_stop()
 
 names = sorted(library.variants)
 if "pg_variants" not in st.session_state:
-    wanted = st.query_params.get_all("variant") or [n for n in names if n.startswith("support/")]
-    st.session_state.pg_variants = [n for n in wanted if n in library.variants][:3]
+    wanted = st.query_params.get_all("variant") or default_selection(library)
+    st.session_state.pg_variants = [n for n in wanted if n in library.variants][:MAX_COLUMNS]
 st.session_state.pg_variants = [n for n in st.session_state.pg_variants if n in library.variants]
 
 run: LiveRun | None = st.session_state.get("pg_run")
@@ -34,6 +35,7 @@ selected = top[0].multiselect(
     key="pg_variants",
     max_selections=MAX_COLUMNS,
     placeholder="Pick up to four prompt variants",
+    persist_state="session",  # kept across page switches, like the inputs
 )
 with top[1]:
     st.write("")
@@ -41,6 +43,7 @@ with top[1]:
         "Scratch prompt",
         key="pg_scratch",
         help="Add a column with a prompt typed here, not saved to a file.",
+        persist_state="session",
     )
 
 
@@ -119,6 +122,10 @@ if variables:
 def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     # A callback runs before the script, so the page it draws already shows the run.
     inputs = {name: st.session_state.get(f"pg_in_{name}", "") for name in variables}
+    empty = [name for name, value in inputs.items() if not str(value).strip()]
+    st.session_state.pg_empty = empty
+    if empty:  # Run stays clickable (a text typed but not yet committed arrives with the
+        return  # click); an empty input is said, not sent
     st.session_state.pg_run_inputs = inputs  # what "Save as eval case" saves
     plans = plan_columns(variants, inputs)
     st.session_state.pg_run = LiveRun(plans, registry, ui.store()).start()
@@ -143,6 +150,9 @@ buttons[1].button(
 )
 if not variants:
     st.info("Pick one or more variants above (or turn on a scratch prompt), then press Run.")
+elif empty_inputs := [n for n in st.session_state.get("pg_empty", []) if n in variables]:
+    names_empty = ", ".join(ui.code(n) for n in empty_inputs)
+    st.warning(f"Fill in {names_empty} first: nothing was sent.", icon=":material/edit:")
 
 
 def metrics_line(view: ColumnView) -> str:
@@ -186,9 +196,15 @@ def draw_column(index: int, view: ColumnView) -> None:
         st.markdown(f"<small>{metrics_line(view)}</small>", unsafe_allow_html=True)
         if view.result.usage is not None and view.result.usage.estimated:
             st.caption("≈ estimated: the server reported no token counts.")
+    if view.cut_off:
+        st.markdown(
+            ":orange[**Cut off**: the answer reached the max_tokens limit "
+            f"({view.result.usage.output_tokens if view.result and view.result.usage else '?'}"
+            " tokens); raise `max_tokens` in the variant's params to see all of it.]"
+        )
     for check in view.checks:
-        icon = "✅" if check.passed else "❌"
-        st.caption(f"{icon} {ui.plain(check.name)}: {ui.plain(check.reason)}")
+        mark = ":green[✓ passed]" if check.passed else ":red[**✗ failed**]"
+        st.markdown(f"{mark} {ui.plain(check.name)}: {ui.plain(check.reason)}")
     if view.call_id is not None and view.status in ("done", "stopped"):
         key = f"pg_thumbs_{view.call_id}"
         value = st.feedback("thumbs", key=key)
@@ -203,6 +219,13 @@ def live_panel() -> None:
     if current is None:
         return
     views = current.snapshot()
+    ran = [view.name for view in views]
+    if not running and ran != [v.name for v in variants]:
+        st.info(
+            f"These answers are from your last run ({ui.plain(', '.join(ran))}); press "
+            "**Run** to answer with the variants picked above.",
+            icon=":material/history:",
+        )
     for i, (column, view) in enumerate(
         zip(st.columns(len(views), gap="medium"), views, strict=True)
     ):
@@ -228,7 +251,8 @@ def save_case_panel() -> None:
         if st.button("Save as eval case", key="pg_case_save"):
             values = {**inputs, "note": note, "source": "playground"}
             try:
-                new_id = append_case(ui.workspace().datasets_dir / dest, values)
+                workspace = ui.workspace()
+                new_id = append_case(workspace.datasets_dir / dest, values, root=workspace.root)
                 st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")
             except PromptDeckError as exc:
                 st.error(ui.plain(exc))

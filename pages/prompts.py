@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from promptdeck import ui
+from promptdeck.analysis.versions import runs_of_variant
 from promptdeck.errors import FileConflictError, PromptDeckError, PromptFileError
 from promptdeck.workspace.datasets import find_datasets, load_dataset
 from promptdeck.workspace.fileio import MISSING, Loaded
@@ -402,7 +403,8 @@ def edit_tab() -> None:
         "Save", type="primary", icon=":material/save:", disabled=problem is not None or not changed
     ):
         save(text, base.fingerprint)
-    if c[1].button("Revert", icon=":material/undo:", disabled=not changed):
+    # An invalid edit is exactly when Revert is needed: only an unchanged form disables it.
+    if c[1].button("Revert", icon=":material/undo:", disabled=not changed and problem is None):
         reload_form()
 
 
@@ -456,10 +458,40 @@ def history_tab() -> None:
         )
 
 
-edit, compare, history = st.tabs(["Edit", "Compare", "History"])
+def runs_tab() -> None:
+    """The eval runs of this variant, and which of them ran the version on disk now."""
+    used = runs_of_variant(ui.store().list_runs(200), name)
+    if not used:
+        st.info("No eval run has used this variant yet: plan one on the Evaluate page.")
+        return
+    saved = {v["fingerprint"]: v["id"] for v in files.history(name)}
+    rows = [
+        {
+            "run": run.id,
+            "suite": run.name,
+            "started": run.created[:19].replace("T", " "),
+            "version": "unknown (an older run)" if ran is None
+            else "this version" if ran == disk.fingerprint
+            else f"an earlier one (History #{saved[ran]})" if ran in saved
+            else "an earlier one",
+            "results": f"/results?run={run.id}",
+        }
+        for run, ran in used
+    ]  # fmt: skip
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"results": st.column_config.LinkColumn("results", display_text="open")},
+    )
+
+
+edit, compare, history, runs = st.tabs(["Edit", "Compare", "History", "Runs"])
 with edit:
     edit_tab()
 with compare:
     compare_tab()
 with history:
     history_tab()
+with runs:
+    runs_tab()

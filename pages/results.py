@@ -31,6 +31,7 @@ from promptdeck.analysis.results import (
 )
 from promptdeck.analysis.run import RunAnalysis, analyze_run
 from promptdeck.analysis.textdiff import word_diff_html
+from promptdeck.analysis.versions import run_versions
 from promptdeck.errors import PromptDeckError
 from promptdeck.evals import demo
 from promptdeck.evals.plan import EvalPlan
@@ -247,6 +248,15 @@ if demo_judge:
     st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
 gates_banner(run)
 summary_table(run)
+moved = [v for v in run_versions(record.snapshot) if v.state in ("changed", "deleted")]
+if moved:
+    said = "; ".join(
+        f"{ui.plain(v.variant)} ({'deleted' if v.state == 'deleted' else 'changed'})" for v in moved
+    )
+    st.caption(
+        f"Since this run, these prompt files changed on disk: {said}. The run keeps the "
+        "prompts it ran; the Prompts page (Runs, History) shows each version.",
+    )
 with st.popover("Export for stakeholders", icon=":material/download:"):
     data = run.report_data(demo_judge=demo_judge)
     st.download_button(
@@ -316,21 +326,19 @@ def selected(event: Any, name: str, field: str) -> str | None:
 st.subheader("Cases")
 others = [v for v in variants if v != baseline] or variants
 filters = st.columns([2, 2, 1, 1, 1])
-chart_variant = selected(picked_variant, "variant_pick", "variant")
-chart_category = selected(picked, "category_pick", "category")
-variant = filters[0].selectbox(
-    "Variant",
-    others,
-    others.index(chart_variant) if chart_variant in others else 0,
-    key="res_variant",
-)
 categories = [ALL, *sorted(set(cells["category"]))]
-category = filters[1].selectbox(
-    "Category",
-    categories,
-    categories.index(chart_category) if chart_category in categories else 0,
-    key="res_category",
-)
+# A click on a chart sets the filter (once per new click: the filter stays the user's to
+# change). A selectbox's index only counts when it is first drawn, so its state is set.
+for key, value, options in (
+    ("res_variant", selected(picked_variant, "variant_pick", "variant"), others),
+    ("res_category", selected(picked, "category_pick", "category"), categories),
+):
+    if value != st.session_state.get(f"{key}_clicked"):
+        st.session_state[f"{key}_clicked"] = value
+        if value in options:
+            st.session_state[key] = value
+variant = filters[0].selectbox("Variant", others, key="res_variant")
+category = filters[1].selectbox("Category", categories, key="res_category")
 cases = filter_cases(
     case_table(cells, baseline, variant),
     category=category,

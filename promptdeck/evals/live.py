@@ -24,7 +24,14 @@ from promptdeck.model.http import run_with_client
 from promptdeck.model.policy import CallPolicy
 from promptdeck.model.refs import split_model_ref
 from promptdeck.model.registry import Registry
-from promptdeck.model.types import Answer, CallResult, ChatRequest, Message, estimate_usage
+from promptdeck.model.types import (
+    DEFAULT_MAX_TOKENS,
+    Answer,
+    CallResult,
+    ChatRequest,
+    Message,
+    estimate_usage,
+)
 from promptdeck.scoring.checks import CheckResult, run_checks
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import PromptVariant, render_messages
@@ -54,6 +61,18 @@ class ColumnView:
     checks: tuple[CheckResult, ...] = ()
     call_id: int | None = None
     fallback_from: str | None = None  # the primary model, when the fallback answered
+    max_tokens: int | None = None  # the limit the request set
+
+    @property
+    def cut_off(self) -> bool:
+        """Did the answer stop at the max_tokens limit (counted by the server, not estimated)?"""
+        usage = self.result.usage if self.result is not None else None
+        return (
+            usage is not None
+            and not usage.estimated
+            and self.max_tokens is not None
+            and usage.output_tokens >= self.max_tokens
+        )
 
     @property
     def name(self) -> str:
@@ -141,6 +160,7 @@ class LiveRun:
                     c.checks,
                     c.call_id,
                     c.fallback_from,
+                    int(c.plan.variant.params.get("max_tokens", DEFAULT_MAX_TOKENS)),
                 )
                 for c in self._columns
             ]

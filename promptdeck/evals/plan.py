@@ -20,6 +20,7 @@ from promptdeck.model.pricing import PriceTable
 from promptdeck.model.types import DEFAULT_MAX_TOKENS, Message, estimate_tokens
 from promptdeck.scoring.scorers import Graded, question_of
 from promptdeck.workspace.datasets import Case, Dataset, check_variables, load_dataset
+from promptdeck.workspace.fileio import MISSING, fingerprint_file
 from promptdeck.workspace.prompts import (
     PromptLibrary,
     PromptVariant,
@@ -71,6 +72,13 @@ class EvalPlan:
         data["fingerprint"] = hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
+        # Which version of each variant file ran (the file history's fingerprint), kept out
+        # of the plan's fingerprint: a comment edit does not make a different plan.
+        data["files"] = {
+            v.name: found
+            for v in self.variants
+            if (found := fingerprint_file(Path(v.path))) != MISSING
+        }
         return data
 
 

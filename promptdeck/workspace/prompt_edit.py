@@ -39,6 +39,7 @@ from promptdeck.workspace.fileio import (
 )
 from promptdeck.workspace.prompts import (
     TOP_LEVEL_KEYS,
+    PromptLibrary,
     PromptVariant,
     name_problem,
     variant_from_text,
@@ -302,6 +303,27 @@ class PromptFiles:
                 self.save(other, text, loaded.fingerprint, action="baseline tag")
                 changed.append(other)
         return changed
+
+
+def default_selection(library: PromptLibrary, limit: int = 3) -> list[str]:
+    """The variants to compare when nothing is picked yet (Playground, Evaluate): the task of
+    a variant tagged `baseline` (else the first task), the baseline first, then the task's
+    other variants by name, up to `limit`. Adding a variant never pushes the baseline out."""
+    names = sorted(library.variants)
+    baselines = [n for n in names if BASELINE_TAG in library.variants[n].tags]
+    if not names:
+        return []
+    task = (baselines or names)[0].split("/")[0]
+    mine = [n for n in names if n.split("/")[0] == task]
+    first = [n for n in baselines if n in mine][:1]
+    return (first + [n for n in mine if n not in first])[:limit]
+
+
+def baseline_of(library: PromptLibrary, chosen: list[str]) -> str | None:
+    """The variant tagged `baseline` among `chosen`, else the first one."""
+    tagged = [n for n in chosen if BASELINE_TAG in library.variants[n].tags]
+    found = tagged or chosen
+    return found[0] if found else None
 
 
 def check_name(name: str) -> None:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from promptdeck.analysis.report import html_report
 from promptdeck.analysis.run import analyze_run
@@ -85,3 +85,23 @@ def test_html_report_renders_offline(browser: Browser, app_workspace: Path) -> N
     assert requests == [path.as_uri()]  # nothing but the file itself
     context.close()
     store.close()
+
+
+def test_a_click_on_a_category_bar_filters_the_cases(
+    page: Page, app_url: str, app_workspace: Path
+) -> None:
+    run_id = stored_run(app_workspace, rows=30)
+    page.goto(f"{app_url}/results?run={run_id}")
+    wait_idle(page)
+    category = page.get_by_test_id("stSelectbox").filter(has_text="Category").locator("input")
+    expect(category).to_have_value("(all)")
+    chart = page.get_by_test_id("stVegaLiteChart").first
+    # The chart is SVG: Vega labels each mark; the point of category b is the one to click.
+    dot = chart.locator("[aria-label^='variant − baseline'][aria-label*='category: b;']")
+    dot.click()
+    wait_idle(page)
+    expect(category).to_have_value("b")
+    cases = page.get_by_test_id("stDataFrame").filter(has_text="row_id").last
+    expect(cases).to_contain_text(re.compile(r"r\d+b\d"))  # row id, then its category
+    expect(cases).not_to_contain_text(re.compile(r"r\d+a\d"))  # only b's rows are listed
+    shot(page, "results-chart-filter")

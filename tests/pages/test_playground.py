@@ -33,7 +33,7 @@ def test_two_variants_stream_against_the_server(workspace: Path, llm_server: LLM
     assert texts.count("Echo: Customer message: Where is my parcel?") == 2
     metrics = [m.value for m in at.markdown if "TTFT" in m.value]
     assert len(metrics) == 2 and all("cost **$0**" in m for m in metrics)
-    assert sum("✅ contains" in c.value for c in at.caption) == 2
+    assert sum(":green[✓ passed] contains" in m.value for m in at.markdown) == 2
     # Both calls were recorded, with the system prompt of each variant.
     rows = Store(workspace / ".promptdeck" / "promptdeck.sqlite").recent_calls()
     assert sorted(r["variant"] for r in rows) == ["t/alpha", "t/beta"]
@@ -74,3 +74,48 @@ def test_fill_inputs_from_a_dataset_row(workspace: Path) -> None:
     row.select_index(0).run()
     first = at.session_state["pg_row"]
     assert at.text_area(key="pg_in_input").value == first.values["input"]
+
+
+def test_the_selection_survives_a_page_switch(workspace: Path) -> None:
+    at = open_playground()
+    at.multiselect(key="pg_variants").set_value(["t/beta"]).run()
+    at.toggle(key="pg_scratch").set_value(True).run()
+    at.switch_page("pages/results.py").run()
+    at.switch_page("pages/playground.py").run()
+    assert not at.exception
+    assert at.multiselect(key="pg_variants").value == ["t/beta"]
+    assert at.toggle(key="pg_scratch").value is True
+
+
+def test_the_last_run_is_labelled_when_the_selection_changed(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    at = open_playground()
+    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
+    at.text_area(key="pg_in_input").input("hi").run()
+    at.button[0].click().run()
+    finish(at)
+    assert not any("from your last run" in i.value for i in at.info)
+    at.multiselect(key="pg_variants").set_value(["t/beta"]).run()
+    assert any("from your last run (t/alpha)" in shown(i.value) for i in at.info)
+
+
+def test_run_with_an_empty_input_says_so_and_sends_nothing(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    at = open_playground()
+    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
+    at.button[0].click().run()
+    assert any("Fill in ` input ` first" in w.value for w in at.warning)
+    assert "pg_run" not in at.session_state and llm_server.requests == []
+
+
+def test_an_answer_cut_off_by_max_tokens_is_flagged(workspace: Path, llm_server: LLMServer) -> None:
+    llm_server.set_scenario("alpha", Scenario(tokens=[f"w{i} " for i in range(80)]))
+    at = open_playground()  # alpha's params: max_tokens 50, so the server stops at 50
+    at.multiselect(key="pg_variants").set_value(["t/alpha", "t/beta"]).run()
+    at.text_area(key="pg_in_input").input("hi").run()
+    at.button[0].click().run()
+    finish(at)
+    flagged = [m.value for m in at.markdown if "Cut off" in m.value]
+    assert len(flagged) == 1 and "(50 tokens)" in flagged[0]  # beta's short echo is not

@@ -51,6 +51,11 @@ def test_an_invalid_edit_names_the_field_and_cannot_be_saved(workspace: Path) ->
     assert button(at, "Save").disabled
     at.text_input(key="pp:t/alpha:model").input("gpt-4o").run()
     assert path.read_text() == before
+    revert = button(at, "Revert")
+    assert not revert.disabled  # an invalid edit is exactly when it is needed
+    revert.click().run()
+    assert at.text_area(key="pp:t/alpha:params").value.strip() == "max_tokens: 50"
+    assert not at.error and button(at, "Revert").disabled
 
 
 def test_a_file_changed_on_disk_is_a_conflict_not_an_overwrite(workspace: Path) -> None:

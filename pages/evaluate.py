@@ -9,9 +9,11 @@ import streamlit as st
 from promptdeck import ui
 from promptdeck.analysis.calibration import describe, run_agreement
 from promptdeck.analysis.cells import cell_rows
+from promptdeck.analysis.needs import suite_needs
 from promptdeck.errors import PromptDeckError
 from promptdeck.evals.plan import EvalPlan, build_plan, estimate, graded
-from promptdeck.evals.start import RunOptions, start_in_background
+from promptdeck.evals.sequential import Budget
+from promptdeck.evals.start import RunOptions, start_in_background, start_until_decided
 from promptdeck.evals.suite import DEFAULT_RUBRIC, SampleSpec, Suite, find_suites, load_suite
 from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.confidence import Confidence, from_logprobs, sample_agreement
@@ -184,12 +186,42 @@ def show_plan(plan: EvalPlan, concurrency: int) -> None:
     )
     counts = pd.DataFrame(plan.category_counts().items(), columns=["category", "rows"])
     st.dataframe(counts.set_index("category").T, width="stretch")
+    for need in suite_needs(store, plan.suite.to_dict()):
+        enough = need.rows is not None and len(plan.cases) >= need.rows
+        (st.caption if enough else st.info)(ui.plain(need.advice(len(plan.cases))))
 
 
-def start(plan: EvalPlan, concurrency: int) -> None:
-    """Start the run in the background, or resume the unfinished run of the same plan."""
+def growth_controls(plan: EvalPlan) -> Budget | None:
+    """Run until decided: the option and its budget (None: a fixed sample)."""
+    if not plan.suite.gates:
+        return None
+    on = st.toggle(
+        "Run until the gates are decided",
+        key="ev_grow",
+        help="Adds rows in seeded, stratified batches and stops as soon as every gate is "
+        "decided (with intervals that stay valid however often they are looked at), or when "
+        "the budget is spent. The sample size above is not used then.",
+    )
+    if not on:
+        return None
+    cols = st.columns(3)
+    total = len(plan.dataset.cases)
+    max_rows = cols[0].number_input("Row budget", 1, total, total, key="ev_grow_rows")
+    max_cost = cols[1].number_input(
+        "Cost budget (USD)", 0.0, None, None, key="ev_grow_cost", placeholder="none"
+    )
+    batch = cols[2].number_input("Rows per look", 1, total, min(10, total), key="ev_grow_batch")
+    return Budget(int(max_rows), None if max_cost is None else float(max_cost), int(batch))
+
+
+def start(plan: EvalPlan, concurrency: int, budget: Budget | None) -> None:
+    """Start the run in the background (or resume the unfinished run of the same plan), or
+    a run that grows until its gates are decided."""
     options = RunOptions(concurrency=concurrency, use_cache=saved.use_cache)
-    job = start_in_background(registry, store, jobs, plan, options)
+    if budget is not None:
+        job = start_until_decided(registry, store, jobs, plan, options, budget)
+    else:
+        job = start_in_background(registry, store, jobs, plan, options)
     st.session_state.ev_run = job.run_id
     st.query_params["run"] = job.run_id
 
@@ -221,12 +253,13 @@ with st.expander("Plan a new run", expanded=run_id is None):
         else:
             show_plan(plan, concurrency)
             show_judge_prompt(plan)
+            budget = growth_controls(plan)
             st.button(
                 "Run",
                 type="primary",
                 icon=":material/play_arrow:",
                 on_click=start,
-                args=(plan, concurrency),
+                args=(plan, concurrency, budget),
             )
 
 

@@ -244,6 +244,12 @@ if present:
     st.stop()
 
 headline(run, big=False)
+if (stop := run.stop) is not None and stop.get("why"):
+    looks = len(stop.get("looks") or [])
+    text = f"Run until decided: stopped after {stop.get('rows')} rows ({looks} looks): "
+    text += ui.plain(stop["why"]) + "."
+    decided = stop.get("stopped") == "decided"
+    (st.success if decided else st.warning)(text, icon=":material/stop_circle:")
 if demo_judge:
     st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
 gates_banner(run)
@@ -283,6 +289,16 @@ calibration = run_agreement(
 if calibration is not None:
     st.info(describe(calibration), icon=":material/balance:")
 
+if not run.pairwise.empty:
+    st.markdown("**Pairwise verdicts** against the baseline (asked in both orders)")
+    headers = {
+        "win_rate": "win rate",
+        "low": "95% CI low",
+        "high": "95% CI high",
+        "swap_disagreements": "swapped order disagreed",
+        "same_slot": "same slot both times",
+    }
+    st.dataframe(run.pairwise.rename(columns=headers), hide_index=True, width="stretch")
 checks = check_comparisons(cells, baseline)
 if not checks.empty:
     with st.expander("Checks: pass rates against the baseline (exact McNemar test on flips)"):

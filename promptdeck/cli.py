@@ -3,6 +3,9 @@
     run SUITE [--sample N] [--seed S] [--concurrency C] [--rpm R] [--repeats K]
               [--no-cache] [--new]
     run SUITE ... --gate          then evaluate the suite's gates (exit 1 if one fails)
+    run SUITE --plan              the plan, and how many rows each gate needs; calls nothing
+    run SUITE --until-decided [--max-rows N] [--max-cost USD] [--batch B]
+                                  add rows in stratified batches until every gate is decided
     gate RUN_ID [--baseline V] [--insufficient fail|pass]
     report RUN_ID [--html F] [--md F] [--csv F]   (RUN_ID may be 'latest')
     import-promptfoo CONFIG --out DIR [--name NAME] [--force]
@@ -30,12 +33,19 @@ import pandas as pd
 
 from promptdeck.analysis.calibration import describe, run_agreement
 from promptdeck.analysis.cells import cell_rows
+from promptdeck.analysis.needs import suite_needs
 from promptdeck.analysis.report import html_report, markdown_summary, to_csv
 from promptdeck.analysis.run import RunAnalysis, analyze_run
 from promptdeck.errors import ConfigError, PromptDeckError
-from promptdeck.evals.plan import build_plan
+from promptdeck.evals.plan import EvalPlan, build_plan
 from promptdeck.evals.runner import Progress
-from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
+from promptdeck.evals.sequential import Budget
+from promptdeck.evals.start import (
+    RunOptions,
+    open_run,
+    run_in_foreground,
+    run_until_decided_now,
+)
 from promptdeck.evals.suite import load_suite
 from promptdeck.model.pricing import format_cost
 from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
@@ -91,6 +101,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="call the models even if cached")
     run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
     run.add_argument("--gate", action="store_true", help="then evaluate the suite's gates")
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the plan and how many rows each gate needs to be decided; call nothing",
+    )
+    grow = run.add_argument_group("run until decided")
+    grow.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="add rows in seeded, stratified batches until every gate is decided",
+    )
+    grow.add_argument("--max-rows", type=_at_least(1), metavar="N", help="row budget")
+    grow.add_argument("--max-cost", type=_positive, metavar="USD", help="cost budget, in USD")
+    grow.add_argument(
+        "--batch", type=_at_least(1), default=10, metavar="B", help="rows per look (default 10)"
+    )
     _insufficient_option(run)
     run.set_defaults(func=cmd_run)
     gate = sub.add_parser("gate", help="evaluate the suite's gates on a stored run")
@@ -202,10 +228,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         suite, load_prompts(ws.prompts_dir), n=args.sample, seed=args.seed, repeats=args.repeats
     )
     _, registry, store = open_workspace()  # only once the plan is sound: no stray store
+    if args.plan:
+        return print_plan(store, plan)
     options = RunOptions.from_settings(
         store, concurrency=args.concurrency, rpm=args.rpm, no_cache=args.no_cache,
         resume=not args.new,
     )  # fmt: skip
+    if args.until_decided:
+        return run_sequential(args, registry, store, plan, options)
     opened = open_run(store, plan, resume=options.resume)
     if opened.resumed:
         print(
@@ -223,6 +253,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     if calibration is not None:
         print(describe(calibration))
     if final.done != final.total:
+        return 1
+    return print_gates(analysis, args.insufficient) if args.gate else 0
+
+
+def print_plan(store: Store, plan: EvalPlan) -> int:
+    """What `run` would do, and the rows each gate needs; no model is called."""
+    counts = ", ".join(f"{k} {v}" for k, v in plan.category_counts().items())
+    judged = "" if plan.suite.judge is None else " (+ a verdict for each)"
+    print(f"{plan.suite.name}: {len(plan.cases)} rows ({counts})")
+    print(f"{len(plan.cells())} answers{judged} from {len(plan.variants)} variants")
+    for need in suite_needs(store, plan.suite.to_dict()):
+        print(need.advice(len(plan.cases)))
+    return 0
+
+
+def run_sequential(
+    args: argparse.Namespace, registry: Registry, store: Store, plan: EvalPlan, options: RunOptions
+) -> int:
+    budget = Budget(args.max_rows, args.max_cost, args.batch)
+    bar = ProgressBar(sys.stderr)
+    outcome = run_until_decided_now(
+        registry, store, plan, options, budget,
+        on_start=lambda run_id: print(f"run_id: {run_id}", flush=True), on_progress=bar.update,
+    )  # fmt: skip
+    bar.close()
+    print(f"stopped after {outcome.rows} rows and {outcome.looks} looks: {outcome.why}")
+    analysis = analyze_run(store, outcome.run_id)
+    print_summary(analysis.per_variant, sys.stdout)
+    if outcome.stopped == "cancelled":
         return 1
     return print_gates(analysis, args.insufficient) if args.gate else 0
 

@@ -406,3 +406,40 @@ def test_an_unwritable_report_file_is_named(llm_server: LLMServer, tmp_path: Pat
     done = cli(root, "report", "latest", "--csv", "/dev/full")  # every write fails: ENOSPC
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "cannot write /dev/full: No space left on device" in done.stderr
+
+
+UNTIL = SUITE + (
+    "baseline: qa/alpha\njudge: {model: fake/judge, rubric: Be fair.}\n"
+    "gates:\n  - {metric: judge_score, max_drop: 1.0}\n  - {metric: error_rate, max: 0.1}\n"
+)
+
+
+def test_plan_says_how_many_rows_each_gate_needs_and_calls_nothing(
+    tmp_path: Path, llm_server: LLMServer
+) -> None:
+    root = make_workspace(tmp_path, llm_server, rows=60, suite=UNTIL)
+    done = cli(root, "run", "datasets/qa.suite.yaml", "--plan")
+    assert done.returncode == 0, done.stderr
+    assert "qa: 6 rows (x 2, y 2, z 2)" in done.stdout
+    assert "judge_score drop ≤ 1: to decide it you need about 21 rows per variant" in done.stdout
+    assert "this sample has 6 (too few)" in done.stdout and "cautious per-row sd" in done.stdout
+    assert llm_server.requests == [] and "run_id" not in done.stdout
+
+
+def test_until_decided_adds_batches_and_stops_when_decided(
+    tmp_path: Path, llm_server: LLMServer
+) -> None:
+    llm_server.set_scenario("judge", Scenario(tokens=['{"reasoning": "Fine.", "score": 4}']))
+    root = make_workspace(tmp_path, llm_server, rows=60, suite=UNTIL)
+    done = cli(root, "run", "datasets/qa.suite.yaml", "--until-decided", "--batch", "5", "--gate")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = run_id_of(done.stdout)
+    assert "stopped after 20 rows and 4 looks: every gate was decided after 20 rows" in done.stdout
+    assert done.stdout.rstrip().endswith("gates: pass")
+    rows = {r for r, _ in cell_keys(root, run_id)}
+    assert len(rows) == 20 and len(llm_server.requests) == 2 * 20 * 2  # answers + verdicts
+    # A budget that ends first: stopped, said why, the gate still undecided.
+    again = cli(root, "run", "datasets/qa.suite.yaml", "--until-decided", "--batch", "5",
+                "--max-rows", "10", "--no-cache", "--gate")  # fmt: skip
+    assert again.returncode == 1
+    assert "stopped after 10 rows and 2 looks: the row budget (10) was reached" in again.stdout

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.evals.runner import Progress, Runner
+from promptdeck.evals.sequential import Budget, run_until_decided
 from promptdeck.model.http import run_with_client
 
 
@@ -20,6 +21,7 @@ class EvalJob:
     plan: EvalPlan
     runner: Runner
     cancel: threading.Event = field(default_factory=threading.Event)
+    budget: Budget | None = None  # set: run until the gates are decided, within it
     progress: Progress | None = None
     error: str | None = None
     _thread: threading.Thread | None = None
@@ -43,9 +45,23 @@ class EvalJob:
             self.progress = p  # one reference assignment: atomic for readers
 
         try:
-            run_with_client(
-                self.runner.run(self.run_id, self.plan, cancel=self.cancel, on_progress=on_progress)
-            )
+            if self.budget is not None:
+                run_with_client(
+                    run_until_decided(
+                        self.runner,
+                        self.run_id,
+                        self.plan,
+                        self.budget,
+                        cancel=self.cancel,
+                        on_progress=on_progress,
+                    )
+                )
+            else:
+                run_with_client(
+                    self.runner.run(
+                        self.run_id, self.plan, cancel=self.cancel, on_progress=on_progress
+                    )
+                )
         except Exception as exc:  # shown on the page; the stored cells stay
             self.error = f"{type(exc).__name__}: {exc}"
             self.runner.store.set_run_status(self.run_id, "failed")
@@ -58,12 +74,14 @@ class JobRegistry:
         self._jobs: dict[str, EvalJob] = {}
         self._lock = threading.Lock()
 
-    def start(self, run_id: str, plan: EvalPlan, runner: Runner) -> EvalJob:
+    def start(
+        self, run_id: str, plan: EvalPlan, runner: Runner, budget: Budget | None = None
+    ) -> EvalJob:
         with self._lock:
             current = self._jobs.get(run_id)
             if current is not None and current.running:
                 return current  # never two jobs writing one run
-            job = self._jobs[run_id] = EvalJob(run_id, plan, runner).start()
+            job = self._jobs[run_id] = EvalJob(run_id, plan, runner, budget=budget).start()
             return job
 
     def get(self, run_id: str) -> EvalJob | None:

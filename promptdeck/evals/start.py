@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from promptdeck.evals.jobs import EvalJob, JobRegistry
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.evals.runner import Progress, Runner
+from promptdeck.evals.sequential import Budget, Outcome, run_until_decided, start_sequential
 from promptdeck.model.http import run_with_client
 from promptdeck.model.registry import Registry
 from promptdeck.store.settings import load_settings, saved_concurrency
@@ -106,3 +107,37 @@ def start_in_background(
     and refreshes, and the page finds it again by its run id."""
     opened = open_run(store, plan, resume=options.resume, name=name)
     return jobs.start(opened.run_id, plan, make_runner(registry, store, options))
+
+
+def start_until_decided(
+    registry: Registry,
+    store: Store,
+    jobs: JobRegistry,
+    plan: EvalPlan,
+    options: RunOptions,
+    budget: Budget,
+    *,
+    name: str | None = None,
+) -> EvalJob:
+    """A new run that grows batch by batch until its gates are decided (evals.sequential)."""
+    runner = make_runner(registry, store, options)
+    run_id = start_sequential(runner, plan, budget, name=name or plan.suite.name)
+    return jobs.start(run_id, plan, runner, budget)
+
+
+def run_until_decided_now(
+    registry: Registry,
+    store: Store,
+    plan: EvalPlan,
+    options: RunOptions,
+    budget: Budget,
+    *,
+    on_start: Callable[[str], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Outcome:
+    """The same in this thread (the CLI); `on_start` gets the run id before any call."""
+    runner = make_runner(registry, store, options)
+    run_id = start_sequential(runner, plan, budget, name=plan.suite.name)
+    if on_start is not None:
+        on_start(run_id)
+    return run_with_client(run_until_decided(runner, run_id, plan, budget, on_progress=on_progress))

@@ -153,6 +153,16 @@ class Store:
             )
         return run_id
 
+    def update_run_plan(
+        self, run_id: str, snapshot: Mapping[str, Any], *, total_cells: int
+    ) -> None:
+        """A run that grows (run until decided): its snapshot and cell count as they are now."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET snapshot_json = ?, total_cells = ?, heartbeat = ? WHERE id = ?",
+                (json.dumps(snapshot), total_cells, _now(), run_id),
+            )
+
     def set_run_status(self, run_id: str, status: str) -> None:
         finished = _now() if status in ("done", "cancelled", "failed") else None
         with self._tx() as db:

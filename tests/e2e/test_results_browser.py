@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from promptdeck.analysis.report import html_report
 from promptdeck.analysis.run import analyze_run
 from promptdeck.store.sqlite import Store
 from tests.e2e.conftest import ARTIFACTS, shot, wait_idle
+from tests.llm_server import LLMServer, Scenario
 from tests.pages.test_results import stored_run
 
 pytestmark = pytest.mark.browser
@@ -105,3 +109,38 @@ def test_a_click_on_a_category_bar_filters_the_cases(
     expect(cases).to_contain_text(re.compile(r"r\d+b\d"))  # row id, then its category
     expect(cases).not_to_contain_text(re.compile(r"r\d+a\d"))  # only b's rows are listed
     shot(page, "results-chart-filter")
+
+
+def test_a_run_until_decided_says_why_it_stopped(
+    page: Page, app_url: str, app_workspace: Path, llm: LLMServer
+) -> None:
+    """`promptdeck run --until-decided` against the local test server, in the app's own
+    workspace and store; the Results page then says when and why the run stopped."""
+    llm.set_scenario("judge", Scenario(tokens=['{"reasoning": "Fine.", "score": 4}']))
+    suite = app_workspace / "datasets" / "until.suite.yaml"
+    suite.write_text(
+        "dataset: support_tickets.csv\nvariants: [demo/alpha, demo/beta]\nbaseline: demo/alpha\n"
+        "judge: {model: fake/judge, rubric: Be fair.}\n"
+        "gates:\n  - {metric: judge_score, max_drop: 1.0}\n  - {metric: error_rate, max: 0.1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
+    env["PROMPTDECK_HOME"] = str(app_workspace / ".promptdeck")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "promptdeck", "run", str(suite), "--until-decided",
+             "--batch", "5", "--gate"],
+            cwd=app_workspace, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    finally:
+        suite.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.splitlines()[0].removeprefix("run_id: ")
+    page.goto(f"{app_url}/results?run={run_id}")
+    wait_idle(page)
+    page.get_by_text(
+        re.compile(r"Run until decided: stopped after \d+ rows \(\d+ looks\)")
+    ).wait_for()
+    page.get_by_text("every gate was decided").first.wait_for()
+    page.get_by_text("Gates: pass").first.wait_for()
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "results-until-decided")

@@ -100,3 +100,30 @@ def test_a_bad_gate_refuses_the_suite_before_any_call(
     assert error.startswith("datasets/bad.suite.yaml, line 5: 'gates[0].metric': unknown metric")
     assert not [b for b in at.button if b.label == "Run"]  # nothing to start
     assert llm_server.requests == []
+
+
+def test_run_until_decided_from_the_page(workspace: Path, llm_server: LLMServer) -> None:
+    llm_server.set_scenario("judge", Scenario(tokens=['{"reasoning": "Fine.", "score": 4}']))
+    (workspace / "datasets" / "grow.suite.yaml").write_text(
+        "dataset: support_tickets.csv\nvariants: [t/alpha, t/beta]\nbaseline: t/alpha\n"
+        "judge: {model: fake/judge, rubric: Be fair.}\n"
+        "gates:\n  - {metric: judge_score, max_drop: 1.0}\n"
+    )
+    at = open_evaluate()
+    at.radio(key="ev_source").set_value("A suite file").run()
+    at.selectbox(key="ev_suite").set_value(workspace / "datasets" / "grow.suite.yaml").run()
+    assert any("to decide it you need about" in shown(i.value) for i in at.info)
+    at.toggle(key="ev_grow").set_value(True).run()
+    at.number_input(key="ev_grow_batch").set_value(5).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    run_id = at.session_state["ev_run"]
+    job = ui.jobs().get(run_id)
+    assert job is not None and job.budget is not None and job.wait(60), job and job.error
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    stop = store.get_run(run_id).snapshot["sequential"]
+    # 6 categories: the first look has a row of each, then 5 rows per look until decided
+    assert stop["stopped"] == "decided" and [look["rows"] for look in stop["looks"]] == [
+        6, 11, 16, 21,
+    ]  # fmt: skip
+    at.switch_page("pages/results.py").run()
+    assert any("stopped after 21 rows (4 looks)" in shown(s.value) for s in at.success)

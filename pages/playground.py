@@ -1,14 +1,18 @@
 """Playground: 1-4 prompt variants streamed live, side by side, each measured."""
 
+import json
+from typing import Any
+
 import streamlit as st
 
 from promptdeck import ui
 from promptdeck.errors import PromptDeckError
-from promptdeck.evals.live import ColumnView, LiveRun, plan_columns
+from promptdeck.evals.live import ColumnView, LiveRun, plan_columns, stored_views
 from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.confidence import from_logprobs
+from promptdeck.store.rows import PlaygroundRunRow
 from promptdeck.workspace.datasets import append_case, find_datasets, load_dataset
-from promptdeck.workspace.prompt_edit import default_selection
+from promptdeck.workspace.prompt_edit import PromptFiles, apply_draft, default_selection
 from promptdeck.workspace.prompts import PromptVariant, template_variables, variant_from_dict
 
 MAX_COLUMNS = 4
@@ -47,6 +51,15 @@ with top[1]:
     )
 
 
+def run_overrides() -> dict[str, object]:
+    """The run settings that are set; the variants' own params otherwise."""
+    return {
+        "temperature": st.session_state.get("pg_temperature"),
+        "max_tokens": st.session_state.get("pg_max_tokens"),
+        "seed": st.session_state.get("pg_seed"),
+    }
+
+
 def scratch_variant() -> PromptVariant | None:
     with st.expander("Scratch prompt", expanded=True):
         model = st.text_input("Model", "local/smollm2", key="pg_s_model", persist_state="session")
@@ -64,12 +77,61 @@ def scratch_variant() -> PromptVariant | None:
             persist_state="session",
             height=80,
         )
-    data = {"model": model, "system": system, "user": user, "params": {"max_tokens": 200}}
+        data = {"model": model, "system": system, "user": user, "params": {"max_tokens": 200}}
+        try:
+            variant = variant_from_dict(data, name="scratch/prompt", path="(scratch prompt)")
+        except PromptDeckError as exc:
+            st.error(ui.plain(exc))
+            return None
+        save_scratch(data)
+    return variant
+
+
+def save_scratch(data: dict[str, Any]) -> None:
+    """Keep the scratch prompt as a variant file, validated and recorded like any other."""
+    row = st.columns([3, 1], vertical_alignment="bottom")
+    row[0].text_input(
+        "Save as variant",
+        key="pg_s_name",
+        placeholder="task/name, e.g. support/shorter",
+        help="Writes prompts/<task>/<name>.yaml with this model, system and user template "
+        "(and the run settings below that are set). An existing file is never overwritten.",
+    )
+    row[1].button(
+        "Save",
+        key="pg_s_save",
+        icon=":material/save:",
+        on_click=write_scratch,  # before the script, so the list above has the new variant
+        args=(data,),
+    )
+    if (said := st.session_state.pop("pg_s_said", None)) is not None:
+        ok, message = said
+        (st.success if ok else st.error)(message)
+
+
+def write_scratch(data: dict[str, Any]) -> None:
+    # Read from the session, not the render: a name typed and clicked at once arrives here.
+    name = str(st.session_state.get("pg_s_name") or "").strip()
+    data = {
+        **data,
+        "model": st.session_state.get("pg_s_model", data["model"]),
+        "system": st.session_state.get("pg_s_system", data["system"]),
+        "user": st.session_state.get("pg_s_user", data["user"]),
+    }
+    if not name:
+        st.session_state.pg_s_said = (False, "Type a name like `support/shorter` first.")
+        return
+    params = {**data["params"], **{k: v for k, v in run_overrides().items() if v is not None}}
+    text = apply_draft("", {**data, "params": params, "description": "From the Playground"})
     try:
-        return variant_from_dict(data, name="scratch/prompt", path="(scratch prompt)")
+        PromptFiles(ui.workspace().prompts_dir, ui.store()).create(
+            name, text, action="saved from the Playground scratch prompt"
+        )
     except PromptDeckError as exc:
-        st.error(ui.plain(exc))
-        return None
+        st.session_state.pg_s_said = (False, ui.plain(exc))
+    else:
+        message = f"Saved as {ui.plain(name)}: pick it above to compare."
+        st.session_state.pg_s_said = (True, message)
 
 
 variants = [library.variants[n] for n in selected]
@@ -119,6 +181,43 @@ if variables:
         )
 
 
+with st.expander("Run settings: override the variants' params for this run", expanded=False):
+    own = "the variant's own"
+    cols = st.columns(3)
+    cols[0].number_input(
+        "Temperature",
+        min_value=0.0,
+        max_value=2.0,
+        step=0.1,
+        value=None,
+        key="pg_temperature",
+        placeholder=own,
+        persist_state="session",
+    )
+    cols[1].number_input(
+        "Max tokens",
+        min_value=1,
+        max_value=32768,
+        step=50,
+        value=None,
+        key="pg_max_tokens",
+        placeholder=own,
+        persist_state="session",
+    )
+    cols[2].number_input(
+        "Seed",
+        min_value=0,
+        step=1,
+        value=None,
+        key="pg_seed",
+        placeholder=own,
+        persist_state="session",
+        help="Same seed, same answer on the local model and OpenAI-compatible servers that "
+        "honour it; Anthropic's API takes no seed and ignores it.",
+    )
+    st.caption("Empty: each variant's params apply. Set: used by every column, shown on each.")
+
+
 def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     # A callback runs before the script, so the page it draws already shows the run.
     inputs = {name: st.session_state.get(f"pg_in_{name}", "") for name in variables}
@@ -127,8 +226,8 @@ def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     if empty:  # Run stays clickable (a text typed but not yet committed arrives with the
         return  # click); an empty input is said, not sent
     st.session_state.pg_run_inputs = inputs  # what "Save as eval case" saves
-    plans = plan_columns(variants, inputs)
-    st.session_state.pg_run = LiveRun(plans, registry, ui.store()).start()
+    plans = plan_columns(variants, inputs, run_overrides())
+    st.session_state.pg_run = LiveRun(plans, registry, ui.store(), inputs).start()
 
 
 buttons = st.columns([1, 1, 6])
@@ -178,10 +277,13 @@ def metrics_line(view: ColumnView) -> str:
     return " · ".join(parts)
 
 
-def draw_column(index: int, view: ColumnView) -> None:
+def draw_column(index: int, view: ColumnView, prefix: str = "pg") -> None:
     fallback = f" (fallback for {ui.plain(view.fallback_from)})" if view.fallback_from else ""
     st.markdown(f"**{ui.plain(view.name)}**  \n{ui.plain(view.model_ref)}{fallback}")
-    box = st.container(border=True, height=300, key=f"pg_out_{index}")
+    if view.overrides:
+        set_here = ", ".join(f"{k} {v}" for k, v in view.overrides.items())
+        st.caption(f":material/tune: override: {ui.plain(set_here)}")
+    box = st.container(border=True, height=300, key=f"{prefix}_out_{index}")
     badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
     if view.status in badge:
         st.caption(badge[view.status] + (f" — {ui.plain(view.note)}" if view.note else ""))
@@ -200,13 +302,14 @@ def draw_column(index: int, view: ColumnView) -> None:
         st.markdown(
             ":orange[**Cut off**: the answer reached the max_tokens limit "
             f"({view.result.usage.output_tokens if view.result and view.result.usage else '?'}"
-            " tokens); raise `max_tokens` in the variant's params to see all of it.]"
+            " tokens); raise Max tokens in the run settings (or `max_tokens` in the variant's"
+            " params) to see all of it.]"
         )
     for check in view.checks:
         mark = ":green[✓ passed]" if check.passed else ":red[**✗ failed**]"
         st.markdown(f"{mark} {ui.plain(check.name)}: {ui.plain(check.reason)}")
     if view.call_id is not None and view.status in ("done", "stopped"):
-        key = f"pg_thumbs_{view.call_id}"
+        key = f"{prefix}_thumbs_{view.call_id}"
         value = st.feedback("thumbs", key=key)
         if value is not None and st.session_state.get(f"{key}_saved") != value:
             ui.store().set_thumbs(view.call_id, 1 if value == 1 else -1)
@@ -236,6 +339,63 @@ def live_panel() -> None:
 
 
 live_panel()
+
+
+def history_panel() -> None:
+    """Earlier runs, newest first: re-open one under the current run to compare, or take
+    its inputs and variants back to run them again."""
+    if running:
+        return
+    current = run.history_id if run is not None else None
+    earlier = [r for r in ui.store().playground_runs() if r["id"] != current]
+    if not earlier:
+        return
+
+    def label(r: PlaygroundRunRow) -> str:
+        inputs = json.loads(r["inputs_json"])
+        text = " ".join(str(next(iter(inputs.values()), "")).split())
+        preview = f' · "{text[:50]}{"…" if len(text) > 50 else ""}"' if text else ""
+        when = r["created"][:16].replace("T", " ")
+        return f"#{r['id']} · {when} UTC · {', '.join(json.loads(r['columns_json']))}{preview}"
+
+    with st.expander(f"Earlier runs ({len(earlier)})", icon=":material/history:"):
+        picked = st.selectbox(
+            "Re-open a run",
+            earlier,
+            format_func=label,
+            index=None,
+            key="pg_history",
+            placeholder="Pick an earlier run to see its answers below",
+        )
+        if picked is None:
+            return
+        inputs = json.loads(picked["inputs_json"])
+        st.button(
+            "Run these inputs again",
+            icon=":material/replay:",
+            key="pg_history_reuse",
+            on_click=reuse_run,
+            args=(inputs, json.loads(picked["columns_json"])),
+            help="Puts this run's inputs and variants back above; press Run to answer again.",
+        )
+        for name, value in inputs.items():
+            st.markdown(f"**{ui.plain(name)}**")
+            st.text(str(value))
+        views = stored_views(picked, ui.store().playground_calls(picked["id"]))
+        for i, (column, view) in enumerate(
+            zip(st.columns(max(len(views), 1), gap="medium"), views, strict=False)
+        ):
+            with column:
+                draw_column(i, view, prefix=f"pg_h{picked['id']}")
+
+
+def reuse_run(inputs: dict[str, object], columns: list[str]) -> None:
+    for name, value in inputs.items():
+        st.session_state[f"pg_in_{name}"] = str(value)
+    st.session_state.pg_variants = [n for n in columns if n in library.variants][:MAX_COLUMNS]
+
+
+history_panel()
 
 
 def save_case_panel() -> None:

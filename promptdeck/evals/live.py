@@ -5,6 +5,11 @@ partial text). Instead a `LiveRun` owns a daemon thread with its own event loop,
 streams every column concurrently into lock-protected buffers, and the page polls
 `snapshot()`. `stop()` keeps whatever already arrived.
 
+A run may override the variants' params for this press of Run only (temperature, max_tokens,
+seed); each column shows what it overrode. With a store, every run is kept (its columns,
+inputs and overrides, and each column's call), so an earlier run can be re-opened
+(`stored_views`).
+
 Each column calls its model through the one call policy, as an eval cell does: retries
 before the first token, per-provider limits, and the variant's `fallback:` model when the
 primary fails (the column then says so, and shows the fallback's answer). The Playground
@@ -14,10 +19,11 @@ does not use the response cache: pressing Run again asks for a new answer.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from promptdeck.errors import ErrorKind, PromptDeckError
 from promptdeck.model.http import run_with_client
@@ -30,9 +36,11 @@ from promptdeck.model.types import (
     CallResult,
     ChatRequest,
     Message,
+    Usage,
     estimate_usage,
 )
 from promptdeck.scoring.checks import CheckResult, run_checks
+from promptdeck.store.rows import CallRow, PlaygroundRunRow
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import PromptVariant, render_messages
 
@@ -42,9 +50,10 @@ class ColumnPlan:
     """What one column will run; `error` is set when it cannot run (e.g. a missing variable)."""
 
     key: str
-    variant: PromptVariant
+    variant: PromptVariant  # with the run's overrides in its params
     messages: tuple[Message, ...] | None
     error: str | None = None
+    overrides: Mapping[str, object] = field(default_factory=dict)  # what differs from the file
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class ColumnView:
     call_id: int | None = None
     fallback_from: str | None = None  # the primary model, when the fallback answered
     max_tokens: int | None = None  # the limit the request set
+    overrides: Mapping[str, object] = field(default_factory=dict)  # params set for this run
 
     @property
     def cut_off(self) -> bool:
@@ -79,17 +89,27 @@ class ColumnView:
         return self.key.split(":", 1)[1]
 
 
+OVERRIDABLE = ("temperature", "max_tokens", "seed")
+
+
 def plan_columns(
-    variants: Sequence[PromptVariant], inputs: Mapping[str, object]
+    variants: Sequence[PromptVariant],
+    inputs: Mapping[str, object],
+    overrides: Mapping[str, object] | None = None,
 ) -> list[ColumnPlan]:
-    """Render each variant with the same inputs; a failure stays in its own column."""
+    """Render each variant with the same inputs; a failure stays in its own column.
+    `overrides` (None values ignored) replace the variants' params for this run."""
+    wanted = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE and v is not None}
     plans = []
     for i, variant in enumerate(variants):
         key = f"{i}:{variant.name}"
+        changed = {k: v for k, v in wanted.items() if variant.params.get(k) != v}
+        if changed:
+            variant = replace(variant, params={**variant.params, **changed})
         try:
-            plans.append(ColumnPlan(key, variant, render_messages(variant, inputs)))
+            plans.append(ColumnPlan(key, variant, render_messages(variant, inputs), None, changed))
         except PromptDeckError as exc:
-            plans.append(ColumnPlan(key, variant, None, str(exc)))
+            plans.append(ColumnPlan(key, variant, None, str(exc), changed))
     return plans
 
 
@@ -111,11 +131,20 @@ class LiveRun:
     """Streams every planned column concurrently; thread-safe to poll and stop."""
 
     def __init__(
-        self, plans: Sequence[ColumnPlan], registry: Registry, store: Store | None
+        self,
+        plans: Sequence[ColumnPlan],
+        registry: Registry,
+        store: Store | None,
+        inputs: Mapping[str, object] | None = None,
     ) -> None:
         self._columns = [_Column(p, p.variant.model) for p in plans]
         self._policy = CallPolicy(registry)
         self._store = store
+        self.history_id: int | None = None  # this run in the store's Playground history
+        if store is not None:
+            overrides = {k: v for p in plans for k, v in p.overrides.items()}
+            names = [p.variant.name for p in plans]
+            self.history_id = store.new_playground_run(names, inputs or {}, overrides)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -161,6 +190,7 @@ class LiveRun:
                     c.call_id,
                     c.fallback_from,
                     int(c.plan.variant.params.get("max_tokens", DEFAULT_MAX_TOKENS)),
+                    c.plan.overrides,
                 )
                 for c in self._columns
             ]
@@ -261,6 +291,7 @@ class LiveRun:
                 source="playground",
                 variant=variant.name,
                 fallback_used=answer.fallback_used,
+                playground_run=self.history_id,
             )
         with self._lock:
             col.result, col.checks, col.call_id = result, checks, call_id
@@ -274,3 +305,56 @@ class LiveRun:
                 col.fallback_from = None
             elif result.ok:
                 col.note = f"Answered by the fallback {col.model_ref}: {answer.primary_error}"
+
+
+def stored_views(run: PlaygroundRunRow, calls: Sequence[CallRow]) -> list[ColumnView]:
+    """The columns of an earlier Playground run, as they finished, from the store. A column
+    whose call was never made (e.g. a missing variable) is left out."""
+    by_variant = {call["variant"]: call for call in calls}
+    overrides = json.loads(run["overrides_json"])
+    views = []
+    for i, name in enumerate(json.loads(run["columns_json"])):
+        if (call := by_variant.get(name)) is None:
+            continue
+        params = json.loads(call["request_json"]).get("params", {})
+        usage = None
+        if call["input_tokens"] is not None and call["output_tokens"] is not None:
+            usage = Usage(
+                call["input_tokens"], call["output_tokens"], bool(call["tokens_estimated"])
+            )
+        kind = _error_kind(call["error_kind"])
+        result = CallResult(
+            call["model"],
+            call["output"],
+            usage,
+            call["ttft_ms"],
+            call["latency_ms"],
+            call["cost_usd"],
+            call["attempts"],
+            call["error"],
+            kind,
+        )
+        status = {None: "done", ErrorKind.STOPPED: "stopped"}.get(kind, "error")
+        views.append(
+            ColumnView(
+                f"{i}:{name}",
+                call["model"],
+                status,
+                call["output"],
+                call["error"] or ("answered by the fallback" if call["fallback_used"] else ""),
+                result,
+                call_id=call["id"],
+                max_tokens=int(params.get("max_tokens", DEFAULT_MAX_TOKENS)),
+                overrides={k: v for k, v in overrides.items() if params.get(k) == v},
+            )
+        )
+    return views
+
+
+def _error_kind(stored: str | None) -> ErrorKind | None:
+    if not stored:
+        return None
+    try:
+        return ErrorKind(stored)
+    except ValueError:  # a kind this version does not name is a failure all the same
+        return ErrorKind.INTERNAL

@@ -153,6 +153,18 @@ MIGRATIONS: Sequence[str] = (
         'PromptFileError', 'DatasetError', 'CheckConfigError', 'FileConflictError');
     UPDATE calls SET error_kind = 'template' WHERE error_kind = 'TemplateError'
     """,
+    # 8: the Playground's history: each press of Run, with its inputs and the overrides of
+    # the variants' params, and the calls it made
+    """
+    CREATE TABLE playground_runs (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        columns_json TEXT NOT NULL,
+        inputs_json TEXT NOT NULL,
+        overrides_json TEXT NOT NULL
+    );
+    ALTER TABLE calls ADD COLUMN playground_run INTEGER REFERENCES playground_runs(id)
+    """,
 )
 
 

@@ -35,7 +35,19 @@ class CallRow(TypedDict):
     cost_usd: float | None
     attempts: int
     fallback_used: int
+    playground_run: int | None
     thumbs: int | None
+
+
+class PlaygroundRunRow(TypedDict):
+    """One press of Run in the Playground (table `playground_runs`): its columns (variant
+    names, in order), the inputs and the param overrides, as JSON."""
+
+    id: int
+    created: str
+    columns_json: str
+    inputs_json: str
+    overrides_json: str
 
 
 class ResultRow(TypedDict):

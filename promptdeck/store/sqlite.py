@@ -28,6 +28,7 @@ from promptdeck.store.rows import (
     CallRow,
     CellKey,
     CellRecord,
+    PlaygroundRunRow,
     ResultRow,
     ReviewRow,
     RunRecord,
@@ -89,13 +90,14 @@ class Store:
         source: str,
         variant: str | None,
         fallback_used: bool = False,
+        playground_run: int | None = None,
     ) -> int:
         with self._tx() as db:
             cur = db.execute(
                 """INSERT INTO calls (created, source, variant, model, request_json, output,
                    error, error_kind, ttft_ms, latency_ms, input_tokens, output_tokens,
-                   tokens_estimated, cost_usd, attempts, fallback_used)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   tokens_estimated, cost_usd, attempts, fallback_used, playground_run)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     _now(),
                     source,
@@ -108,9 +110,49 @@ class Store:
                     *_measured(result),
                     result.attempts,
                     int(fallback_used),
+                    playground_run,
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def new_playground_run(
+        self,
+        columns: Sequence[str],
+        inputs: Mapping[str, object],
+        overrides: Mapping[str, object],
+    ) -> int:
+        """A press of Run in the Playground; its calls point to it (`record_call`)."""
+        with self._tx() as db:
+            cur = db.execute(
+                """INSERT INTO playground_runs (created, columns_json, inputs_json,
+                   overrides_json) VALUES (?,?,?,?)""",
+                (
+                    _now(),
+                    json.dumps(list(columns)),
+                    json.dumps(dict(inputs), default=str),
+                    json.dumps(dict(overrides)),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def playground_runs(self, limit: int = 30) -> list[PlaygroundRunRow]:
+        """The latest Playground runs that made at least one call, newest first."""
+        rows = self._connect().execute(
+            """SELECT p.* FROM playground_runs p
+               WHERE EXISTS (SELECT 1 FROM calls WHERE playground_run = p.id)
+               ORDER BY p.id DESC LIMIT ?""",
+            (limit,),
+        )
+        return [cast(PlaygroundRunRow, dict(r)) for r in rows]
+
+    def playground_calls(self, run_id: int) -> list[CallRow]:
+        """The calls of one Playground run, in the order they finished."""
+        rows = self._connect().execute(
+            """SELECT c.*, f.thumbs FROM calls c LEFT JOIN feedback f ON f.call_id = c.id
+               WHERE c.playground_run = ? ORDER BY c.id""",
+            (run_id,),
+        )
+        return [cast(CallRow, dict(r)) for r in rows]
 
     def set_thumbs(self, call_id: int, thumbs: int | None) -> None:
         """Thumbs up (1), down (-1) or cleared (None) on one stored call."""

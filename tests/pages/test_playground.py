@@ -119,3 +119,75 @@ def test_an_answer_cut_off_by_max_tokens_is_flagged(workspace: Path, llm_server:
     finish(at)
     flagged = [m.value for m in at.markdown if "Cut off" in m.value]
     assert len(flagged) == 1 and "(50 tokens)" in flagged[0]  # beta's short echo is not
+
+
+def test_run_settings_override_the_params_and_say_so(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    llm_server.set_scenario("alpha", Scenario(tokens=[f"w{i} " for i in range(80)]))
+    at = open_playground()
+    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
+    at.text_area(key="pg_in_input").input("hi").run()
+    at.number_input(key="pg_temperature").set_value(0.3).run()
+    at.number_input(key="pg_max_tokens").set_value(5).run()
+    at.number_input(key="pg_seed").set_value(7).run()
+    at.button[0].click().run()
+    finish(at)
+    [request] = llm_server.requests
+    assert (request.body["temperature"], request.body["max_tokens"], request.body["seed"]) == (
+        0.3,
+        5,
+        7,
+    )
+    assert any(
+        "override: temperature 0.3, max_tokens 5, seed 7" in shown(c.value) for c in at.caption
+    )
+    # The cut-off flag counts against the limit that was sent, not the file's 50.
+    assert any("Cut off" in m.value and "(5 tokens)" in m.value for m in at.markdown)
+    # The file is untouched: the next run without settings sends the variant's own params.
+    assert "max_tokens: 50" in (workspace / "prompts" / "t" / "alpha.yaml").read_text()
+
+
+def test_an_earlier_run_can_be_reopened_and_run_again(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    at = open_playground()
+    at.multiselect(key="pg_variants").set_value(["t/alpha", "t/beta"]).run()
+    at.text_area(key="pg_in_input").input("first question").run()
+    at.button[0].click().run()
+    finish(at)
+    at.multiselect(key="pg_variants").set_value(["t/gamma"]).run()
+    at.text_area(key="pg_in_input").input("second question").run()
+    at.button[0].click().run()
+    finish(at)
+    history = at.selectbox(key="pg_history")
+    assert len(history.options) == 1 and "t/alpha, t/beta" in history.options[0]
+    assert '"first question"' in history.options[0]
+    history.select_index(0).run()
+    answers = [m.value for m in at.markdown]
+    assert "Echo: Customer message: first question" in answers  # shown under the new run
+    assert "Echo: Customer message: second question" in answers
+    at.button(key="pg_history_reuse").click().run()
+    assert at.multiselect(key="pg_variants").value == ["t/alpha", "t/beta"]
+    assert at.text_area(key="pg_in_input").value == "first question"
+
+
+def test_the_scratch_prompt_is_saved_as_a_variant(workspace: Path, llm_server: LLMServer) -> None:
+    at = open_playground()
+    at.toggle(key="pg_scratch").set_value(True).run()
+    at.text_input(key="pg_s_model").input("fake/alpha").run()
+    at.text_area(key="pg_s_system").input("Answer in one line.").run()
+    at.number_input(key="pg_temperature").set_value(0.2).run()
+    at.text_input(key="pg_s_name").input("t/oneline").run()
+    at.button(key="pg_s_save").click().run()
+    assert not at.exception
+    assert any("Saved as t/oneline" in s.value for s in at.success)
+    saved = (workspace / "prompts" / "t" / "oneline.yaml").read_text()
+    assert "model: fake/alpha" in saved and "Answer in one line." in saved
+    assert "temperature: 0.2" in saved and "max_tokens: 200" in saved
+    assert "t/oneline" in at.multiselect(key="pg_variants").options
+    # An existing file is never overwritten.
+    at.text_input(key="pg_s_name").input("t/alpha").run()
+    at.button(key="pg_s_save").click().run()
+    assert any("alpha.yaml" in shown(e.value) for e in at.error)
+    assert "max_tokens: 50" in (workspace / "prompts" / "t" / "alpha.yaml").read_text()

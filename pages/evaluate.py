@@ -15,6 +15,7 @@ from promptdeck.evals.plan import EvalPlan, build_plan, estimate, graded
 from promptdeck.evals.sequential import Budget
 from promptdeck.evals.start import RunOptions, start_in_background, start_until_decided
 from promptdeck.evals.suite import DEFAULT_RUBRIC, SampleSpec, Suite, find_suites, load_suite
+from promptdeck.evals.timing import estimate_time
 from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.confidence import Confidence, from_logprobs, sample_agreement
 from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE, JudgeSpec
@@ -162,7 +163,8 @@ def show_plan(plan: EvalPlan, concurrency: int) -> None:
         {plan.suite.judge.model} if plan.suite.judge else set()
     )
     latency = {m: store.typical_latency_ms(m) for m in models}
-    est = estimate(plan, registry.prices, latency, concurrency)
+    est = estimate(plan, registry.prices)
+    took = estimate_time(store, plan, concurrency, latency, est.judge_calls)
     cols = st.columns(4)
     cols[0].metric("Rows", len(plan.cases))
     cols[1].metric(
@@ -177,13 +179,22 @@ def show_plan(plan: EvalPlan, concurrency: int) -> None:
         help="upper bound: every answer using its max_tokens"
         + (f"; no price for {', '.join(est.unpriced_models)}" if est.unpriced_models else ""),
     )
-    when = "no history yet" if est.seconds is None else f"~{est.seconds:,.0f} s"
-    cols[3].metric(
-        "Time",
-        when,
-        help="from this machine's past latencies of these models, "
-        f"at {concurrency} calls in flight per provider",
-    )
+    if took is None:
+        when, how = "no history yet", "No call of these models has been timed here yet."
+    elif took.runs:
+        when = took.text()
+        how = (
+            f"Measured: seconds per cell of the last {took.runs} finished run(s) of this kind "
+            f"on this machine (same models, max_tokens, judge, {concurrency} in flight), "
+            "slowest and fastest half, times the cells planned."
+        )
+    else:
+        when = took.text()
+        how = (
+            "Rough: the median single-call latency of each model, divided by the calls in "
+            "flight. No finished run of this kind yet; the live ETA corrects it."
+        )
+    cols[3].metric("Time", when, help=how)
     counts = pd.DataFrame(plan.category_counts().items(), columns=["category", "rows"])
     st.dataframe(counts.set_index("category").T, width="stretch")
     for need in suite_needs(store, plan.suite.to_dict()):
@@ -293,6 +304,12 @@ def progress_panel(run_id: str) -> None:
         )
     else:
         st.success(f"Done: {total} cells, {errors} errors.")
+        st.page_link(
+            "pages/results.py",
+            label="Open this run in Results",
+            icon=":material/insights:",
+            query_params={"run": run_id},
+        )
     results_grid(run_id, results)
     if errors:
         with st.expander(f"Errors ({errors})", expanded=errors <= 5):

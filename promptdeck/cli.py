@@ -236,7 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.until_decided:
         return run_sequential(args, registry, store, plan, options)
-    opened = open_run(store, plan, resume=options.resume)
+    opened = open_run(store, plan, resume=options.resume, concurrency=options.concurrency)
     if opened.resumed:
         print(
             f"resuming run {opened.run_id}: {opened.done} of {opened.total} cells done",

@@ -144,7 +144,6 @@ class Estimate:
     judge_calls: int
     cost_usd: float | None  # an upper bound (every answer uses max_tokens); None: unknown
     unpriced_models: tuple[str, ...]
-    seconds: float | None  # from this machine's past latencies; None: no history yet
 
 
 def judge_calls(plan: EvalPlan) -> int:
@@ -158,13 +157,10 @@ def judge_calls(plan: EvalPlan) -> int:
     return 2 * others * len(plan.cases) * plan.repeats
 
 
-def estimate(
-    plan: EvalPlan, prices: PriceTable, latency_ms: dict[str, float | None], concurrency: int
-) -> Estimate:
-    """Calls, the most they can cost, and how long they should take at this concurrency."""
+def estimate(plan: EvalPlan, prices: PriceTable) -> Estimate:
+    """Calls and the most they can cost (the time is evals.timing's)."""
     cost = 0.0
     unpriced: set[str] = set()
-    busy_ms: float | None = 0.0
     judge = plan.suite.judge
     n_judge = judge_calls(plan)
     cells = plan.cells()  # built once: the loop below runs over every cell
@@ -179,8 +175,6 @@ def estimate(
             unpriced.add(v.model)
         else:
             cost += (prompt_tokens * price.input_per_mtok + max_out * price.output_per_mtok) / 1e6
-        past = latency_ms.get(v.model)
-        busy_ms = None if past is None or busy_ms is None else busy_ms + past
         if judge is not None and n_judge:
             # A verdict reads the question, the answer and the rubric (~prompt + answer).
             share = n_judge / len(cells)
@@ -194,16 +188,11 @@ def estimate(
                     * (judge_in * judge_price.input_per_mtok + 300 * judge_price.output_per_mtok)
                     / 1e6
                 )
-            past_judge = latency_ms.get(judge.model)
-            busy_ms = (
-                None if past_judge is None or busy_ms is None else busy_ms + share * past_judge
-            )
     return Estimate(
         calls=len(cells),
         judge_calls=n_judge,
         cost_usd=None if unpriced else cost,
         unpriced_models=tuple(sorted(unpriced)),
-        seconds=None if busy_ms is None else busy_ms / 1000 / max(1, concurrency),
     )
 
 

@@ -16,6 +16,7 @@ from promptdeck.evals.jobs import EvalJob, JobRegistry
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.evals.runner import Progress, Runner
 from promptdeck.evals.sequential import Budget, Outcome, run_until_decided, start_sequential
+from promptdeck.evals.timing import run_kind
 from promptdeck.model.http import run_with_client
 from promptdeck.model.registry import Registry
 from promptdeck.store.settings import load_settings, saved_concurrency
@@ -59,9 +60,18 @@ class OpenedRun:
         return self.done > 0
 
 
-def open_run(store: Store, plan: EvalPlan, *, resume: bool, name: str | None = None) -> OpenedRun:
-    """The unfinished run of this plan (when `resume`), else a new one."""
+def open_run(
+    store: Store,
+    plan: EvalPlan,
+    *,
+    resume: bool,
+    name: str | None = None,
+    concurrency: int | None = None,
+) -> OpenedRun:
+    """The unfinished run of this plan (when `resume`), else a new one. The new run records
+    its kind, so later plans of the same kind estimate their time from it (evals.timing)."""
     snapshot = plan.snapshot()
+    snapshot["timing_kind"] = run_kind(snapshot, concurrency)
     total = len(plan.cells())
     run_id = store.find_unfinished_run(snapshot["fingerprint"]) if resume else None
     if run_id is None:
@@ -105,7 +115,9 @@ def start_in_background(
 ) -> EvalJob:
     """Open the run and start it in a background job (the pages): it survives page switches
     and refreshes, and the page finds it again by its run id."""
-    opened = open_run(store, plan, resume=options.resume, name=name)
+    opened = open_run(
+        store, plan, resume=options.resume, name=name, concurrency=options.concurrency
+    )
     return jobs.start(opened.run_id, plan, make_runner(registry, store, options))
 
 

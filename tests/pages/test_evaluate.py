@@ -33,6 +33,7 @@ def test_plan_then_run_a_ten_row_sample(workspace: Path, llm_server: LLMServer) 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rows"] == "10" and metrics["Model calls"] == "40"  # 20 answers + 20 verdicts
     assert metrics["Cost"] == "≤ $0"  # the test provider is declared free
+    assert metrics["Time"] == "no history yet"
     at.button[0].click().run()
     run_id = at.session_state["ev_run"]
     job = ui.jobs().get(run_id)  # the page's job registry: one per server process
@@ -46,8 +47,13 @@ def test_plan_then_run_a_ten_row_sample(workspace: Path, llm_server: LLMServer) 
     at.selectbox(key="ev_detail_row").select_index(0).run()
     assert any(shown(m.value).startswith("**Judge: 5** — Clear.") for m in at.markdown)
     assert any("Done: 20 cells, 0 errors." in s.value for s in at.success)
+    [link] = [e for e in at.get("page_link") if e.proto.label == "Open this run in Results"]
+    assert link.proto.page.endswith("results") and f"run={run_id}" in link.proto.query_string
     assert len(Store(workspace / ".promptdeck" / "promptdeck.sqlite").results(run_id)) == 20
     assert llm_server.request_count("alpha") == 10
+    # The next plan of this kind is timed from this run, as a measured range.
+    help_text = {m.label: m.proto.help for m in at.metric}["Time"]
+    assert help_text.startswith("Measured: seconds per cell of the last 1 finished run")
 
 
 def test_missing_template_variable_is_named_before_any_call(

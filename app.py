@@ -75,12 +75,17 @@ if registry is not None:
                 "key variable": s.key_env or "",
                 "key": s.key_display,
                 "key goes to": s.key_goes_to,
-                "configured": s.usable,
+                "server": s.server or "–",
+                "ready": s.ready,
             }
             for s in registry.statuses()
         ]
     )
     st.dataframe(statuses, hide_index=True, width="stretch")
+    st.caption(
+        "Ready: its key is set (or it needs none) and, for a server on this machine, something "
+        "listens on its port. Whether the model answers: test it in Settings."
+    )
     st.page_link(
         "pages/settings.py",
         label="Test a connection, choose the default judge, the embedded model file: Settings",
@@ -136,8 +141,8 @@ if calls:
                 "when": c["created"][:19].replace("T", " "),
                 "variant": c["variant"],
                 "model": c["model"],
-                "TTFT ms": c["ttft_ms"],
-                "latency ms": c["latency_ms"],
+                "TTFT": c["ttft_ms"],
+                "latency": c["latency_ms"],
                 "output tokens": c["output_tokens"],
                 "cost": format_cost(c["cost_usd"]),
                 "error": c["error_kind"] or "",
@@ -146,6 +151,14 @@ if calls:
             for c in calls
         ]
     )
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "TTFT": st.column_config.NumberColumn(format="%.0f ms"),
+            "latency": st.column_config.NumberColumn(format="%.0f ms"),
+        },
+    )
 else:
     st.caption("No calls yet: every Playground answer is recorded here with its timings.")

@@ -22,9 +22,11 @@ add), and Settings and Home show "refused: ..." where they show the key's host.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from promptdeck.errors import ConfigError
 from promptdeck.model.formats import FormatMemory
@@ -207,6 +209,14 @@ class ProviderStatus:
     # Where its key (and secret headers) go: a host, "" when it sends none, or
     # "refused: <why and what to add>".
     key_goes_to: str = ""
+    # A server on this machine (ollama, vLLM, ...): "listening" or "not running", checked by
+    # opening its port; "" for the embedded model and servers elsewhere (not checked).
+    server: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """Configured, and not a local server that is known to be down."""
+        return self.usable and self.server != "not running"
 
 
 class Registry:
@@ -294,6 +304,7 @@ class Registry:
                     display,
                     usable,
                     _key_goes_to(cfg, refusal),
+                    _local_server(cfg.base_url) if cfg.kind != "local" else "",
                 )
             )
         return out
@@ -342,3 +353,22 @@ def _key_goes_to(cfg: ProviderConfig, refusal: str | None) -> str:
             f"refused: {', '.join(cfg.secret_envs)} not sent to {host}; add send_key_to: [{host}]"
         )
     return url_host(cfg.base_url) or "(no base URL)"
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _local_server(base_url: str | None) -> str:
+    """Is a server listening at `base_url`, when it is on this machine? Only a TCP connect
+    (nothing is sent): refused at once when nothing listens."""
+    if not base_url:
+        return ""
+    parsed = urlsplit(base_url)
+    if parsed.hostname not in LOOPBACK:
+        return ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=0.3):
+            return "listening"
+    except OSError:
+        return "not running"

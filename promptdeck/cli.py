@@ -81,31 +81,42 @@ def _parser() -> argparse.ArgumentParser:
         prog="promptdeck", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run (or resume) an eval suite")
+    run = _command(
+        sub,
+        "run",
+        "run (or resume) an eval suite",
+        "promptdeck run datasets/support_tickets.suite.yaml --sample 20 --gate",
+        "promptdeck run datasets/support_tickets.suite.yaml --plan",
+        "promptdeck run datasets/support_tickets.suite.yaml --until-decided --max-rows 200",
+    )
     run.add_argument("suite", help="a datasets/<name>.suite.yaml file")
-    run.add_argument("--sample", type=_at_least(1), metavar="N", help="rows to sample")
-    run.add_argument("--seed", type=int, metavar="S", help="sampling seed (overrides suite)")
-    run.add_argument(
+    what = run.add_argument_group("what to run")
+    what.add_argument("--sample", type=_at_least(1), metavar="N", help="rows to sample")
+    what.add_argument("--seed", type=int, metavar="S", help="sampling seed (overrides suite)")
+    what.add_argument(
+        "--repeats", type=_at_least(1, 20), metavar="K", help="answers per (case, variant), 1-20"
+    )
+    what.add_argument("--new", action="store_true", help="start a new run instead of resuming")
+    how = run.add_argument_group("how to call the models")
+    how.add_argument(
         "--concurrency",
         type=_at_least(1),
         metavar="C",
         help="calls in flight per provider (default: as saved in Settings, else each "
         "provider's max_concurrency)",
     )
-    run.add_argument(
+    how.add_argument(
         "--rpm", type=_positive, metavar="R", help="max requests per minute per provider"
     )
-    run.add_argument(
-        "--repeats", type=_at_least(1, 20), metavar="K", help="answers per (case, variant), 1-20"
-    )
-    run.add_argument("--no-cache", action="store_true", help="call the models even if cached")
-    run.add_argument("--new", action="store_true", help="start a new run instead of resuming")
-    run.add_argument("--gate", action="store_true", help="then evaluate the suite's gates")
-    run.add_argument(
+    how.add_argument("--no-cache", action="store_true", help="call the models even if cached")
+    gates = run.add_argument_group("gates")
+    gates.add_argument("--gate", action="store_true", help="then evaluate the suite's gates")
+    gates.add_argument(
         "--plan",
         action="store_true",
         help="print the plan and how many rows each gate needs to be decided; call nothing",
     )
+    _insufficient_option(gates)
     grow = run.add_argument_group("run until decided")
     grow.add_argument(
         "--until-decided",
@@ -117,14 +128,24 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument(
         "--batch", type=_at_least(1), default=10, metavar="B", help="rows per look (default 10)"
     )
-    _insufficient_option(run)
     run.set_defaults(func=cmd_run)
-    gate = sub.add_parser("gate", help="evaluate the suite's gates on a stored run")
+    gate = _command(
+        sub,
+        "gate",
+        "evaluate the suite's gates on a stored run",
+        "promptdeck gate latest",
+        "promptdeck gate 20261203-101500-ab12 --baseline support/production --insufficient pass",
+    )
     gate.add_argument("run_id", help="a run id, or 'latest'")
     gate.add_argument("--baseline", help="compare against this variant (default: the suite's)")
     _insufficient_option(gate)
     gate.set_defaults(func=cmd_gate)
-    report = sub.add_parser("report", help="export a stored run")
+    report = _command(
+        sub,
+        "report",
+        "export a stored run",
+        "promptdeck report latest --html report.html --md summary.md --csv cells.csv",
+    )
     report.add_argument("run_id", help="a run id, or 'latest'")
     report.add_argument(
         "--html", type=_writable, metavar="F", help="a self-contained report for stakeholders"
@@ -140,8 +161,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(sub: Any, name: str, summary: str, *examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with examples."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def _promptfoo_parsers(sub: Any) -> None:
-    pf_in = sub.add_parser("import-promptfoo", help="promptfoo config -> prompts, dataset, suite")
+    pf_in = _command(
+        sub,
+        "import-promptfoo",
+        "promptfoo config -> prompts, dataset, suite",
+        "promptdeck import-promptfoo promptfooconfig.yaml --out . --name refunds",
+    )
     pf_in.add_argument("config", help="a promptfooconfig.yaml")
     pf_in.add_argument(
         "--out", required=True, type=_folder, metavar="DIR", help="the workspace to write into"
@@ -149,7 +187,12 @@ def _promptfoo_parsers(sub: Any) -> None:
     pf_in.add_argument("--name", help="dataset, suite and task name (default: from the config)")
     pf_in.add_argument("--force", action="store_true", help="overwrite files that exist")
     pf_in.set_defaults(func=cmd_import_promptfoo)
-    pf_out = sub.add_parser("export-promptfoo", help="suite -> promptfooconfig.yaml")
+    pf_out = _command(
+        sub,
+        "export-promptfoo",
+        "suite -> promptfooconfig.yaml",
+        "promptdeck export-promptfoo datasets/support_tickets.suite.yaml --out pf/config.yaml",
+    )
     pf_out.add_argument("suite", help="a datasets/<name>.suite.yaml file")
     pf_out.add_argument(
         "--out", required=True, type=_writable, metavar="FILE", help="the config to write"
@@ -206,7 +249,7 @@ def write_output(path: Path, text: str) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _insufficient_option(parser: argparse.ArgumentParser) -> None:
+def _insufficient_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--insufficient",
         choices=("fail", "pass"),

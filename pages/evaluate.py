@@ -88,12 +88,14 @@ def choose_suite() -> Suite | None:
     return Suite(path=None, dataset=path, variants=tuple(variants), baseline=baseline)
 
 
-def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int]:
+def sample_controls(suite: Suite) -> tuple[int | None, int, str | None, int] | None:
+    """The sample's size, seed, stratum column and repeats; None when the dataset does not
+    load (said here, and the run below stays on screen)."""
     try:
         dataset = load_dataset(suite.dataset)
     except PromptDeckError as exc:
         st.error(ui.plain(exc))
-        st.stop()
+        return None
     cols = st.columns(4)
     n = cols[0].number_input(
         "Sample size (rows)",
@@ -242,8 +244,9 @@ if run_id:  # keep the run in the URL, so a refresh or a shared link reattaches 
     st.session_state.ev_run = st.query_params["run"] = run_id
 with st.expander("Plan a new run", expanded=run_id is None):
     suite = choose_suite()
-    if suite is not None:
-        n, seed, stratify, repeats = sample_controls(suite)
+    sampling = sample_controls(suite) if suite is not None else None
+    if suite is not None and sampling is not None:
+        n, seed, stratify, repeats = sampling
         suite = Suite(
             suite.path,
             suite.dataset,

@@ -384,7 +384,15 @@ base_cell = case_cells[case_cells["variant"] == baseline].iloc[0]
 row_input = case_input(record.snapshot, row_id)
 with st.container(border=True):
     st.markdown(f"**Input** ({ui.plain(base_cell['category'] or 'no category')})")
-    st.text(row_input.get("input", "") or "(no input column)")
+    shown_fields = (
+        {"input"} if "input" in row_input else set(row_input) - {"id", "expected", "category"}
+    )
+    for name in sorted(shown_fields):
+        if len(shown_fields) > 1:
+            st.caption(ui.plain(name))
+        st.text(row_input.get(name, ""))
+    if not shown_fields:
+        st.text("(this case has no input fields)")
     if row_input.get("expected"):
         st.caption(f"Reference: {ui.plain(row_input['expected'])}")
 judge_audit = judge_audits(store.scores(run_id), row_id)
@@ -426,11 +434,17 @@ def show_cell(cell: "pd.Series[Any]", diff_against: str | None) -> None:
     )
 
 
+marked = st.toggle(
+    "Mark the words that differ from the baseline",
+    key="res_word_diff",
+    help="Words the baseline lacks are underlined, words it had are struck through. Off: "
+    "both answers read as written.",
+)
 left, right = st.columns(2)
 for column, name in ((left, baseline), (right, variant)):
     with column:
         for _, cell in case_cells[case_cells["variant"] == name].iterrows():
-            show_cell(cell, None if name == baseline else base_cell["output"])
+            show_cell(cell, base_cell["output"] if marked and name != baseline else None)
 
 target = case_cells[case_cells["variant"] == variant].iloc[0]
 with st.form(f"review_{row_id}_{variant}"):

@@ -8,6 +8,7 @@ it, and the browser's own request log must hold nothing but the app's origin.
 
 from __future__ import annotations
 
+import csv
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,10 +82,10 @@ def build_workspace(root: Path, llm: LLMServer, canary: Canary) -> str:
         "model: fake/evil\nuser: hi\n"
     )
     (root / "datasets").mkdir()
-    rows = ["id,category,input,expected"] + [
-        f'r{i},"{e}","{e}","{e}"'.replace("\n", " ") for i, e in enumerate(evil)
-    ]
-    (root / "datasets" / "evil.csv").write_text("\n".join(rows) + "\n")
+    with (root / "datasets" / "evil.csv").open("w", newline="") as f:  # quoted as CSV quotes
+        writer = csv.writer(f)
+        writer.writerow(["id", "category", "input", "expected"])
+        writer.writerows([f"r{i}", e, e, e] for i, e in enumerate(evil))
     (root / "providers.yaml").write_text(
         f"providers:\n  fake: {{kind: openai, base_url: '{llm.openai_url}', free: true}}\n"
     )
@@ -100,9 +101,10 @@ def stored_run(home: Path, evil: list[str]) -> str:
     snapshot = {"suite": {"baseline": "t/base", "gates": [{"metric": "error_rate", "max": 0.1}]},
                 "cases": cases}  # fmt: skip
     run_id = store.create_run(snapshot, name=evil[3], total_cells=2 * len(cases))
-    for case in cases:
-        for name in names:
-            result = CallResult("fake/evil", case["input"], Usage(3, 3), 10.0, 20.0, 0.0)
+    for i, case in enumerate(cases):
+        for name in names:  # the candidate answers another payload: the word diff shows both
+            text = case["input"] if name == names[0] else evil[(i + 1) % len(evil)]
+            result = CallResult("fake/evil", text, Usage(3, 3), 10.0, 20.0, 0.0)
             scores = [Score("judge", 3.0, None, case["input"], "fake/j"),
                       Score(f"check:{case['input']}", 0.0, False, case["input"])]  # fmt: skip
             store.add_result(
@@ -145,6 +147,9 @@ def test_no_payload_runs_or_fetches_on_any_page(
         page.get_by_role("option").first.click()
         wait_idle(page)
         visit(page, f"{app}/results?run={run_id}")
+        page.get_by_text("Mark the words that differ from the baseline").click()  # HTML diff
+        wait_idle(page)
+        page.locator("del, ins").first.wait_for()
         shot(page, "untrusted-results")
         visit(page, f"{app}/results?run={run_id}&present=1")
         visit(page, f"{app}/settings")

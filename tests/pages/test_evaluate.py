@@ -133,3 +133,22 @@ def test_run_until_decided_from_the_page(workspace: Path, llm_server: LLMServer)
     ]  # fmt: skip
     at.switch_page("pages/results.py").run()
     assert any("stopped after 21 rows (4 looks)" in shown(s.value) for s in at.success)
+
+
+def test_a_malformed_dataset_leaves_the_run_on_screen(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    """A dataset that does not parse is said in the plan; the run below still shows."""
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    run_id = store.create_run({"suite": {}, "cases": []}, name="earlier", total_cells=0)
+    store.set_run_status(run_id, "done")
+    for path in (workspace / "datasets").iterdir():
+        path.unlink()
+    (workspace / "datasets" / "broken.csv").write_text('id,input\nr1,"a"b"\n')
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.query_params["run"] = run_id
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    assert any("broken.csv: line 2" in shown(e.value) for e in at.error)
+    assert any(f"Run {run_id}" in shown(h.value) for h in at.subheader)

@@ -153,6 +153,7 @@ def show_judge_prompt(plan: EvalPlan) -> None:
         judge,
         graded(case, render_messages(variant, case.values)),
         "(the variant's answer goes here)",
+        local=registry.is_local(judge.model),
     )
     with st.expander("The judge's exact prompt, for the first sampled row"):
         for m in messages:

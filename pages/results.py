@@ -25,6 +25,7 @@ from promptdeck.analysis.results import (
     ALL,
     case_table,
     check_comparisons,
+    check_pass_rates,
     filter_cases,
     run_changes,
     score_distribution,
@@ -78,7 +79,8 @@ def first_run() -> None:
         f"No eval runs yet. See what an eval looks like: the demo suite compares "
         f"{len(plan.variants)} support prompts on {len(plan.cases)} tickets "
         f"({demo.ROWS_PER_CATEGORY} from each of {len(counts)} categories), and the embedded "
-        "model judges every answer. About a minute, offline, no key.",
+        f"model judges every answer. {demo.DEMO_DURATION[0].upper()}{demo.DEMO_DURATION[1:]}, "
+        "offline, no key.",
         icon=":material/science:",
     )
     st.button(
@@ -243,6 +245,35 @@ if present:
         st.rerun()
     st.stop()
 
+
+def checks_first(run_id: str) -> None:
+    """With the embedded demo judge, the checks are the result to read: they are exact."""
+    rates = check_pass_rates(store.scores(run_id))
+    if rates.empty:
+        return
+    st.subheader("Checks: read these first")
+    st.caption(
+        "Deterministic guardrails on every answer. The embedded judge's scores below are "
+        "too weak to rank these variants (see the note under them)."
+    )
+    for _, row in checks.iterrows():
+        change = row["change"] * 100
+        st.markdown(
+            f"**{ui.plain(row['variant'])}** passes every check on "
+            f"**{row['variant pass rate']:.0%}** of {row['rows']} answers, "
+            f"{ui.plain(baseline)} on {row['baseline pass rate']:.0%} "
+            f"({change:+.0f} points; exact McNemar p = {row['McNemar p']:.2f})"
+        )
+    st.dataframe(
+        rates,
+        width="stretch",
+        column_config={v: st.column_config.NumberColumn(format="percent") for v in rates.columns},
+    )
+
+
+checks = check_comparisons(cells, baseline)
+if demo_judge:
+    checks_first(run_id)
 headline(run, big=False)
 if (stop := run.stop) is not None and stop.get("why"):
     looks = len(stop.get("looks") or [])
@@ -299,8 +330,7 @@ if not run.pairwise.empty:
         "same_slot": "same slot both times",
     }
     st.dataframe(run.pairwise.rename(columns=headers), hide_index=True, width="stretch")
-checks = check_comparisons(cells, baseline)
-if not checks.empty:
+if not checks.empty and not demo_judge:
     with st.expander("Checks: pass rates against the baseline (exact McNemar test on flips)"):
         st.dataframe(checks, hide_index=True, width="stretch")
 table = run.comparisons

@@ -59,7 +59,7 @@ def score_order(scores: Any) -> list[str]:
 
     def key(s: str) -> tuple[int, float, str]:
         try:
-            return (0, float(s), s)
+            return (0, float(s.split("–")[0]), s)  # a bin "2–2.5" sorts by its low end
         except ValueError:
             return (1 if s == UNSCORED else 2, 0.0, s)
 

@@ -6,7 +6,8 @@ more rows than variants x categories.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -178,9 +179,21 @@ def variant_frame(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_distribution(cells: pd.DataFrame) -> pd.DataFrame:
-    """How many answers got each judge score, per variant (unscored counted apart)."""
-    numbers = pd.to_numeric(cells["judge_score"], errors="coerce").round()
-    labels = [("unscored" if pd.isna(v) else str(int(v))) for v in numbers]
+    """How many answers got each judge score, per variant (unscored counted apart). Whole
+    scores count as they are; continuous ones (an expected score) in half-point bins,
+    labelled by their range, e.g. "2–2.5"."""
+    numbers = pd.to_numeric(cells["judge_score"], errors="coerce")
+    whole = bool((numbers.dropna() % 1 == 0).all())
+
+    def label(v: float) -> str:
+        if pd.isna(v):
+            return "unscored"
+        if whole:
+            return str(int(v))
+        low = math.floor(v * 2) / 2
+        return f"{low:g}–{low + 0.5:g}"
+
+    labels = [label(v) for v in numbers]
     scored = cells.assign(score=labels)[~cells["failed"]]
     return scored.groupby(["variant", "score"]).size().reset_index(name="answers")
 
@@ -263,6 +276,21 @@ def check_comparisons(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def check_pass_rates(scores: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Each check's pass rate per variant (first repeat): one row per check, one column per
+    variant; empty when the run has no checks."""
+    rows = [
+        {"check": s["scorer"].removeprefix("check:"), "variant": s["variant"], "pass": s["passed"]}
+        for s in scores
+        if s["scorer"].startswith("check:") and s["repeat"] == 0 and s["passed"] is not None
+    ]
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    frame["pass"] = frame["pass"].astype(float)
+    return frame.pivot_table(index="check", columns="variant", values="pass", sort=False)
 
 
 def case_table(cells: pd.DataFrame, baseline: str, variant: str) -> pd.DataFrame:

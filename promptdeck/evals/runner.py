@@ -140,7 +140,7 @@ class Runner:
                         judge,
                         graded(cell.case, messages),
                         record.result.text,
-                        cap_reasoning=self.policy.is_local(judge.model),
+                        local=self.policy.is_local(judge.model),
                     )
                 )
             self.store.add_result(run_id, record, scores)

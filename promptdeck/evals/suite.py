@@ -22,7 +22,7 @@ import yaml
 
 from promptdeck.analysis.gates import parse_gate
 from promptdeck.errors import ConfigError
-from promptdeck.scoring.judge import JudgeSpec
+from promptdeck.scoring.judge import JUDGE_METHODS, JudgeSpec
 from promptdeck.workspace.fileio import outside, read_text
 from promptdeck.workspace.yamlfile import parse_yaml_document
 
@@ -31,7 +31,7 @@ politely, without inventing facts? 5 = fully resolves it; 3 = partly helpful; 1 
 harmful or off-topic."""
 SUITE_KEYS = ("dataset", "sample", "variants", "baseline", "repeats", "judge", "gates")
 SAMPLE_KEYS = ("n", "fraction", "stratify", "seed", "floor")
-JUDGE_KEYS = ("model", "rubric", "scale", "mode")
+JUDGE_KEYS = ("model", "rubric", "scale", "mode", "method")
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,7 @@ class Suite:
             "variants": list(self.variants),
             "baseline": self.baseline,
             "repeats": self.repeats,
-            "judge": None
-            if j is None
-            else {"model": j.model, "rubric": j.rubric, "scale": list(j.scale), "mode": j.mode},
+            "judge": None if j is None else _judge_dict(j),
             "gates": [dict(g) for g in self.gates],
         }
 
@@ -188,7 +186,18 @@ def _judge(raw: Any, fail: Any) -> JudgeSpec | None:
     mode = raw.get("mode", "pointwise")
     if mode not in ("pointwise", "pairwise"):
         raise fail("judge", "mode must be pointwise or pairwise")
-    return JudgeSpec(model, rubric, (scale[0], scale[1]), mode)
+    method = raw.get("method")
+    if method is not None and method not in JUDGE_METHODS:
+        raise fail("judge", f"method must be {' or '.join(JUDGE_METHODS)}")
+    return JudgeSpec(model, rubric, (scale[0], scale[1]), mode, method)
+
+
+def _judge_dict(j: JudgeSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": j.model, "rubric": j.rubric, "scale": list(j.scale)}
+    out["mode"] = j.mode
+    if j.method is not None:  # only when set: the fingerprints of earlier runs stay the same
+        out["method"] = j.method
+    return out
 
 
 def _gates(

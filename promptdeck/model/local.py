@@ -18,6 +18,15 @@ whole vocabulary in Python per token (~3x slower), and while streaming decodes e
 alone, which drops characters split across tokens (Japanese text came out empty). The values
 are the same (checked in the tests): log softmax of the raw logits, i.e. the model's own
 distribution before temperature, top-k/top-p and any JSON grammar.
+
+A judge's score read-out (`params: {score_probe: {"key": "score", "values": ["1", ...]}}`,
+asked only by `scoring.judge`; a variant's params cannot name it): the model generates as
+usual (grammar-constrained), and at the position where it writes the value of `"key":`, the
+log-probabilities of every candidate value's token are read from the same logits (a value
+spelled as one token, alone or after a space; both spellings are summed). The stream's text
+is then one JSON object, `{"output": <the model's text>, "score_logprobs": {"1": -2.3, ...}}`,
+with `null` when the model never reached that position. Through the one call path this is
+cached and stored like any answer, so a G-Eval expected score can be audited and recomputed.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import json
 import math
 import queue
+import re
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +58,9 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Request params handed to llama-cpp-python's chat completion (max_tokens and
 # response_format are handled apart); others, e.g. OpenAI-only ones, are ignored.
 PASSED_PARAMS = ("temperature", "top_p", "top_k", "stop", "seed", "repeat_penalty")
+# The judge's read-out request (see the module docstring); `scoring.judge.SCORE_PROBE` is the
+# same name (the scoring layer may not import this module).
+SCORE_PROBE = "score_probe"
 WAIT_SECONDS = 0.1  # how often a stream waiting for a free instance checks for cancellation
 _NO_LLAMA_CPP = "llama-cpp-python is not installed: run `pip install llama-cpp-python`."
 _FIX = (
@@ -77,6 +91,16 @@ def local_model_status(model_path: str | Path | None = None) -> tuple[bool, str]
 
 
 @dataclass
+class _Probe:
+    """A score read-out in progress: where the value starts and which tokens spell it."""
+
+    before: re.Pattern[bytes]  # the generated text right before the value: `"key":`
+    tokens: dict[int, str]  # token id -> the value it spells
+    generated: list[int] = field(default_factory=list)
+    logprobs: dict[str, float] | None = None  # value -> log p, once read
+
+
+@dataclass
 class _Tally:
     """What the current stream of one instance really evaluated and generated."""
 
@@ -84,6 +108,7 @@ class _Tally:
     input_tokens: int = 0
     output_tokens: int = 0
     logprobs: list[float] | None = None  # one per counted output token, when asked for
+    probe: _Probe | None = None  # a judge's score read-out, when asked for
 
 
 @dataclass
@@ -111,14 +136,40 @@ def _counting_llama() -> Callable[..., Llama]:
             self.tally = tally
             self.vocab_size = self.n_vocab()
 
-        def token_logprob(self, token: int) -> float:
-            """log p(token) under the logits it was just sampled from (the last output row:
-            `generate` samples at index -1 and has not decoded anything since)."""
+        def last_logits(self) -> NDArray[np.float32]:
+            """The logits the token just sampled came from (the last output row: `generate`
+            samples at index -1 and has not decoded anything since)."""
             pointer = llama_cpp.llama_get_logits_ith(self.ctx, -1)
-            logits: NDArray[np.float32] = np.ctypeslib.as_array(pointer, shape=(self.vocab_size,))
+            return np.ctypeslib.as_array(pointer, shape=(self.vocab_size,))
+
+        def token_logprob(self, token: int) -> float:
+            """log p(token) under the logits it was just sampled from."""
+            logits = self.last_logits()
             top = float(logits.max())
             total = float(np.exp(logits - top, dtype=np.float64).sum())
             return min(0.0, float(logits[token]) - top - math.log(total))
+
+        def read_probe(self, probe: _Probe, token: int) -> None:
+            """At the value's position, log p of every candidate value, from the logits the
+            value's token was sampled from (spellings of one value summed)."""
+            at_value = (
+                probe.logprobs is None
+                and token in probe.tokens
+                and probe.before.search(self.detokenize(probe.generated)) is not None
+            )
+            probe.generated.append(token)
+            if not at_value:
+                return
+            logits = self.last_logits().astype(np.float64)
+            top = float(logits.max())
+            log_total = top + math.log(float(np.exp(logits - top).sum()))
+            found: dict[str, list[float]] = {}
+            for candidate, value in probe.tokens.items():
+                found.setdefault(value, []).append(float(logits[candidate]) - log_total)
+            probe.logprobs = {
+                value: min(0.0, float(np.logaddexp.reduce(values)))
+                for value, values in found.items()
+            }
 
         def generate(
             self, tokens: Sequence[int], *args: Any, **kwargs: Any
@@ -132,6 +183,8 @@ def _counting_llama() -> Callable[..., Llama]:
                     tally.output_tokens += 1
                     if tally.logprobs is not None:
                         tally.logprobs.append(self.token_logprob(token))
+                    if tally.probe is not None:
+                        self.read_probe(tally.probe, token)
                 yield token
                 if tally.stop.is_set():
                     return
@@ -230,28 +283,59 @@ def _completion_kwargs(request: ChatRequest) -> dict[str, Any]:
 Emit = Callable[[Chunk | BaseException | None], None]
 
 
+def _probe(llm: Llama, asked: object) -> _Probe | None:
+    """The read-out a request asks for (None: none). Values that are not one token in this
+    model's vocabulary, alone or after a space, get no entry: the judge names them."""
+    if not isinstance(asked, dict):
+        return None
+    key, values = asked.get("key"), asked.get("values")
+    if not isinstance(key, str) or not isinstance(values, list):
+        raise ValueError(f"{SCORE_PROBE} must be {{key: text, values: [text, ...]}}")
+    tokens: dict[int, str] = {}
+    for value in map(str, values):
+        for spelling in (value, " " + value):
+            ids = llm.tokenize(spelling.encode(), add_bos=False, special=False)
+            if len(ids) == 1:
+                tokens.setdefault(ids[0], value)
+    before = re.compile(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*$')
+    return _Probe(before, tokens)
+
+
 def _generate(instance: _Instance, request: ChatRequest, stop: threading.Event, emit: Emit) -> None:
     tally = instance.tally
     tally.stop, tally.input_tokens, tally.output_tokens = stop, 0, 0
     tally.logprobs = [] if request.params.get("logprobs") else None
+    tally.probe = _probe(instance.llm, request.params.get(SCORE_PROBE))
     if stop.is_set():  # closed while this instance was being loaded or waited for
         return
+    if tally.probe is not None:
+        # Evaluate the whole prompt afresh: reusing the cached prefix of an earlier request
+        # splits the work differently and moved log-probs by up to 0.09 (measured), so a
+        # score would depend on what this instance judged before.
+        instance.llm.n_tokens = 0  # what Llama.reset() does (untyped there)
     messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
     completion = instance.llm.create_chat_completion(
         messages=messages, stream=True, **_completion_kwargs(request)
     )
     chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", completion)
     sent = 0  # log-probabilities emitted so far
+    held: list[str] = []  # a read-out's text, sent whole at the end
     try:
         for chunk in chunks:
             if stop.is_set():
                 return
             text = chunk["choices"][0]["delta"].get("content")
             if isinstance(text, str) and text:
+                if tally.probe is not None:
+                    held.append(text)
+                    continue
                 emit(text)
                 sent = _emit_logprobs(tally, sent, emit)  # of the tokens up to this text
     finally:
         chunks.close()  # finish with the instance in this thread, before it is returned
+    if tally.probe is not None:
+        read = {"output": "".join(held), "score_logprobs": tally.probe.logprobs}
+        emit(json.dumps(read, ensure_ascii=False))
     # Tokens whose text was held back (e.g. a stop sequence) still count, as in Usage.
     _emit_logprobs(tally, sent, emit)
     emit(Usage(tally.input_tokens, tally.output_tokens, estimated=False))

@@ -10,6 +10,10 @@ verdict, and a server that refuses it gets `json_object`, then a plain prompt, p
 strictly either way). Each verdict keeps the request as it was sent, raw output, latency
 and cost, so any score can be audited. A verdict that does not parse is unscored (value
 None), never 0.
+
+A llama.cpp judge (`local=True`) scores by the expected-score method unless its spec says
+otherwise (`scoring.judge`, `judge_method`): its raw output is then the provider's read-out,
+`{"output": ..., "score_logprobs": {...}}`, and the reason shows the probabilities.
 """
 
 from __future__ import annotations
@@ -22,13 +26,19 @@ from typing import Any, Protocol
 from promptdeck.model.types import Answer, CallResult, Message
 from promptdeck.scoring.checks import Check, run_checks
 from promptdeck.scoring.judge import (
+    EXPECTED,
+    JUDGE_METHODS,
     JUDGE_PARAMS,
     REASONING_MAX_CHARS,
     JudgeSpec,
     combine_pairwise,
+    expected_fits,
+    expected_params,
     judge_messages,
+    judge_method,
     pairwise_messages,
     pairwise_response_format,
+    parse_expected,
     parse_pairwise,
     parse_verdict,
     response_format,
@@ -105,28 +115,48 @@ def check_scores(
     return [Score(check_scorer(c.name), c.score, c.passed, c.reason) for c in outcomes]
 
 
-def pointwise_prompt(spec: JudgeSpec, graded: Graded, answer: str) -> tuple[Message, ...]:
-    """The judge's exact prompt for one answer (the Evaluate page shows it before a run)."""
+def pointwise_prompt(
+    spec: JudgeSpec, graded: Graded, answer: str, *, local: bool = False
+) -> tuple[Message, ...]:
+    """The judge's exact prompt for one answer (the Evaluate page shows it before a run);
+    `local`: the judge model is a llama.cpp one (the expected method asks for the score alone)."""
     return judge_messages(
         graded.rubric_for(spec), graded.question, answer, reference=graded.reference,
-        scale=spec.scale,
+        scale=spec.scale, reasoning=judge_method(spec, local=local) != EXPECTED,
     )  # fmt: skip
 
 
 async def pointwise_score(
-    call: CallFn, spec: JudgeSpec, graded: Graded, answer: str, *, cap_reasoning: bool = False
+    call: CallFn,
+    spec: JudgeSpec,
+    graded: Graded,
+    answer: str,
+    *,
+    local: bool = False,
+    cap_reasoning: bool = False,
 ) -> Score:
-    """`cap_reasoning`: a grammar-constrained local judge tends to copy the answer into its
-    reasoning until max_tokens; a length cap in the schema makes it reach the score."""
-    prompt = pointwise_prompt(spec, graded, answer)
-    cap = REASONING_MAX_CHARS if cap_reasoning else None
-    params = _params(response_format(spec.scale, max_reasoning_chars=cap))
+    """`local`: the judge is a llama.cpp model (`CallPolicy.is_local`), which by default
+    scores by the expected-score method and has its reasoning capped. `cap_reasoning`: a
+    grammar-constrained local judge tends to copy the answer into its reasoning until
+    max_tokens; a length cap in the schema makes it reach the score."""
+    method = judge_method(spec, local=local)
+    prompt = pointwise_prompt(spec, graded, answer, local=local)
+    if method == EXPECTED:
+        params = expected_params(spec.scale) if expected_fits(spec.scale) else {}
+    else:
+        cap = REASONING_MAX_CHARS if cap_reasoning or local else None
+        params = _params(response_format(spec.scale, max_reasoning_chars=cap))
+    refused = _refused(method, spec, local=local)
+    if refused is not None:
+        sent = _prompt_json(prompt, params)
+        return Score(JUDGE, None, None, f"unscored: {refused}", spec.model, None, sent)
     done = await call(spec.model, prompt, params)
     result = done.result
     if not result.ok:
         reason, value = f"unscored: the judge call failed: {result.error}", None
     else:
-        verdict = parse_verdict(result.text, spec.scale)
+        parse = parse_expected if method == EXPECTED else parse_verdict
+        verdict = parse(result.text, spec.scale)
         value = verdict.score
         reason = verdict.reasoning if verdict.scored else f"unscored: {verdict.unscored_reason}"
     sent = _prompt_json(prompt, _sent(done, params))
@@ -134,6 +164,23 @@ async def pointwise_score(
         JUDGE, value, None, reason, spec.model, result.text, sent, result.latency_ms,
         result.cost_usd, done.cached,
     )  # fmt: skip
+
+
+def _refused(method: str, spec: JudgeSpec, *, local: bool) -> str | None:
+    """Why `method` cannot judge with `spec` (None: it can), said so a PM can fix it."""
+    if method not in JUDGE_METHODS:
+        return f"unknown judge method {method!r}: use {' or '.join(JUDGE_METHODS)}"
+    if method != EXPECTED:
+        return None
+    if not local:
+        return (
+            f"the expected-score method reads log-probs from a llama.cpp judge (a `kind: local` "
+            f"provider); {spec.model} is not one: use method: verdict"
+        )
+    if not expected_fits(spec.scale):
+        low, high = spec.scale
+        return f"the expected-score method needs one-digit scores; the scale is {low}-{high}"
+    return None
 
 
 async def pairwise_score(

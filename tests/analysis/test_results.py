@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from promptdeck.analysis.cells import load_cells
@@ -80,3 +81,15 @@ def test_check_flips_and_run_changes_and_examples(store: Store) -> None:
     changes = run_changes(load_cells(store, later), load_cells(store, run_id), "new")
     first = changes.iloc[0]
     assert (first["row_id"], first["change"], first["answer changed"]) == ("a", 2.0, True)
+
+
+def test_continuous_scores_are_counted_in_half_point_bins() -> None:
+    cells = pd.DataFrame(
+        {
+            "variant": ["a", "a", "a", "b"],
+            "judge_score": [2.08, 2.31, 2.6, None],
+            "failed": [False, False, False, False],
+        }
+    )
+    dist = score_distribution(cells).set_index(["variant", "score"])["answers"].to_dict()
+    assert dist == {("a", "2–2.5"): 2, ("a", "2.5–3"): 1, ("b", "unscored"): 1}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,12 @@ import pytest
 from promptdeck.analysis.cells import run_judge_model
 from promptdeck.errors import ConfigError
 from promptdeck.evals import demo
+from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
 from promptdeck.model.registry import Registry
 from promptdeck.model.secrets import Secrets
+from promptdeck.scoring.judge import EXPECTED, judge_method
+from promptdeck.scoring.scorers import JUDGE
+from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.providers_file import open_registry
 
@@ -109,3 +115,34 @@ def test_run_judge_model_reads_the_snapshot() -> None:
     assert run_judge_model(snapshot) == "local/smollm2"
     assert run_judge_model({"suite": {"judge": None}}) is None
     assert run_judge_model({}) is None
+
+
+def test_the_demo_variants_share_their_checks(copy: Workspace, registry: Registry) -> None:
+    """Their check pass rates compare only if every variant is held to the same checks."""
+    plan = demo.demo_plan(copy, registry)
+    checks = {v.name: v.checks for v in plan.variants}
+    assert len(set(checks.values())) == 1 and checks["support/production"]
+
+
+def test_a_demo_run_is_judged_by_expected_score(copy: Workspace, registry: Registry) -> None:
+    """One ticket of the demo, for real (3 answers, 3 verdicts on the embedded model): the
+    runner tells the scorer its judge is local, so verdicts are expected scores with their
+    read-out stored."""
+    plan = demo.demo_plan(copy, registry)
+    assert plan.suite.judge is not None
+    assert judge_method(plan.suite.judge, local=registry.is_local(plan.suite.judge.model)) == (
+        EXPECTED
+    )
+    plan = replace(plan, cases=plan.cases[:1])
+    copy.home.mkdir()
+    store = Store(copy.store_path)
+    options = RunOptions(concurrency=demo.DEMO_CONCURRENCY, use_cache=False)
+    opened = open_run(store, plan, resume=False)
+    run_in_foreground(registry, store, opened, plan, options)
+    verdicts = [s for s in store.scores(opened.run_id) if s["scorer"] == JUDGE]
+    store.close()
+    assert len(verdicts) == 3
+    for verdict in verdicts:
+        assert verdict["value"] is not None and 1 <= verdict["value"] <= 5, verdict["reason"]
+        assert verdict["reason"].startswith("expected score ")
+        assert set(json.loads(verdict["raw"] or "")["score_logprobs"]) == set("12345")

@@ -58,3 +58,20 @@ def test_a_recursive_alias_in_a_suite_names_the_file_and_line(tmp_path: Path) ->
         f"{path}: line 3: YAML refused: the alias *g is inside the value it names "
         "(a recursive alias, which never ends); remove it"
     )
+
+
+def test_the_judge_method_is_read_and_checked(tmp_path: Path) -> None:
+    base = "dataset: d.csv\nvariants: [t/a]\njudge: {model: local/smollm2, rubric: r%s}\n"
+    (tmp_path / "d.csv").write_text("id,input\nr1,hi\n")
+    good = tmp_path / "good.suite.yaml"
+    good.write_text(base % ", method: verdict")
+    suite = load_suite(good)
+    assert suite.judge is not None and suite.judge.method == "verdict"
+    assert suite.to_dict()["judge"]["method"] == "verdict"
+    plain = tmp_path / "plain.suite.yaml"
+    plain.write_text(base % "")
+    assert "method" not in load_suite(plain).to_dict()["judge"]  # old fingerprints unchanged
+    bad = tmp_path / "bad.suite.yaml"
+    bad.write_text(base % ", method: vibes")
+    with pytest.raises(ConfigError, match="method must be expected or verdict"):
+        load_suite(bad)

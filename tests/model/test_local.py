@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -263,3 +264,87 @@ def test_confidence_of_a_local_answer() -> None:
         stream_call(LocalProvider(), request("Hi"), model_ref="local/smollm2", prices=PriceTable())
     )
     assert plain.ok and plain.confidence is None
+
+
+# --- a judge's score read-out (`score_probe`) -------------------------------------------------
+
+SCORE = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+# The reasoning is forced to a text full of digits: only the digit after `"score":` is read.
+FORCED = {"type": "string", "enum": ["Returns: 30 days; refunds: 5-7 days; 4 of 5 points."]}
+SCORE_ONLY = {"type": "object", "properties": {"score": SCORE}, "required": ["score"]}
+WITH_DIGITS = {
+    "type": "object",
+    "properties": {"reasoning": FORCED, "score": SCORE},
+    "required": ["reasoning", "score"],
+}
+PROBE = {"key": "score", "values": ["1", "2", "3", "4", "5"]}
+GRADE = (
+    "Grade this reply to 'Can I return a lamp after 20 days?' from 1 (bad) to 5 (good), as "
+    'JSON: "Yes, returns are accepted within 30 days of delivery."'
+)
+
+
+def score_request(schema: dict[str, Any], **params: Any) -> ChatRequest:
+    fmt = {"type": "json_schema", "json_schema": {"name": "score", "schema": schema}}
+    asked: dict[str, Any] = {"response_format": fmt, "max_tokens": 80, local.SCORE_PROBE: PROBE}
+    asked |= params
+    return request(GRADE, **asked)
+
+
+def llama_cpp_top_logprobs(req: ChatRequest) -> tuple[str, dict[str, float]]:
+    """llama-cpp-python's own answer and top-20 log-probs where the score digit is written
+    (its `logprobs` option needs logits for every position: logits_all=True)."""
+    import re
+
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(MODEL), n_ctx=2048, n_threads=1, logits_all=True, verbose=False)
+    messages: Any = [{"role": m.role, "content": m.content} for m in req.messages]
+    fmt = req.params["response_format"]["json_schema"]["schema"]
+    reference: Any = llm.create_chat_completion(
+        messages,
+        temperature=0,
+        max_tokens=req.max_tokens,
+        response_format={"type": "json_object", "schema": fmt},
+        logprobs=True,
+        top_logprobs=20,
+    )
+    choice = reference["choices"][0]
+    text, before = choice["message"]["content"], ""
+    for entry in choice["logprobs"]["content"]:
+        if re.search(r'"score"\s*:\s*$', before) and entry["token"].strip().isdigit():
+            return text, {t["token"]: float(t["logprob"]) for t in entry["top_logprobs"]}
+        before += entry["token"]
+    raise AssertionError(f"no score digit in {text!r}")
+
+
+@pytest.mark.parametrize("schema", [SCORE_ONLY, WITH_DIGITS], ids=["score-only", "digits-before"])
+def test_score_probe_reads_the_score_tokens_where_the_score_is_written(
+    schema: dict[str, Any],
+) -> None:
+    req = score_request(schema)
+    text, usage = split(run(collect(LocalProvider(), req)))
+    read = json.loads(text)  # the whole text is the read-out, sent once at the end
+    assert set(read) == {"output", "score_logprobs"} and usage.output_tokens > 0
+    written = json.loads(read["output"])["score"]
+    logprobs = read["score_logprobs"]
+    assert set(logprobs) == set(PROBE["values"]) and all(v <= 0 for v in logprobs.values())
+    assert int(max(logprobs, key=lambda v: logprobs[v])) == written  # greedy, grammar-bound
+    own_text, own = llama_cpp_top_logprobs(req)
+    assert read["output"] == own_text  # the read-out changes nothing of the answer
+    shared = {value: lp for value, lp in own.items() if value in logprobs}
+    assert written == int(max(shared, key=lambda v: shared[v])) and len(shared) >= 3
+    assert {v: logprobs[v] for v in shared} == pytest.approx(shared, abs=1e-4)
+
+
+def test_score_probe_without_the_score_is_null() -> None:
+    text, _ = split(run(collect(LocalProvider(), score_request(WITH_DIGITS, max_tokens=4))))
+    read = json.loads(text)
+    assert read["score_logprobs"] is None and '"score"' not in read["output"]
+
+
+def test_a_malformed_score_probe_is_a_provider_error() -> None:
+    malformed: dict[str, Any] = {local.SCORE_PROBE: {"key": "score", "values": "12345"}}
+    req = request(GRADE, **malformed)
+    with pytest.raises(ProviderError, match="score_probe must be"):
+        run(collect(LocalProvider(), req))

@@ -129,9 +129,15 @@ def test_a_run_judged_by_the_embedded_model_says_its_scores_are_not_reliable(
     at = open_results()
     assert not at.exception
     assert LOCAL_JUDGE_NOTICE in [i.value for i in at.info]
+    # The checks are the result to read, so they come first, before the judge's headline.
+    assert [h.value for h in at.subheader][:1] == ["Checks: read these first"]
+    assert any(
+        "t/new** passes every check on **100%** of 6 answers" in shown(m.value) for m in at.markdown
+    )
     stored_run(workspace, rows=6, judge="openai/gpt-4o-mini")  # the newest run is shown
     at = open_results()
     assert LOCAL_JUDGE_NOTICE not in [i.value for i in at.info]
+    assert "Checks: read these first" not in [h.value for h in at.subheader]
 
 
 def test_headline_gates_and_every_chart(workspace: Path) -> None:

@@ -54,19 +54,16 @@ def test_demo_prompts_load_without_errors() -> None:
 def test_demo_prompts_are_comparable(name: str) -> None:
     variant = load_prompts(REPO / "prompts").variants[name]
     assert variant.model == "local/smollm2"
-    assert variant.params == {
-        "temperature": 0.2,
-        "max_tokens": 200,
-        "repeat_penalty": 1.1,
-        "logprobs": True,
-    }
+    # Only the length of the answer differs between them (max_tokens, stop).
+    same = {k: v for k, v in variant.params.items() if k not in ("max_tokens", "stop")}
+    assert same == {"temperature": 0.2, "repeat_penalty": 1.1, "logprobs": True}
     assert template_variables(variant) == ["input"]
-    assert variant.user == "Customer message: {{ input }}\n"
     messages = render_messages(variant, {"input": "Where is my order?", "category": "shipping"})
-    assert [m.role for m in messages] == ["system", "user"]
-    assert messages[1] == Message("user", "Customer message: Where is my order?")
-    assert "Acme" in messages[0].content
-    assert variant.checks  # every demo variant carries guardrails
+    assert messages[0].role == "system" and "Acme" in messages[0].content
+    assert messages[-1] == Message("user", "Customer message: Where is my order?")
+    # Every demo variant carries the same guardrails, so their pass rates compare.
+    production = load_prompts(REPO / "prompts").variants["support/production"]
+    assert variant.checks and variant.checks == production.checks
 
 
 def test_production_is_the_baseline() -> None:
@@ -74,10 +71,14 @@ def test_production_is_the_baseline() -> None:
     assert variant.name == "support/production"
     assert variant.task == "support"
     assert variant.tags == ("baseline",)
-    assert variant.checks == (
-        Check("not_contains", ("as an AI", "language model"), case_sensitive=False),
-        Check("max_chars", 1200),
-    )
+    assert [c.label for c in variant.checks] == [
+        "no AI disclaimer",
+        "no condolences",
+        "no placeholders or discounts",
+        "no made-up phone numbers",
+        "at most 60 words",
+        "ends with a full sentence",
+    ]
     for policy in ("30 days", "over $50", "5-7 business days"):
         assert policy in (variant.system or "")
 

@@ -21,7 +21,7 @@ from promptdeck.model.local import MODEL_NAME, local_model_status
 from promptdeck.model.pricing import PriceTable
 from promptdeck.model.refs import LOCAL_PROVIDER
 from promptdeck.model.registry import Registry, builtin_configs
-from promptdeck.model.secrets import Secrets
+from promptdeck.model.secrets import SESSION_KEYS, Secrets
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
@@ -118,17 +118,22 @@ def _mtime(path: Path) -> float:
 
 
 def registry() -> Registry:
-    """Providers from built-ins, providers.yaml and secrets; rebuilt when the file changes."""
+    """Providers from built-ins, providers.yaml and secrets; rebuilt when the file or .env
+    changes, or a key is set for this session (a provider is built with its key)."""
     ws = workspace()
     env_file = (ws.root / ".env").resolve()
     return _registry(
-        str(ws.providers_file.resolve()), str(env_file), _mtime(ws.providers_file), _mtime(env_file)
+        str(ws.providers_file.resolve()),
+        str(env_file),
+        _mtime(ws.providers_file),
+        _mtime(env_file),
+        SESSION_KEYS.version,
     )
 
 
 @st.cache_resource(show_spinner=False)
-def _registry(providers_file: str, env_file: str, *_mtimes: float) -> Registry:
-    secrets = Secrets(Path(env_file), extra=_streamlit_secret)
+def _registry(providers_file: str, env_file: str, *_versions: float) -> Registry:
+    secrets = Secrets(Path(env_file), extra=_streamlit_secret, session=SESSION_KEYS)
     return open_registry(Path(providers_file), secrets)
 
 

@@ -1,7 +1,8 @@
 """Where secrets come from, where they may go, and how they are shown.
 
-Secrets are looked up by the NAME of their environment variable: the process environment
-first, then a `.env` file in the workspace, then any extra source (e.g. Streamlit
+Secrets are looked up by the NAME of their environment variable: a key set in the app for
+this session first (`SessionKeys`: this process's memory only), then the process
+environment, then a `.env` file in the workspace, then any extra source (e.g. Streamlit
 secrets). Values are never copied into files, and shown only masked.
 
 Where a secret may be sent is a list of hosts (`host_allowed`): `api.openai.com` (any
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,81 @@ from dotenv import dotenv_values
 
 from promptdeck.errors import ConfigError
 
+_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_key_name(name: str, label: str = "Key variable") -> str:
+    """`name` stripped, if it is the NAME of an environment variable; else ConfigError. The
+    message never repeats what was typed: it may be a key pasted into the wrong field."""
+    name = name.strip()
+    if not _KEY_NAME.fullmatch(name) or len(name) > 128:
+        raise ConfigError(
+            f"{label}: give the NAME of an environment variable (letters, digits and _, "
+            "not starting with a digit), e.g. STAGING_API_KEY, never the key itself",
+            field="api_key_env",
+        )
+    return name
+
+
+def check_key_value(value: str) -> str:
+    """A key as typed, stripped; ConfigError (never quoting it) if it cannot be sent in a
+    header: empty, or with spaces, a line break or a character that is not plain ASCII."""
+    value = value.strip()
+    if not value:
+        raise ConfigError("Key: type or paste the key first", field="key")
+    if len(value) > 4096 or not all("!" <= c <= "~" for c in value):
+        raise ConfigError(
+            "Key: it has a space, a line break or a character that is not plain ASCII, which "
+            "no HTTP header can carry: paste the key again, exactly as the provider gave it",
+            field="key",
+        )
+    return value
+
+
+class SessionKeys:
+    """Keys typed in the app "for this session": held in this process's memory until it
+    stops, never written to a file, the store or a log, and never shown unmasked. One per
+    process (`SESSION_KEYS`): the app serves one person (loopback only), and background
+    runs and every browser tab see the same keys. `version` changes with every change, so
+    a cached registry built with older keys can be told apart."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def set(self, name: str, value: str) -> None:
+        name, value = check_key_name(name), check_key_value(value)
+        with self._lock:
+            self._values[name] = value
+            self._version += 1
+
+    def forget(self, name: str) -> bool:
+        """Drop the key of `name`; False if none was set."""
+        with self._lock:
+            found = self._values.pop(name, None) is not None
+            if found:
+                self._version += 1
+        return found
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            return self._values.get(name)
+
+    def names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._values))
+
+    def __repr__(self) -> str:  # names only, never a value
+        return f"SessionKeys(names={list(self.names())!r})"
+
+
+SESSION_KEYS = SessionKeys()  # the app process's own (ui.registry passes it to Secrets)
+
 
 @dataclass
 class Secrets:
@@ -32,6 +110,7 @@ class Secrets:
 
     dotenv_path: Path | None = None
     extra: Callable[[str], str | None] | None = None
+    session: SessionKeys | None = field(default=None, repr=False)
     _dotenv: Mapping[str, str | None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -39,10 +118,21 @@ class Secrets:
             self._dotenv = dotenv_values(self.dotenv_path)
 
     def get(self, name: str) -> str | None:
-        value = os.environ.get(name) or self._dotenv.get(name)
-        if not value and self.extra is not None:
-            value = self.extra(name)
-        return value or None
+        return self.lookup(name)[0]
+
+    def lookup(self, name: str) -> tuple[str | None, str]:
+        """(the value or None, where it comes from: "this session", "environment", ".env",
+        "secrets" or "missing"), in the order they are consulted."""
+        sources: list[tuple[str, Callable[[str], str | None] | None]] = [
+            ("this session", self.session.get if self.session is not None else None),
+            ("environment", os.environ.get),
+            (".env", self._dotenv.get),
+            ("secrets", self.extra),
+        ]
+        for source, get in sources:
+            if get is not None and (value := get(name)):
+                return value, source
+        return None, "missing"
 
     def __repr__(self) -> str:  # a Secrets object must never print values
         return f"Secrets(dotenv_path={self.dotenv_path!r})"

@@ -1,9 +1,12 @@
 """`providers.yaml`: reading it strictly, and the edits the app makes to it.
 
 load_providers_file    the file -> provider configs and prices; errors name the file,
-                       the provider and the key
+                       the provider and the key (`parse_providers_text`: the same, of text)
 open_registry          built-in providers + the workspace's file + secrets
 set_local_model_path   `model_path` of the `local` provider, written back by round trip
+
+Providers added, edited and removed in Settings: `workspace.providers_edit`; keys saved in
+`.env`: `workspace.dotenv_file`.
 
 Secrets are named, never written: `api_key_env: NAME` for the key and
 `headers_env: {Header-Name: NAME}` for secret headers (values read from the environment,
@@ -27,7 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
@@ -38,12 +40,15 @@ from promptdeck.model.secrets import Secrets, check_headers, display_url, split_
 from promptdeck.model.types import Timeouts
 from promptdeck.workspace.fileio import (
     MISSING,
+    History,
     NotUTF8,
     load_for_edit,
     read_text,
     save_if_unchanged,
+    save_versioned,
 )
 from promptdeck.workspace.yamlfile import parse_yaml
+from promptdeck.workspace.yamlsplice import round_trip_yaml
 
 GGUF_MAGIC = b"GGUF"
 
@@ -80,7 +85,18 @@ _PROVIDER_KEYS = {
 def load_providers_file(path: Path) -> tuple[dict[str, ProviderConfig], dict[str, Price]]:
     """Parse providers.yaml; errors name the file, the provider and the key."""
     try:
-        data = parse_yaml(read_text(path)) or {}
+        text = read_text(path)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: cannot read providers file: {exc}") from None
+    return parse_providers_text(text, path)
+
+
+def parse_providers_text(
+    text: str, path: Path
+) -> tuple[dict[str, ProviderConfig], dict[str, Price]]:
+    """providers.yaml's text (as `path`), checked as when it is loaded."""
+    try:
+        data = parse_yaml(text) or {}
     except ValueError as exc:
         raise ConfigError(f"{path}: cannot read providers file: {exc}") from None
     if not isinstance(data, dict):
@@ -141,7 +157,7 @@ def _parse_provider(
     if "headers_env" in body:
         updates["headers_env"] = _headers_env(where, body["headers_env"])
     if "send_key_to" in body:
-        updates["key_hosts"] = _send_key_to(where, body["send_key_to"])
+        updates["key_hosts"] = parse_send_key_to(where, body["send_key_to"])
     elif base is None or base.kind != kind:
         updates["key_hosts"] = ()  # a provider of the file's own: nowhere until it says so
     if "timeout" in body or "read_timeout" in body:
@@ -155,11 +171,11 @@ def _parse_provider(
     if kind != "local" and not cfg.base_url:
         raise ConfigError(f"{where}: 'base_url' is required for kind {kind}")
     if "base_url" in body:
-        _check_base_url(where, cfg.base_url)
+        check_base_url(where, cfg.base_url)
     return cfg
 
 
-def _check_base_url(where: str, url: str) -> None:
+def check_base_url(where: str, url: str) -> None:
     """http(s)://host[:port][/path]; the message shows it with any password masked."""
     parts = urlsplit(url)
     try:
@@ -197,7 +213,7 @@ def _headers_env(where: str, value: Any) -> dict[str, str]:
     return out
 
 
-def _send_key_to(where: str, value: Any) -> tuple[str, ...]:
+def parse_send_key_to(where: str, value: Any) -> tuple[str, ...]:
     hosts = [value] if isinstance(value, str) else value
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise ConfigError(
@@ -244,18 +260,13 @@ def check_model_file(value: str) -> Path:
     return path
 
 
-def _round_trip_yaml() -> YAML:
-    """ruamel.yaml in round-trip mode: comments, key order and quoting survive."""
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap the user's long lines
-    return yaml
-
-
-def set_local_model_path(providers_file: Path, value: str) -> str:
+def set_local_model_path(
+    providers_file: Path, value: str, *, store: History | None = None, root: Path | None = None
+) -> str:
     """Set `model_path` of the `local` provider in providers.yaml (created if missing); an
     empty value removes it (back to the bundled SmolLM2). Keeps the file's comments and other
-    entries; refuses to overwrite a change made meanwhile. Returns what was done."""
+    entries; refuses to overwrite a change made meanwhile. With a `store`, the save is
+    recorded in its file history (named relative to `root`). Returns what was done."""
     value = value.strip()
     if value:
         check_model_file(value)
@@ -263,7 +274,7 @@ def set_local_model_path(providers_file: Path, value: str) -> str:
         loaded = load_for_edit(providers_file) if providers_file.is_file() else None
     except NotUTF8 as exc:
         raise ConfigError(f"{providers_file}: {exc} (it was not changed)") from None
-    yaml = _round_trip_yaml()
+    yaml = round_trip_yaml()
     try:
         data = yaml.load(loaded.text) if loaded else None
     except YAMLError as exc:
@@ -278,7 +289,15 @@ def set_local_model_path(providers_file: Path, value: str) -> str:
     text = out.getvalue()
     if loaded and "\r\n" in loaded.text:  # keep Windows line endings: a one-line diff
         text = text.replace("\n", "\r\n")
-    save_if_unchanged(providers_file, text, loaded.fingerprint if loaded else MISSING)
+    expected = loaded.fingerprint if loaded else MISSING
+    if store is None:
+        save_if_unchanged(providers_file, text, expected)
+    else:
+        key = history_key(providers_file, root or providers_file.parent)
+        action = "local model file" if value else "local model: the bundled one"
+        save_versioned(
+            store, providers_file, key, providers_file.name, text, expected, action=action
+        )
     if value:
         return f"The local provider now uses {value} (saved in {providers_file})."
     return f"The local provider is back to the bundled SmolLM2 (saved in {providers_file})."
@@ -303,3 +322,11 @@ def _edit_local(data: Any, value: str, *, where: str) -> bool:
     else:
         local["model_path"] = value
     return True
+
+
+def history_key(path: Path, root: Path) -> str:
+    """providers.yaml's name in the file history: relative to the workspace, as git shows it."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

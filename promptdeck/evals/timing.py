@@ -41,9 +41,10 @@ class TimeRange:
     runs: int
 
     def text(self) -> str:
+        middle = (self.low + self.high) / 2
         if self.runs == 0 or self.high - self.low < max(1.0, 0.05 * self.high):
-            return f"~{_duration(self.high)}"
-        return f"{_duration(self.low)} – {_duration(self.high)}"
+            return f"~{_duration(middle)}"
+        return f"~{_duration(middle)} ({_duration(self.low)} – {_duration(self.high)})"
 
 
 def _duration(seconds: float) -> str:

@@ -78,4 +78,4 @@ def test_the_kind_names_models_limits_judge_and_concurrency() -> None:
     assert run_kind(snapshot, 2) != run_kind(snapshot, 3)
     longer = replace(plan.variants[0], params={"max_tokens": 999})
     assert run_kind(replace(plan, variants=(longer,)).snapshot(), 2) != run_kind(snapshot, 2)
-    assert TimeRange(50, 130, 2).text() == "50 s – 2.2 min"
+    assert TimeRange(50, 130, 2).text() == "~1.5 min (50 s – 2.2 min)"

@@ -392,14 +392,15 @@ cases = filter_cases(
     unscored=filters[3].toggle("Unscored", key="res_unscored"),
     errors=filters[4].toggle("Errors", key="res_errors"),
 )
-st.dataframe(
-    cases.rename(
-        columns={"baseline": f"{baseline} score (baseline)", "variant": f"{variant} score"}
-    ),
-    hide_index=True,
-    width="stretch",
-    height=min(360, 38 + 35 * max(1, len(cases))),
-)
+with st.container(key="res_cases"):
+    st.dataframe(
+        cases.rename(
+            columns={"baseline": f"{baseline} score (baseline)", "variant": f"{variant} score"}
+        ),
+        hide_index=True,
+        width="stretch",
+        height=min(360, 38 + 35 * max(1, len(cases))),
+    )
 if cases.empty:
     st.caption("No case matches these filters.")
     st.stop()

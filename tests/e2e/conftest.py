@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.llm_server import LLMServer, Scenario
 
@@ -163,3 +163,22 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def pick_variants(page: Page, names: list[str]) -> None:
+    """Exactly `names` in the page's variant multiselect: the default selection cleared first,
+    each step waited for on screen (a rerun can land between two clicks)."""
+    box = page.get_by_test_id("stMultiSelect").first
+    tags = box.locator("[data-tag]")
+    box.wait_for()
+    while tags.count():
+        box.get_by_role("button", name="Clear all").click()
+        page.keyboard.press("Escape")
+        wait_idle(page)
+    for i, name in enumerate(names):
+        box.click()
+        page.get_by_role("option", name=name, exact=True).click()
+        page.keyboard.press("Escape")
+        wait_idle(page)
+        expect(tags).to_have_count(i + 1)
+    assert [t.inner_text().strip() for t in tags.all()] == names

@@ -9,6 +9,7 @@ of three llama.cpp instances: the instance pool's locking must hand each stream 
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.e2e.conftest import shot, wait_idle
+from tests.e2e.conftest import pick_variants, shot, wait_idle
 from tests.llm_server import LLMServer, Scenario
 
 pytestmark = pytest.mark.browser
@@ -44,7 +45,7 @@ user: "{prompt} {{{{ input }}}}"
 
 
 @pytest.fixture
-def workspace(app_workspace: Path, llm: LLMServer) -> Path:
+def workspace(app_workspace: Path, llm: LLMServer) -> Iterator[Path]:
     folder = app_workspace / "prompts" / "conc"
     folder.mkdir(exist_ok=True)
     for name, model in {**EVAL_VARIANTS, **PG_VARIANTS}.items():
@@ -57,7 +58,8 @@ def workspace(app_workspace: Path, llm: LLMServer) -> Path:
         )
     for model in PG_VARIANTS.values():
         llm.set_scenario(model, Scenario(tokens=PG_WORDS, token_delay=0.05))
-    return app_workspace
+    yield app_workspace
+    shutil.rmtree(folder)  # the shared workspace's defaults are other tests' business
 
 
 @pytest.fixture
@@ -83,11 +85,7 @@ def plan_eval(page: Page, app_url: str, variants: list[str], rows: int) -> None:
     wait_idle(page)
     page.get_by_text("A dataset", exact=True).click()
     wait_idle(page)
-    page.get_by_test_id("stMultiSelect").click()
-    for name in variants:
-        page.get_by_role("option", name=name, exact=True).click()
-    page.keyboard.press("Escape")
-    wait_idle(page)
+    pick_variants(page, variants)
     size = page.get_by_label("Sample size (rows)")
     size.fill(str(rows))
     size.press("Enter")
@@ -202,10 +200,10 @@ def test_two_sessions_stream_from_the_local_model_at_once(
 ) -> None:
     """Four SmolLM2 streams, two per session, on a pool of three instances: one waits for a
     free instance, none shares one, all four finish with text."""
-    started = read_db(workspace, "SELECT COALESCE(MAX(id), 0) FROM calls")[0][0]
     sessions = [new_session(), new_session()]
     for page, text in zip(sessions, ("Answer briefly.", "Be short."), strict=True):
         plan_playground(page, app_url, list(LOCAL_VARIANTS), text)
+    started = read_db(workspace, "SELECT COALESCE(MAX(id), 0) FROM calls")[0][0]
     for page in sessions:
         page.get_by_role("button", name="Run", exact=True).click()
     for page in sessions:

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.conftest import shot, wait_idle
+from tests.e2e.conftest import pick_variants, shot, wait_idle
 from tests.llm_server import LLMServer, Scenario
 
 pytestmark = pytest.mark.browser
@@ -28,12 +28,7 @@ def test_run_survives_page_switch_and_refresh(page: Page, app_url: str, llm: LLM
     wait_idle(page)
     page.get_by_text("A dataset", exact=True).click()
     wait_idle(page)
-    variants = page.get_by_test_id("stMultiSelect")
-    variants.click()
-    for name in ("demo/alpha", "demo/beta"):
-        page.get_by_role("option", name=name).click()
-    page.keyboard.press("Escape")
-    wait_idle(page)
+    pick_variants(page, ["demo/alpha", "demo/beta"])
     size = page.get_by_label("Sample size (rows)")
     size.fill("10")
     size.press("Enter")

@@ -236,6 +236,9 @@ def history(table: Table) -> None:
 
 def import_target(writable: list[Path], current: Path | None) -> Table | None:
     kinds = ["An existing dataset", "A new dataset"] if writable else ["A new dataset"]
+    if (done := state.pop("ds_imp_done", None)) in writable:  # the new dataset exists now:
+        state.ds_imp_kind, state.ds_imp_target = kinds[0], done  # offer it as one that does
+        state.ds_imp_name = ""
     kind = st.radio("Add the cases to", kinds, horizontal=True, key="ds_imp_kind")
     if kind == "A new dataset":
         name = st.text_input(
@@ -347,6 +350,7 @@ def import_section(writable: list[Path], current: Path | None) -> None:
             f"Imported {len(plan.rows)} cases: datasets/{target.path.name} has {saved.rows} now."
         )
         state.ds_show_next = target.path.name  # open the dataset the cases went into
+        state.ds_imp_done = target.path
         reload(target.path)
         st.rerun()
 

@@ -126,6 +126,9 @@ def test_import_into_a_new_dataset_with_a_sample(workspace: Path) -> None:
     cases = load_dataset(workspace / "datasets" / "prod_sample.csv").cases
     assert at.selectbox(key="ds_path").value == "prod_sample.csv"  # the new dataset is open
     assert len(cases) == 6 and sum(c.category == "a" for c in cases) == 3
+    # The form now names it as the existing dataset it is: no "already exists" error.
+    assert not at.error and at.radio(key="ds_imp_kind").value == "An existing dataset"
+    assert at.selectbox(key="ds_imp_target").value.name == "prod_sample.csv"
 
 
 def test_a_malformed_upload_names_the_file_and_line(workspace: Path) -> None:

@@ -1,4 +1,4 @@
-"""The first-run demo: the demo suite on the embedded model, sampled to finish in about 1.5 min.
+"""The first-run demo: the demo suite on the embedded model, sampled to finish in about a minute.
 
 When the store holds no run yet, the Results and Home pages offer one click that plans the
 run here and starts it through the same job machinery as the Evaluate page. Nothing is
@@ -39,11 +39,12 @@ DEMO_SUITE = "support_tickets.suite.yaml"
 # 2.7 and 70.3 s at load 4.0. With the response cache on, a rerun takes under 0.1 s.
 # What a PM waits for is more: a first run loads the model's instances, and the page and the
 # browser share the 2 cores. Measured on an idle machine: 61.6 s for a first run alone
-# (bench/estimates.py), 76.9 s and 86.8 s from the click to the results in Chromium
-# (tests/e2e/test_first_run_browser.py, test_newcomer_journey.py).
+# (bench/estimates.py); from the click to the results in Chromium 68.9 s and 70.1 s
+# (tests/e2e/test_first_run_browser.py, test_newcomer_journey.py; 77-87 s before the app
+# stopped Streamlit's forced garbage collection after every rerun, .streamlit/config.toml).
 ROWS_PER_CATEGORY = 1
 # What the pages promise: the browser figure above, the wait a PM really has.
-DEMO_DURATION = "about a minute and a half on 2 cores (measured: 77-87 s from the click)"
+DEMO_DURATION = "a little over a minute on 2 cores (measured: about 70 s from the click)"
 # The embedded provider keeps 3 model instances: one call in flight per instance.
 DEMO_CONCURRENCY = 3
 

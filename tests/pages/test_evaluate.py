@@ -3,6 +3,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
+from promptdeck.model.types import CallResult, Usage
+from promptdeck.store.rows import CellRecord
 from promptdeck.store.settings import Settings, save_settings
 from promptdeck.store.sqlite import Store
 from tests.helpers import shown
@@ -152,3 +154,24 @@ def test_a_malformed_dataset_leaves_the_run_on_screen(
     assert not at.exception
     assert any("broken.csv: line 2" in shown(e.value) for e in at.error)
     assert any(f"Run {run_id}" in shown(h.value) for h in at.subheader)
+
+
+def test_a_cell_not_answered_yet_shows_an_ellipsis_not_none(workspace: Path) -> None:
+    """Newcomer bug 6: the grid of a partly answered run showed a literal "None"."""
+    store = Store(workspace / ".promptdeck" / "promptdeck.sqlite")
+    cases = [{"id": "r1", "category": "a"}, {"id": "r2", "category": "a"}]
+    run_id = store.create_run({"suite": {}, "cases": cases}, name="partial", total_cells=4)
+    answered = [("r1", "t/alpha"), ("r1", "t/beta"), ("r2", "t/alpha")]  # r2 · t/beta: not yet
+    for row_id, name in answered:
+        result = CallResult("fake/m", f"answer {row_id}", Usage(3, 4), 5.0, 20.0, 0.0)
+        store.add_result(run_id, CellRecord(row_id, name, 0, "a", result), [])
+    store.set_run_status(run_id, "cancelled")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.query_params["run"] = run_id
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    grid = at.dataframe[-1].value
+    row = grid[grid["row_id"] == "r2"].iloc[0]
+    assert row["t/alpha"] == "answer r2" and row["t/beta"] == "…"
+    assert "None" not in grid.astype(str).to_numpy().ravel().tolist()

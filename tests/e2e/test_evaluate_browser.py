@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Page
@@ -44,9 +43,12 @@ def test_run_survives_page_switch_and_refresh(page: Page, app_url: str, llm: LLM
 
     page.get_by_role("link", name="Playground").click()  # away...
     wait_idle(page)
-    time.sleep(1)
     page.get_by_role("link", name="Evaluate").click()  # ...and back
     page.get_by_test_id("stProgress").wait_for()
+    # The same run, still going: its count goes on from where it was.
+    page.wait_for_function(
+        f"(document.body.innerText.match(/(\\d+)\\/20 cells/) || [0, 0])[1] > {before}"
+    )
     after_switch = cells_done(page)
     assert after_switch > before
 

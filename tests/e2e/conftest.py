@@ -171,6 +171,17 @@ def shot(page: Page, name: str) -> Path:
     return path
 
 
+def plan_playground(page: Page, app_url: str, variants: list[str], text: str) -> None:
+    """The Playground with `variants` picked (by URL) and `text` committed as the input."""
+    query = "&".join(f"variant={v}" for v in variants)
+    page.goto(f"{app_url}/playground?{query}")
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="input")
+    box.fill(text)
+    box.press("Control+Enter")  # commits the text, as a click elsewhere would
+    wait_idle(page)
+
+
 def pick_variants(page: Page, names: list[str]) -> None:
     """Exactly `names` in the page's variant multiselect: the default selection cleared first,
     each step waited for on screen (a rerun can land between two clicks)."""

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.e2e.conftest import pick_variants, shot, wait_idle
+from tests.e2e.conftest import pick_variants, plan_playground, shot, wait_idle
 from tests.llm_server import LLMServer, Scenario
 
 pytestmark = pytest.mark.browser
@@ -93,16 +93,6 @@ def plan_eval(page: Page, app_url: str, variants: list[str], rows: int) -> None:
     page.get_by_text("Judge every answer").click()  # off: the answers are what is compared
     wait_idle(page)
     page.get_by_test_id("stSlider").get_by_role("slider").press("Home")
-    wait_idle(page)
-
-
-def plan_playground(page: Page, app_url: str, variants: list[str], text: str) -> None:
-    query = "&".join(f"variant={v}" for v in variants)
-    page.goto(f"{app_url}/playground?{query}")
-    wait_idle(page)
-    box = page.get_by_role("textbox", name="input")
-    box.fill(text)
-    box.press("Control+Enter")
     wait_idle(page)
 
 

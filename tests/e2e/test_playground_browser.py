@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.conftest import WORDS, shot, wait_idle
+from tests.e2e.conftest import WORDS, plan_playground, shot, wait_idle
 
 pytestmark = pytest.mark.browser
 LAST = WORDS[-1].strip()
@@ -19,13 +19,7 @@ def outputs(page: Page, n: int) -> list[str]:
 
 
 def start_run(page: Page, app_url: str, variants: list[str], text: str = "Hello") -> None:
-    query = "&".join(f"variant={v}" for v in variants)
-    page.goto(f"{app_url}/playground?{query}")
-    wait_idle(page)
-    box = page.get_by_role("textbox", name="input")
-    box.fill(text)
-    box.press("Control+Enter")
-    wait_idle(page)
+    plan_playground(page, app_url, variants, text)
     page.get_by_role("button", name="Run").click()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.conftest import ARTIFACTS, running_app, shot, wait_idle
+from tests.e2e.conftest import ARTIFACTS, plan_playground, running_app, shot, wait_idle
 from tests.llm_server import LLMServer, Scenario
 
 pytestmark = pytest.mark.browser
@@ -46,12 +46,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
 def run_in_playground(page: Page, url: str, text: str) -> str:
     """Open the Playground on the staging variant, run `text`, return the column's text
     once the run has finished (an answer with its metrics, or an error)."""
-    page.goto(f"{url}/playground?variant=t/staging")
-    wait_idle(page)
-    box = page.get_by_role("textbox", name="input")
-    box.fill(text)
-    box.press("Control+Enter")
-    wait_idle(page)
+    plan_playground(page, url, ["t/staging"], text)
     page.get_by_role("button", name="Run").click()
     column = page.locator(".st-key-pg_out_0")
     finished = page.get_by_text("TTFT").or_(page.get_by_text("unknown provider"))

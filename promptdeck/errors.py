@@ -190,6 +190,7 @@ class ErrorKind(StrEnum):
     CONFIG = "config"  # unknown provider, bad model reference, missing key setting
     TEMPLATE = "template"  # the prompt did not render for this row
     STOPPED = "stopped"  # the user pressed Stop; the partial answer is kept
+    TOOLS = "tools"  # the model kept calling tools past the variant's max_tool_rounds
     INTERNAL = "internal"  # a bug: the run went on without this cell
 
     @classmethod

@@ -22,7 +22,8 @@ CSV_COLUMNS = (
     "run_id", "row_id", "category", "variant", "repeat", "model", "output", "error",
     "ttft_ms", "latency_ms", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd",
     "cached", "fallback_used", "confidence", "judge_score", "judge_reason", "checks_passed",
-    "checks_total", "checks_failed",
+    "checks_total", "checks_failed", "tool_calls", "thinking", "thinking_ms",
+    "reasoning_tokens",
 )  # fmt: skip
 
 
@@ -47,6 +48,8 @@ def cell_rows(
             "checks_passed": len(checks) - len(failed),
             "checks_total": len(checks),
             "checks_failed": "; ".join(failed),
+            # a JSON list of {name, arguments (parsed), result[, error]}: [] without tools
+            "tool_calls": r.get("tool_calls_json") or "[]",
         })  # fmt: skip
     return rows
 

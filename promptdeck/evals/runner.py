@@ -18,14 +18,21 @@ from dataclasses import dataclass
 
 from promptdeck.errors import ErrorKind, PromptDeckError
 from promptdeck.evals.plan import Cell, EvalPlan, graded
+from promptdeck.evals.turn import run_turn
 from promptdeck.model.policy import CallPolicy
 from promptdeck.model.refs import provider_of
 from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
 from promptdeck.model.types import CallResult
 from promptdeck.scoring.judge import JudgeSpec
-from promptdeck.scoring.scorers import PAIRWISE, check_scores, pairwise_score, pointwise_score
-from promptdeck.store.rows import CellKey, CellRecord
+from promptdeck.scoring.scorers import (
+    PAIRWISE,
+    answer_with_steps,
+    check_scores,
+    pairwise_score,
+    pointwise_score,
+)
+from promptdeck.store.rows import CellKey, CellRecord, stored_steps
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import render_messages
 
@@ -131,7 +138,9 @@ class Runner:
                     cell.case.id, cell.variant.name, cell.repeat, cell.case.category, failed
                 )
             expected = cell.case.values.get("expected")
-            scores = check_scores(cell.variant.checks, record.result, expected=expected)
+            scores = check_scores(
+                cell.variant.checks, record.result, expected=expected, tool_steps=record.steps
+            )
             if judge is not None and judge.mode == "pointwise" and record.result.ok:
                 messages = render_messages(cell.variant, cell.case.values)
                 scores.append(
@@ -139,7 +148,7 @@ class Runner:
                         self.policy.call,
                         judge,
                         graded(cell.case, messages),
-                        record.result.text,
+                        answer_with_steps(record.result.text, record.steps),
                         local=self.policy.is_local(judge.model),
                     )
                 )
@@ -163,7 +172,9 @@ class Runner:
         """Pairwise verdicts of each variant's answer against the baseline's, same row."""
         base = plan.suite.baseline or ""
         answers = {
-            (r["row_id"], r["variant"], r["repeat"]): r["output"]
+            (r["row_id"], r["variant"], r["repeat"]): answer_with_steps(
+                r["output"], stored_steps(r["tool_calls_json"])
+            )
             for r in self.store.results(run_id)
             if r["error"] is None
         }
@@ -213,9 +224,8 @@ class Runner:
         except PromptDeckError as exc:
             failed = CallResult.failure(variant.model, str(exc), ErrorKind.of(exc))
             return CellRecord(case.id, variant.name, cell.repeat, case.category, failed)
-        answer = await self.policy.call(
-            variant.model, messages, variant.params, sample=cell.repeat, fallback=variant.fallback
-        )
+        turn = await run_turn(self.policy, variant, messages, case.values, sample=cell.repeat)
+        answer = turn.answer
         return CellRecord(
             case.id,
             variant.name,
@@ -224,6 +234,7 @@ class Runner:
             answer.result,
             answer.cached,
             answer.fallback_used,
+            turn.steps,
         )
 
 

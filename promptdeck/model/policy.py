@@ -28,11 +28,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from promptdeck.errors import ErrorKind, PromptDeckError
-from promptdeck.model.call import Sleep, TextSink, stream_call
+from promptdeck.model.call import Sleep, TextSink, ToolCallSink, stream_call
 from promptdeck.model.formats import (
     FormatLevel,
     format_level,
@@ -43,7 +44,7 @@ from promptdeck.model.formats import (
 from promptdeck.model.refs import provider_of
 from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
-from promptdeck.model.types import Answer, CallResult, ChatRequest, Message, request_json
+from promptdeck.model.types import Answer, CallResult, ChatRequest, Message, Tool, request_json
 
 DEFAULT_CONCURRENCY = 4  # calls in flight for a provider the registry does not know
 
@@ -66,6 +67,26 @@ def request_key(model_ref: str, request: ChatRequest, sample: int = 0) -> str:
     repeats apart, so k repeats of a cell are k real answers (and re-running them is free)."""
     digest = hashlib.sha256(f"{model_ref}\n{request_json(request)}".encode()).hexdigest()
     return digest + (f"#{sample}" if sample else "")
+
+
+@dataclass(frozen=True)
+class _Sinks:
+    """Who is told what a call streams (a Playground column; an eval cell tells nobody)."""
+
+    text: TextSink | None = None
+    status: TextSink | None = None
+    thinking: TextSink | None = None
+    tool_call: ToolCallSink | None = None
+
+    def replay(self, hit: CallResult) -> None:
+        """A cached answer arrives whole: tell the sinks what a stream would have told."""
+        if self.thinking is not None and hit.thinking:
+            self.thinking(hit.thinking)
+        if self.tool_call is not None:
+            for index, call in enumerate(hit.tool_calls):
+                self.tool_call(index, call)
+        if self.text is not None and hit.text:
+            self.text(hit.text)
 
 
 class _RateLimit:
@@ -126,19 +147,23 @@ class CallPolicy:
         *,
         sample: int = 0,
         fallback: str | None = None,
+        tools: tuple[Tool, ...] = (),
         on_text: TextSink | None = None,
         on_status: TextSink | None = None,
         on_fallback: FallbackSink | None = None,
+        on_thinking: TextSink | None = None,
+        on_tool_call: ToolCallSink | None = None,
     ) -> Answer:
         """One call of `model_ref`, and of `fallback` if that fails. Never raises a
         PromptDeckError: a failure is an Answer whose result has an error."""
-        first = await self._call_one(model_ref, messages, params, sample, on_text, on_status)
+        sinks = _Sinks(on_text, on_status, on_thinking, on_tool_call)
+        first = await self._call_one(model_ref, messages, params, tools, sample, sinks)
         if first.result.ok or fallback is None:
             return first
         why = first.result.error or ""
         if on_fallback is not None:
             on_fallback(fallback, why)
-        second = await self._call_one(fallback, messages, params, sample, on_text, on_status)
+        second = await self._call_one(fallback, messages, params, tools, sample, sinks)
         if second.result.ok:
             return Answer(second.result, second.request, second.cached, True, why)
         # Both failed: the primary's failure is the cell's, with the fallback's added.
@@ -162,20 +187,20 @@ class CallPolicy:
         model_ref: str,
         messages: tuple[Message, ...],
         params: Mapping[str, Any],
+        tools: tuple[Tool, ...],
         sample: int,
-        on_text: TextSink | None,
-        on_status: TextSink | None,
+        sinks: _Sinks,
     ) -> Answer:
         try:
             provider, model = self.registry.resolve(model_ref)
         except PromptDeckError as exc:
             return Answer(CallResult.failure(model_ref, str(exc), ErrorKind.of(exc)), None)
-        request = ChatRequest(model, messages, dict(params))
+        request = ChatRequest(model, messages, dict(params), tools)
         key = request_key(model_ref, request, sample)
         if self.cache is not None and (hit := self.cache.cache_get(key)) is not None:
-            if on_text is not None and hit.text:
-                on_text(hit.text)
+            sinks.replay(hit)
             return Answer(hit, request, cached=True)
+        on_status = sinks.status
         name = provider_of(model_ref)
         limit, rate = self._bounds(name)
         async with limit:
@@ -188,8 +213,10 @@ class CallPolicy:
                     sent,
                     model_ref=model_ref,
                     prices=self.registry.prices,
-                    on_text=on_text,
+                    on_text=sinks.text,
                     on_status=on_status,
+                    on_thinking=sinks.thinking,
+                    on_tool_call=sinks.tool_call,
                     max_retries=self.max_retries,
                     sleep=self._sleep,
                 )
@@ -198,7 +225,9 @@ class CallPolicy:
                     break
                 if on_status is not None:
                     on_status(f"{name} refused the response format; asking again with {lower}")
-                sent = ChatRequest(sent.model, sent.messages, with_level(sent.params, lower))
+                sent = ChatRequest(
+                    sent.model, sent.messages, with_level(sent.params, lower), sent.tools
+                )
         # The cache key is the request as asked: the answer is the same whatever format
         # the server needed.
         if result.ok and self.cache is not None:
@@ -210,7 +239,8 @@ class CallPolicy:
         level = self.registry.formats.get(provider)
         if level is None or format_level(request.params) is None:
             return request
-        return ChatRequest(request.model, request.messages, with_level(request.params, level))
+        params = with_level(request.params, level)
+        return ChatRequest(request.model, request.messages, params, request.tools)
 
     def _format_refused(
         self, provider: str, sent: ChatRequest, result: CallResult

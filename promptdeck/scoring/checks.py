@@ -23,10 +23,17 @@ similar         optional text                       difflib ratio vs value (else
                                                     >= threshold (default 0.8)
 max_latency_ms  number                              the measured latency <= value
 max_cost_usd    number                              the known cost <= value
+tool_called     `name`: the tool; optional `args`   the model called that tool (with `args`
+                (a subset to match), `times`        as a subset of its arguments), `times`
+                                                    times exactly if given, else at least once
+no_tool_called  optional tool name(s) as value      no tool (none of those tools) was called
+tool_args_valid (none)                              every call named a declared tool with
+                                                    arguments valid against its schema
 
 Options: `case_sensitive` (default true) on contains, not_contains, regex, equals,
 starts_with and similar; `threshold` (0-1) on similar; `name` on every check (shown in
-tables instead of the generated label).
+tables instead of the generated label), except on tool_called, where it names the tool.
+A variant's `output_schema` adds a json_schema check named `output_schema` by itself.
 Answers are compared without their surrounding whitespace: models often add a leading
 space or a trailing newline that nobody means. A check that lacks what it needs (no
 expected answer, no latency measured) fails with a reason; it never raises.
@@ -45,6 +52,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 
 from promptdeck.errors import CheckConfigError
+from promptdeck.model.types import ToolStep
 
 CheckValue = str | int | float | tuple[str, ...] | Mapping[str, Any] | None
 
@@ -60,6 +68,8 @@ class Check:
     threshold: float | None = None
     case_sensitive: bool = True
     name: str = ""
+    args: Mapping[str, Any] | None = None  # tool_called: arguments to match, as a subset
+    times: int | None = None  # tool_called: how many calls exactly
 
     def __post_init__(self) -> None:
         problem = _problem(self)
@@ -69,6 +79,10 @@ class Check:
     @property
     def label(self) -> str:
         """The name shown in tables: the configured `name`, else type and value."""
+        if self.type == "tool_called":
+            with_args = f" {json.dumps(self.args, ensure_ascii=False)}" if self.args else ""
+            times = f" ×{self.times}" if self.times is not None else ""
+            return f"tool_called {self.name}{with_args}{times}"
         if self.name:
             return self.name
         if self.value is None or isinstance(self.value, Mapping):
@@ -91,6 +105,7 @@ class Measurements:
     expected: str | None = None
     latency_ms: float | None = None
     cost_usd: float | None = None
+    tool_steps: tuple[ToolStep, ...] = ()
 
 
 Handler = Callable[[Check, str, Measurements], CheckResult]
@@ -103,9 +118,10 @@ def run_checks(
     expected: str | None = None,
     latency_ms: float | None = None,
     cost_usd: float | None = None,
+    tool_steps: Sequence[ToolStep] = (),
 ) -> list[CheckResult]:
-    """Run every check on one answer, in order."""
-    seen = Measurements(expected=expected, latency_ms=latency_ms, cost_usd=cost_usd)
+    """Run every check on one answer (and the tool calls made on the way), in order."""
+    seen = Measurements(expected, latency_ms, cost_usd, tuple(tool_steps))
     return [HANDLERS[check.type](check, output, seen) for check in checks]
 
 
@@ -136,6 +152,8 @@ def parse_check(raw: object) -> Check:
             threshold=raw.get("threshold"),
             case_sensitive=raw.get("case_sensitive", True),
             name=name,
+            args=raw.get("args"),
+            times=raw.get("times"),
         )
     except CheckConfigError as exc:
         raise CheckConfigError(f"{kind} check: {exc}") from None
@@ -188,6 +206,10 @@ def _problem(check: Check) -> str | None:
     threshold = check.threshold
     if threshold is not None and not (_is_amount(threshold) and threshold <= 1):
         return f"'threshold' must be a number between 0 and 1, got {_show(threshold)}"
+    if check.type == "tool_called":
+        return _tool_called_problem(check)
+    if check.args is not None or check.times is not None:
+        return "'args' and 'times' belong to tool_called checks"
     problem = _value_problem(rule.value, check.value)
     if problem is None and check.type == "regex":
         problem = _regex_problem(_texts(check.value))
@@ -211,6 +233,20 @@ def _value_problem(kind: str, value: object) -> str | None:
         jsonschema.validators.validator_for(value).check_schema(value)
     except jsonschema.exceptions.SchemaError as exc:
         return f"invalid JSON schema: {exc.message}"
+    return None
+
+
+def _tool_called_problem(check: Check) -> str | None:
+    if not check.name:
+        return (
+            "needs 'name': the tool that must be called, e.g. {type: tool_called, name: get_order}"
+        )
+    if check.value is not None:
+        return "takes no 'value': 'name' is the tool, 'args' the arguments to match"
+    if check.args is not None and not isinstance(check.args, Mapping):
+        return f"'args' must be a mapping of argument names to values, got {kind_of(check.args)}"
+    if check.times is not None and not _is_amount(check.times, whole=True):
+        return f"'times' must be a whole number >= 0, got {_show(check.times)}"
     return None
 
 
@@ -386,6 +422,68 @@ def _similar(check: Check, output: str, seen: Measurements) -> CheckResult:
     return _done(check, ratio >= threshold, reason, score=ratio)
 
 
+def _matches(wanted: object, given: object) -> bool:
+    """Is `wanted` a subset of `given`: every key of a mapping matching, recursively?"""
+    if isinstance(wanted, Mapping):
+        return isinstance(given, Mapping) and all(
+            key in given and _matches(value, given[key]) for key, value in wanted.items()
+        )
+    return bool(wanted == given)
+
+
+def _calls(steps: Sequence[ToolStep]) -> str:
+    if not steps:
+        return "no tool was called"
+    return "calls: " + ", ".join(
+        f"{s.name}({json.dumps(s.arguments, ensure_ascii=False)[:60]})" for s in steps
+    )
+
+
+def _tool_called(check: Check, output: str, seen: Measurements) -> CheckResult:
+    named = [s for s in seen.tool_steps if s.name == check.name]
+    matching = [s for s in named if check.args is None or _matches(check.args, s.arguments)]
+    count = len(matching)
+    passed = count >= 1 if check.times is None else count == check.times
+    what = check.name + (" with those args" if check.args is not None else "")
+    if passed:
+        return _done(check, True, f"{what} called {count} time{'s' * (count != 1)}")
+    if check.times is not None and count:
+        return _done(check, False, f"{what} called {count} times, not {check.times}")
+    if named and check.args is not None:
+        return _done(
+            check,
+            False,
+            f"{check.name} was called, but not with {_show_args(check)}; {_calls(named)}",
+        )
+    return _done(check, False, f"{check.name} was not called ({_calls(seen.tool_steps)})")
+
+
+def _show_args(check: Check) -> str:
+    return json.dumps(check.args, ensure_ascii=False)
+
+
+def _no_tool_called(check: Check, output: str, seen: Measurements) -> CheckResult:
+    names = _texts(check.value)
+    called = [s for s in seen.tool_steps if not names or s.name in names]
+    if called:
+        return _done(check, False, _calls(called))
+    return _done(check, True, "no tool called" if not names else f"none of {_show(names)} called")
+
+
+def _tool_args_valid(check: Check, output: str, seen: Measurements) -> CheckResult:
+    bad = [s for s in seen.tool_steps if s.error]
+    if bad:
+        first = bad[0]
+        return _done(
+            check,
+            False,
+            f"{first.name}: {first.error}"
+            + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""),
+        )
+    count = len(seen.tool_steps)
+    return _done(check, True, f"{count} call{'s' * (count != 1)}, every one valid")
+
+
 HANDLERS: dict[str, Handler] = {
     "contains": _contains,
     "icontains": _contains,
@@ -411,6 +509,9 @@ HANDLERS: dict[str, Handler] = {
         at_most=True,
         unknown="no cost is known for this answer (has the model a price?)",
     ),
+    "tool_called": _tool_called,
+    "no_tool_called": _no_tool_called,
+    "tool_args_valid": _tool_args_valid,
 }
 
 _RULES: dict[str, _Rule] = {
@@ -428,6 +529,9 @@ _RULES: dict[str, _Rule] = {
     "similar": _Rule("optional_text", frozenset({"threshold", "case_sensitive"})),
     "max_latency_ms": _Rule("amount"),
     "max_cost_usd": _Rule("amount"),
+    "tool_called": _Rule("none", frozenset({"args", "times"})),
+    "no_tool_called": _Rule("optional_texts"),
+    "tool_args_valid": _Rule("none"),
 }
 
 CHECK_TYPES: tuple[str, ...] = tuple(sorted(HANDLERS))

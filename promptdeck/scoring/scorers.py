@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from promptdeck.model.types import Answer, CallResult, Message
+from promptdeck.model.types import Answer, CallResult, Message, ToolStep
 from promptdeck.scoring.checks import Check, run_checks
 from promptdeck.scoring.judge import (
     EXPECTED,
@@ -99,8 +99,25 @@ def question_of(messages: Sequence[Message]) -> str:
     return next((m.content for m in reversed(messages) if m.role == "user"), "")
 
 
+def answer_with_steps(answer: str, steps: Sequence[ToolStep]) -> str:
+    """What the judge reads as the answer: the text alone, or, when the model called tools
+    on the way, each call and what it returned before the final answer."""
+    if not steps:
+        return answer
+    lines = ["[Tool calls made while answering]"]
+    for number, step in enumerate(steps, start=1):
+        arguments = json.dumps(step.arguments, ensure_ascii=False)
+        outcome = f"failed: {step.error}" if step.error else f"returned: {step.result}"
+        lines.append(f"{number}. {step.name}({arguments}) {outcome}")
+    return "\n".join([*lines, "[Final answer]", answer])
+
+
 def check_scores(
-    checks: Sequence[Check], result: CallResult, *, expected: str | None = None
+    checks: Sequence[Check],
+    result: CallResult,
+    *,
+    expected: str | None = None,
+    tool_steps: Sequence[ToolStep] = (),
 ) -> list[Score]:
     """One score per check of a finished answer; none for a failed call."""
     if not result.ok:
@@ -111,6 +128,7 @@ def check_scores(
         expected=expected or None,
         latency_ms=result.latency_ms,
         cost_usd=result.cost_usd,
+        tool_steps=tool_steps,
     )
     return [Score(check_scorer(c.name), c.score, c.passed, c.reason) for c in outcomes]
 

@@ -165,6 +165,24 @@ MIGRATIONS: Sequence[str] = (
     );
     ALTER TABLE calls ADD COLUMN playground_run INTEGER REFERENCES playground_runs(id)
     """,
+    # 9: tools, thinking and reasoning tokens. `tool_calls_json` of a result or a Playground
+    # call is its turn's tool steps [{name, arguments, result[, error]}]; of a cached answer,
+    # the calls the model made [{id, name, arguments}], replayed as they came
+    """
+    ALTER TABLE results ADD COLUMN tool_calls_json TEXT;
+    ALTER TABLE results ADD COLUMN thinking TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN thinking_ms REAL;
+    ALTER TABLE results ADD COLUMN reasoning_tokens INTEGER;
+    ALTER TABLE calls ADD COLUMN tool_calls_json TEXT;
+    ALTER TABLE calls ADD COLUMN thinking TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN thinking_ms REAL;
+    ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER;
+    ALTER TABLE cache ADD COLUMN tool_calls_json TEXT;
+    ALTER TABLE cache ADD COLUMN thinking TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cache ADD COLUMN thinking_ms REAL;
+    ALTER TABLE cache ADD COLUMN reasoning_tokens INTEGER;
+    ALTER TABLE cache ADD COLUMN signature TEXT NOT NULL DEFAULT ''
+    """,
 )
 
 

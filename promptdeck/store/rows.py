@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from promptdeck.model.types import CallResult
+from promptdeck.model.types import CallResult, ToolStep
 
 
 class CallRow(TypedDict):
@@ -36,6 +36,10 @@ class CallRow(TypedDict):
     attempts: int
     fallback_used: int
     playground_run: int | None
+    tool_calls_json: str | None
+    thinking: str
+    thinking_ms: float | None
+    reasoning_tokens: int | None
     thumbs: int | None
 
 
@@ -73,6 +77,10 @@ class ResultRow(TypedDict):
     attempts: int
     created: str
     confidence: float | None
+    tool_calls_json: str | None  # the tool steps: [{name, arguments, result[, error]}]
+    thinking: str
+    thinking_ms: float | None
+    reasoning_tokens: int | None
 
 
 class ScoreRow(TypedDict):
@@ -121,6 +129,25 @@ class VersionRow(TypedDict):
 CellKey = tuple[str, str, int]  # (row_id, variant, repeat)
 
 
+def steps_json(steps: tuple[ToolStep, ...]) -> str | None:
+    """Tool steps as stored: a JSON list, None for an answer without tools."""
+    if not steps:
+        return None
+    return json.dumps([step.as_json() for step in steps], ensure_ascii=False)
+
+
+def stored_steps(stored: str | None) -> tuple[ToolStep, ...]:
+    """The tool steps of a stored cell or call ({name, arguments, result[, error]} each)."""
+    value = json.loads(stored) if stored else []
+    return tuple(
+        ToolStep(
+            0, "", str(s.get("name")), s.get("arguments"), str(s.get("result")), s.get("error")
+        )
+        for s in value
+        if isinstance(s, dict)
+    )
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
@@ -155,3 +182,4 @@ class CellRecord:
     result: CallResult
     cached: bool = False
     fallback_used: bool = False
+    steps: tuple[ToolStep, ...] = ()  # the tool calls made on the way to the answer

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from promptdeck.errors import ConfigError
-from promptdeck.model.types import CallResult, ChatRequest, Usage, request_json
+from promptdeck.model.types import (
+    CallResult,
+    ChatRequest,
+    ToolCall,
+    ToolStep,
+    Usage,
+    request_json,
+)
 from promptdeck.scoring.scorers import Score
 from promptdeck.store.migrations import MIGRATIONS, migrate
 from promptdeck.store.rows import (
@@ -34,6 +41,7 @@ from promptdeck.store.rows import (
     RunRecord,
     ScoreRow,
     VersionRow,
+    steps_json,
 )
 
 LIVE_RUN_S = 60.0  # a run of another machine that stored nothing for this long is dead
@@ -91,13 +99,15 @@ class Store:
         variant: str | None,
         fallback_used: bool = False,
         playground_run: int | None = None,
+        steps: tuple[ToolStep, ...] = (),
     ) -> int:
         with self._tx() as db:
             cur = db.execute(
                 """INSERT INTO calls (created, source, variant, model, request_json, output,
                    error, error_kind, ttft_ms, latency_ms, input_tokens, output_tokens,
-                   tokens_estimated, cost_usd, attempts, fallback_used, playground_run)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   tokens_estimated, cost_usd, attempts, fallback_used, playground_run,
+                   tool_calls_json, thinking, thinking_ms, reasoning_tokens)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     _now(),
                     source,
@@ -111,6 +121,8 @@ class Store:
                     result.attempts,
                     int(fallback_used),
                     playground_run,
+                    steps_json(steps),
+                    *_thought(result),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -256,7 +268,8 @@ class Store:
                 """INSERT OR REPLACE INTO results (run_id, row_id, variant, repeat, category,
                    model, output, error, error_kind, ttft_ms, latency_ms, input_tokens,
                    output_tokens, tokens_estimated, cost_usd, cached, fallback_used, attempts,
-                   created, confidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   created, confidence, tool_calls_json, thinking, thinking_ms, reasoning_tokens)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     run_id,
                     cell.row_id,
@@ -273,6 +286,8 @@ class Store:
                     r.attempts,
                     _now(),
                     r.confidence,
+                    steps_json(cell.steps),
+                    *_thought(r),
                 ),
             )
             self._insert_scores(db, run_id, cell.row_id, cell.variant, cell.repeat, scores)
@@ -400,7 +415,11 @@ class Store:
             return None
         usage = None
         if row["input_tokens"] is not None:
-            usage = Usage(row["input_tokens"], row["output_tokens"], bool(row["tokens_estimated"]))
+            estimated = bool(row["tokens_estimated"])
+            usage = Usage(
+                row["input_tokens"], row["output_tokens"], estimated, row["reasoning_tokens"]
+            )
+        calls = json.loads(row["tool_calls_json"]) if row["tool_calls_json"] else []
         return CallResult(
             row["model"],
             row["output"],
@@ -409,14 +428,19 @@ class Store:
             row["latency_ms"],
             row["cost_usd"],
             confidence=row["confidence"],
+            tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in calls),
+            thinking=row["thinking"],
+            thinking_ms=row["thinking_ms"],
+            signature=row["signature"],
         )
 
     def cache_put(self, key: str, result: CallResult) -> None:
         with self._tx() as db:
             db.execute(
                 """INSERT OR REPLACE INTO cache (key, created, model, output, ttft_ms, latency_ms,
-                   input_tokens, output_tokens, tokens_estimated, cost_usd, confidence)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                   input_tokens, output_tokens, tokens_estimated, cost_usd, confidence,
+                   tool_calls_json, thinking, thinking_ms, reasoning_tokens, signature)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     key,
                     _now(),
@@ -424,6 +448,9 @@ class Store:
                     result.text,
                     *_measured(result),
                     result.confidence,
+                    _calls_json(result.tool_calls),
+                    *_thought(result),
+                    result.signature,
                 ),
             )
 
@@ -518,4 +545,18 @@ def _measured(result: CallResult) -> tuple[object, ...]:
         usage.output_tokens if usage else None,
         int(bool(usage and usage.estimated)),
         result.cost_usd,
+    )
+
+
+def _thought(result: CallResult) -> tuple[object, ...]:
+    """thinking, thinking_ms, reasoning_tokens: what a reasoning model adds to a call."""
+    reasoning = result.usage.reasoning_tokens if result.usage else None
+    return (result.thinking, result.thinking_ms, reasoning)
+
+
+def _calls_json(calls: tuple[ToolCall, ...]) -> str | None:
+    if not calls:
+        return None
+    return json.dumps(
+        [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls], ensure_ascii=False
     )

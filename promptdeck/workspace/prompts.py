@@ -39,6 +39,16 @@ from promptdeck.workspace.sandbox import (
     render_budget,
     render_text,
 )
+from promptdeck.workspace.tools import (
+    DEFAULT_MAX_TOOL_ROUNDS,
+    ToolDef,
+    ToolSpecError,
+    parse_max_rounds,
+    parse_output_schema,
+    parse_tools,
+    response_format,
+    tool_choice,
+)
 from promptdeck.workspace.yamlfile import YAMLProblem, parse_yaml_document
 
 TOP_LEVEL_KEYS = (
@@ -51,6 +61,9 @@ TOP_LEVEL_KEYS = (
     "checks",
     "fallback",
     "tags",
+    "tools",
+    "output_schema",
+    "max_tool_rounds",
 )
 ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 # provider part: a short name like `local` or `staging-vllm`; model part: anything without
@@ -73,6 +86,17 @@ class PromptVariant:
     checks: tuple[Check, ...] = ()
     fallback: str | None = None
     tags: tuple[str, ...] = ()
+    tools: tuple[ToolDef, ...] = ()
+    output_schema: Mapping[str, Any] | None = None
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+
+    @property
+    def request_params(self) -> dict[str, Any]:
+        """The params a call of this variant sends: `params`, with `output_schema` asked as
+        the provider's structured output."""
+        if self.output_schema is None:
+            return dict(self.params)
+        return {**self.params, "response_format": response_format(self.output_schema)}
 
     @property
     def task(self) -> str:
@@ -282,19 +306,47 @@ def _build(data: Mapping[Any, object], *, name: str, source: _Source) -> PromptV
                 message = f"unknown key; '{param[0]}' is a model parameter: put it under params:"
             raise source.error(str(key), message)
     system, user, messages = _templates(data, source)
+    params = _params(data.get("params"), source)
+    try:
+        tools = parse_tools(data.get("tools"))
+        output_schema = parse_output_schema(data.get("output_schema"))
+        max_rounds = parse_max_rounds(data.get("max_tool_rounds"))
+        if "tool_choice" in params:
+            params["tool_choice"] = tool_choice(params["tool_choice"], tools)
+    except ToolSpecError as exc:
+        raise source.error(exc.field, exc.message) from None
+    if output_schema is not None and "response_format" in params:
+        raise source.error(
+            "params.response_format", "use output_schema or params.response_format, not both"
+        )
+    if data.get("max_tool_rounds") is not None and not tools:
+        raise source.error("max_tool_rounds", "the variant declares no tools: add tools:")
     return PromptVariant(
         name=name,
         path=source.path,
         model=_model_ref(data.get("model"), "model", source, required=True) or "",
         description=_text(data.get("description"), "description", source),
-        params=_params(data.get("params"), source),
+        params=params,
         system=system,
         user=user,
         messages=messages,
-        checks=_checks(data.get("checks"), source),
+        checks=_checks(data.get("checks"), source) + _schema_check(output_schema),
         fallback=_model_ref(data.get("fallback"), "fallback", source, required=False),
         tags=_tags(data.get("tags"), source),
+        tools=tools,
+        output_schema=output_schema,
+        max_tool_rounds=max_rounds,
     )
+
+
+OUTPUT_SCHEMA_CHECK = "output_schema"
+
+
+def _schema_check(schema: Mapping[str, Any] | None) -> tuple[Check, ...]:
+    """An `output_schema` is checked on every answer, as a check of its own name."""
+    if schema is None:
+        return ()
+    return (Check("json_schema", dict(schema), name=OUTPUT_SCHEMA_CHECK),)
 
 
 def _unknown(what: str, key: str, allowed: Iterable[str]) -> str:
@@ -360,7 +412,14 @@ PARAM_RULES: dict[str, tuple[str, float | None, float | None]] = {
     # Token log-probabilities for the answer's confidence: OpenAI-compatible servers and the
     # embedded model report them; Anthropic has none (the call then has no confidence).
     "logprobs": ("flag", None, None),
+    # Which tool the model must call: auto, none, required or a tool's name (needs tools:).
+    "tool_choice": ("choice", None, None),
+    # Reasoning models: OpenAI-compatible servers take reasoning_effort; Anthropic takes
+    # thinking: {type: enabled, budget_tokens: N}. Other providers ignore them.
+    "reasoning_effort": ("effort", None, None),
+    "thinking": ("mapping", None, None),
 }
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
 
 def _param_problem(name: str, value: object) -> str | None:
@@ -379,6 +438,16 @@ def _param_problem(name: str, value: object) -> str | None:
         return "must be a mapping with a 'type', e.g. {type: json_object}"
     if kind == "flag":
         return None if isinstance(value, bool) else f"must be true or false, got {kind_of(value)}"
+    if kind == "choice":
+        return None  # checked against the variant's tools when they are known
+    if kind == "effort":
+        if value in REASONING_EFFORTS:
+            return None
+        return f"must be one of {', '.join(REASONING_EFFORTS)}, got {value!r}"
+    if kind == "mapping":
+        if isinstance(value, dict) and isinstance(value.get("type"), str):
+            return None
+        return "must be a mapping like {type: enabled, budget_tokens: 2048}"
     wanted = "a whole number" if kind == "whole" else "a number"
     if isinstance(value, bool) or not isinstance(value, int if kind == "whole" else int | float):
         return f"must be {wanted}, got {kind_of(value)}"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from promptdeck.errors import CheckConfigError
+from promptdeck.model.types import ToolStep
 from promptdeck.scoring.checks import CHECK_TYPES, Check, CheckResult, parse_check, run_checks
 
 SCHEMA = {
@@ -17,8 +18,13 @@ SCHEMA = {
 NO_EXPECTED = "no expected answer to compare with: give the check a value or the row 'expected'"
 KNOWN = (
     "contains, equals, icontains, is_json, json_schema, max_chars, max_cost_usd, "
-    "max_latency_ms, max_words, min_chars, not_contains, regex, similar, starts_with"
+    "max_latency_ms, max_words, min_chars, no_tool_called, not_contains, regex, similar, "
+    "starts_with, tool_args_valid, tool_called"
 )
+LOOKUP = ToolStep(
+    1, "call_0", "get_order", {"order_id": "A1", "verbose": True}, '{"status": "shipped"}'
+)
+BAD_ARGS = ToolStep(1, "call_1", "get_order", "{oops", "Error: ...", "the arguments are not JSON")
 
 # (check config, answer, measurements, expected result)
 RUN_CASES: list[tuple[dict[str, Any], str, dict[str, Any], CheckResult]] = [
@@ -341,6 +347,73 @@ RUN_CASES: list[tuple[dict[str, Any], str, dict[str, Any], CheckResult]] = [
         "hi",
         {},
         CheckResult("short answer", True, 1.0, "2 characters (max 10)"),
+    ),
+    # tools: `name` is the tool; `args` match as a subset; `times` exactly
+    (
+        {"type": "tool_called", "name": "get_order", "args": {"order_id": "A1"}},
+        "Shipped.",
+        {"tool_steps": [LOOKUP]},
+        CheckResult(
+            'tool_called get_order {"order_id": "A1"}',
+            True,
+            1.0,
+            "get_order with those args called 1 time",
+        ),
+    ),
+    (
+        {"type": "tool_called", "name": "get_order", "args": {"order_id": "B2"}},
+        "Shipped.",
+        {"tool_steps": [LOOKUP]},
+        CheckResult(
+            'tool_called get_order {"order_id": "B2"}',
+            False,
+            0.0,
+            'get_order was called, but not with {"order_id": "B2"}; calls: '
+            'get_order({"order_id": "A1", "verbose": true})',
+        ),
+    ),
+    (
+        {"type": "tool_called", "name": "get_order", "times": 1},
+        "",
+        {"tool_steps": [LOOKUP, LOOKUP]},
+        CheckResult("tool_called get_order ×1", False, 0.0, "get_order called 2 times, not 1"),
+    ),
+    (
+        {"type": "tool_called", "name": "get_order"},
+        "I could not look it up.",
+        {},
+        CheckResult(
+            "tool_called get_order", False, 0.0, "get_order was not called (no tool was called)"
+        ),
+    ),
+    (
+        {"type": "no_tool_called"},
+        "Hello!",
+        {},
+        CheckResult("no_tool_called", True, 1.0, "no tool called"),
+    ),
+    (
+        {"type": "no_tool_called", "value": "get_order"},
+        "",
+        {"tool_steps": [LOOKUP]},
+        CheckResult(
+            "no_tool_called 'get_order'",
+            False,
+            0.0,
+            'calls: get_order({"order_id": "A1", "verbose": true})',
+        ),
+    ),
+    (
+        {"type": "tool_args_valid"},
+        "",
+        {"tool_steps": [LOOKUP]},
+        CheckResult("tool_args_valid", True, 1.0, "1 call, every one valid"),
+    ),
+    (
+        {"type": "tool_args_valid"},
+        "",
+        {"tool_steps": [LOOKUP, BAD_ARGS]},
+        CheckResult("tool_args_valid", False, 0.0, "get_order: the arguments are not JSON"),
     ),
 ]
 

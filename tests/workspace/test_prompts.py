@@ -20,10 +20,13 @@ from promptdeck.workspace.prompts import (
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = "model: local/smollm2\nuser: 'Customer message: {{ input }}'\n"
-TOP = "description, model, params, system, user, messages, checks, fallback, tags"
+TOP = (
+    "description, model, params, system, user, messages, checks, fallback, tags, tools, "
+    "output_schema, max_tool_rounds"
+)
 PARAMS = (
     "temperature, max_tokens, top_p, stop, seed, presence_penalty, frequency_penalty, "
-    "response_format, top_k, repeat_penalty, logprobs"
+    "response_format, top_k, repeat_penalty, logprobs, tool_choice, reasoning_effort, thinking"
 )
 
 
@@ -294,7 +297,8 @@ BROKEN: list[tuple[str, int, str | None, str]] = [
         "checks[0]",
         "field 'checks[0]': unknown check type 'contians'; did you mean 'contains'? Known types: "
         "contains, equals, icontains, is_json, json_schema, max_chars, max_cost_usd, "
-        "max_latency_ms, max_words, min_chars, not_contains, regex, similar, starts_with",
+        "max_latency_ms, max_words, min_chars, no_tool_called, not_contains, regex, similar, "
+        "starts_with, tool_args_valid, tool_called",
     ),
     (
         GOOD + "checks: {type: max_chars, value: 800}\n",

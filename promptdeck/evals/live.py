@@ -10,10 +10,15 @@ seed); each column shows what it overrode. With a store, every run is kept (its 
 inputs and overrides, and each column's call), so an earlier run can be re-opened
 (`stored_views`).
 
-Each column calls its model through the one call policy, as an eval cell does: retries
-before the first token, per-provider limits, and the variant's `fallback:` model when the
-primary fails (the column then says so, and shows the fallback's answer). The Playground
-does not use the response cache: pressing Run again asks for a new answer.
+Each column answers through `evals.turn.run_turn`, as an eval cell does: the one call
+policy (retries before the first token, per-provider limits, the variant's `fallback:` model
+when the primary fails: the column then says so, and shows the fallback's answer) and the
+variant's tool rounds, each tool call a step the column shows as it streams, then with its
+mock's result. Thinking streams into its own part of the column, never into the answer.
+The Playground does not use the response cache: pressing Run again asks for a new answer.
+
+A conversation continues with `plan_follow_up`: every column gets the same next message
+after its own history (its first prompt, tool rounds and answers so far).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from promptdeck.errors import ErrorKind, PromptDeckError
+from promptdeck.evals.turn import Turn, TurnSinks, run_turn
 from promptdeck.model.http import run_with_client
 from promptdeck.model.policy import CallPolicy
 from promptdeck.model.refs import split_model_ref
@@ -36,11 +42,13 @@ from promptdeck.model.types import (
     CallResult,
     ChatRequest,
     Message,
+    ToolCall,
+    ToolStep,
     Usage,
     estimate_usage,
 )
 from promptdeck.scoring.checks import CheckResult, run_checks
-from promptdeck.store.rows import CallRow, PlaygroundRunRow
+from promptdeck.store.rows import CallRow, PlaygroundRunRow, stored_steps
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import PromptVariant, render_messages
 
@@ -54,6 +62,19 @@ class ColumnPlan:
     messages: tuple[Message, ...] | None
     error: str | None = None
     overrides: Mapping[str, object] = field(default_factory=dict)  # what differs from the file
+
+
+@dataclass(frozen=True)
+class StepView:
+    """A tool call in a column: its arguments as they stream, then what it returned (or
+    why it was not run). `result` None: the call is still arriving or running."""
+
+    round: int
+    id: str
+    name: str
+    arguments: str
+    result: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,9 @@ class ColumnView:
     fallback_from: str | None = None  # the primary model, when the fallback answered
     max_tokens: int | None = None  # the limit the request set
     overrides: Mapping[str, object] = field(default_factory=dict)  # params set for this run
+    thinking: str = ""
+    steps: tuple[StepView, ...] = ()
+    conversation: tuple[Message, ...] = ()  # once done: what a follow-up continues from
 
     @property
     def cut_off(self) -> bool:
@@ -113,6 +137,22 @@ def plan_columns(
     return plans
 
 
+def plan_follow_up(
+    previous: Sequence[ColumnView], variants: Sequence[PromptVariant], text: str
+) -> list[ColumnPlan]:
+    """The next turn of every column: `text` after the column's own conversation so far. A
+    column whose last turn did not finish cannot go on (its plan says why)."""
+    plans = []
+    for view, variant in zip(previous, variants, strict=True):
+        if view.status != "done" or not view.conversation:
+            why = "this column's last answer did not finish: press Run to start again"
+            plans.append(ColumnPlan(view.key, variant, None, why))
+            continue
+        messages = (*view.conversation, Message("user", text))
+        plans.append(ColumnPlan(view.key, variant, messages, None, view.overrides))
+    return plans
+
+
 @dataclass
 class _Column:
     plan: ColumnPlan
@@ -125,6 +165,33 @@ class _Column:
     call_id: int | None = None
     ttft_ms: float | None = None
     fallback_from: str | None = None
+    thinking: list[str] = field(default_factory=list)
+    steps: list[StepView] = field(default_factory=list)
+    conversation: tuple[Message, ...] = ()
+
+    def tool_call(self, round: int, index: int, call: ToolCall) -> None:
+        """A piece of a tool call arrived: show the call as it is so far."""
+        at = next(
+            (i for i, s in enumerate(self.steps) if (s.round, s.id) == (round, call.id)), None
+        )
+        view = StepView(round, call.id, call.name, call.arguments)
+        if at is None:
+            self.steps.append(view)
+        else:
+            self.steps[at] = view
+
+    def step(self, step: ToolStep) -> None:
+        """A tool call finished: show its result (or why it was not run)."""
+        view = StepView(
+            step.round, step.id, step.name, _shown(step.arguments), step.result, step.error
+        )
+        at = next(
+            (i for i, s in enumerate(self.steps) if (s.round, s.id) == (step.round, step.id)), None
+        )
+        if at is None:
+            self.steps.append(view)
+        else:
+            self.steps[at] = view
 
 
 class LiveRun:
@@ -140,6 +207,7 @@ class LiveRun:
         self._columns = [_Column(p, p.variant.model) for p in plans]
         self._policy = CallPolicy(registry)
         self._store = store
+        self._inputs = dict(inputs or {})
         self.history_id: int | None = None  # this run in the store's Playground history
         if store is not None:
             overrides = {k: v for p in plans for k, v in p.overrides.items()}
@@ -191,6 +259,9 @@ class LiveRun:
                     c.fallback_from,
                     int(c.plan.variant.params.get("max_tokens", DEFAULT_MAX_TOKENS)),
                     c.plan.overrides,
+                    "".join(c.thinking),
+                    tuple(c.steps),
+                    c.conversation,
                 )
                 for c in self._columns
             ]
@@ -228,18 +299,28 @@ class LiveRun:
             with self._lock:  # the primary's partial text is not the answer any more
                 col.fallback_from, col.model_ref = col.model_ref, model_ref
                 col.parts, col.ttft_ms, col.status = [], None, "waiting"
+                col.thinking = []
                 col.note = f"{col.fallback_from} failed, asking the fallback {model_ref}: {why}"
 
+        def on_thinking(chunk: str) -> None:
+            with self._lock:
+                col.status, col.note = "streaming", ""
+                col.thinking.append(chunk)
+
+        def on_tool_call(round: int, index: int, call: ToolCall) -> None:
+            with self._lock:
+                col.status, col.note = "streaming", ""
+                col.tool_call(round, index, call)
+
+        def on_step(step: ToolStep) -> None:
+            with self._lock:
+                col.step(step)
+
+        sinks = TurnSinks(on_text, on_status, on_fallback, on_thinking, on_tool_call, on_step)
+        turn: Turn | None = None
         try:
-            answer = await self._policy.call(
-                variant.model,
-                messages,
-                variant.params,
-                fallback=variant.fallback,
-                on_text=on_text,
-                on_status=on_status,
-                on_fallback=on_fallback,
-            )
+            turn = await run_turn(self._policy, variant, messages, self._inputs, sinks=sinks)
+            answer = turn.answer
         except asyncio.CancelledError:
             answer = self._stopped_answer(col, messages, start)
         except Exception as exc:  # a bug in one column must not take the others down
@@ -248,7 +329,7 @@ class LiveRun:
                 col.model_ref, f"unexpected error: {exc!r}", ErrorKind.INTERNAL, latency_ms=latency
             )
             answer = Answer(failed, None)
-        self._finish(col, answer)
+        self._finish(col, answer, turn)
 
     def _stopped_answer(self, col: _Column, messages: tuple[Message, ...], start: float) -> Answer:
         with self._lock:
@@ -271,8 +352,9 @@ class LiveRun:
         )
         return Answer(stopped, request, fallback_used=col.fallback_from is not None)
 
-    def _finish(self, col: _Column, answer: Answer) -> None:
+    def _finish(self, col: _Column, answer: Answer, turn: Turn | None = None) -> None:
         variant, result = col.plan.variant, answer.result
+        steps = turn.steps if turn is not None else ()
         checks: tuple[CheckResult, ...] = ()
         if result.ok and variant.checks:
             checks = tuple(
@@ -281,6 +363,7 @@ class LiveRun:
                     result.text,
                     latency_ms=result.latency_ms,
                     cost_usd=result.cost_usd,
+                    tool_steps=steps,
                 )
             )
         call_id = None
@@ -292,10 +375,14 @@ class LiveRun:
                 variant=variant.name,
                 fallback_used=answer.fallback_used,
                 playground_run=self.history_id,
+                steps=steps,
             )
         with self._lock:
             col.result, col.checks, col.call_id = result, checks, call_id
             col.parts = [result.text] if result.text else col.parts
+            col.thinking = [result.thinking] if result.thinking else col.thinking
+            if turn is not None and result.ok:
+                col.conversation = turn.messages
             col.status = {None: "done", ErrorKind.STOPPED: "stopped"}.get(
                 result.error_kind, "error"
             )
@@ -346,9 +433,18 @@ def stored_views(run: PlaygroundRunRow, calls: Sequence[CallRow]) -> list[Column
                 call_id=call["id"],
                 max_tokens=int(params.get("max_tokens", DEFAULT_MAX_TOKENS)),
                 overrides={k: v for k, v in overrides.items() if params.get(k) == v},
+                thinking=call["thinking"],
+                steps=tuple(
+                    StepView(0, str(n), s.name, _shown(s.arguments), s.result, s.error)
+                    for n, s in enumerate(stored_steps(call["tool_calls_json"]))
+                ),
             )
         )
     return views
+
+
+def _shown(arguments: object) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
 def _error_kind(stored: str | None) -> ErrorKind | None:

@@ -16,6 +16,7 @@ TemplateError naming the variant and the limit, not a stuck core or a MemoryErro
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -557,10 +558,50 @@ def render_messages(variant: PromptVariant, variables: Mapping[str, object]) -> 
             f"uses it but the input has no such field (given: {given})"
         )
     with render_budget():  # one budget for all the messages of the prompt
-        return tuple(
+        rendered = tuple(
             Message(message.role, _render(variant.name, message, variables))
             for message in variant.templates
         )
+    if HISTORY not in variables or HISTORY in template_variables(variant):
+        return rendered
+    # A row's conversation so far goes after the system messages, before the new turn.
+    history = conversation_history(variables[HISTORY], variant.name)
+    head = tuple(m for m in rendered if m.role == "system")
+    return (*head, *history, *rendered[len(head) :])
+
+
+# A row may carry a conversation so far: a `messages` column holding a JSON list of
+# {role: user|assistant, content: text}. A variant whose templates do not use `messages`
+# gets it as those messages, before its own user message; one that does reads it itself.
+HISTORY = "messages"
+
+
+def conversation_history(value: object, variant: str = "") -> tuple[Message, ...]:
+    """The `messages` of a row as chat messages; TemplateError says what is wrong with it."""
+    where = f"{variant}: " if variant else ""
+    if isinstance(value, str):
+        if not value.strip():
+            return ()
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise TemplateError(
+                f"{where}the row's messages column is not JSON ({exc}): it must be a list of "
+                '{"role": "user" or "assistant", "content": text}'
+            ) from None
+    if not isinstance(value, list):
+        raise TemplateError(f"{where}the row's messages must be a list, got {kind_of(value)}")
+    history = []
+    for index, item in enumerate(value):
+        role = item.get("role") if isinstance(item, dict) else None
+        content = item.get("content") if isinstance(item, dict) else None
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            raise TemplateError(
+                f"{where}the row's messages[{index}] must be "
+                '{"role": "user" or "assistant", "content": text}'
+            )
+        history.append(Message(role, content))
+    return tuple(history)
 
 
 def _render(name: str, message: Message, variables: Mapping[str, object]) -> str:

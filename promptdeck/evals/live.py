@@ -41,6 +41,7 @@ from promptdeck.model.types import (
     Answer,
     CallResult,
     ChatRequest,
+    Image,
     Message,
     ToolCall,
     ToolStep,
@@ -50,6 +51,7 @@ from promptdeck.model.types import (
 from promptdeck.scoring.checks import CheckResult, run_checks
 from promptdeck.store.rows import CallRow, PlaygroundRunRow, stored_steps
 from promptdeck.store.sqlite import Store
+from promptdeck.workspace.images import with_images
 from promptdeck.workspace.prompts import PromptVariant, render_messages
 
 
@@ -120,9 +122,11 @@ def plan_columns(
     variants: Sequence[PromptVariant],
     inputs: Mapping[str, object],
     overrides: Mapping[str, object] | None = None,
+    images: Sequence[Image] = (),
 ) -> list[ColumnPlan]:
     """Render each variant with the same inputs; a failure stays in its own column.
-    `overrides` (None values ignored) replace the variants' params for this run."""
+    `overrides` (None values ignored) replace the variants' params for this run; `images`
+    (an upload) go with each prompt's last user message."""
     wanted = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE and v is not None}
     plans = []
     for i, variant in enumerate(variants):
@@ -131,7 +135,8 @@ def plan_columns(
         if changed:
             variant = replace(variant, params={**variant.params, **changed})
         try:
-            plans.append(ColumnPlan(key, variant, render_messages(variant, inputs), None, changed))
+            messages = with_images(render_messages(variant, inputs), images)
+            plans.append(ColumnPlan(key, variant, messages, None, changed))
         except PromptDeckError as exc:
             plans.append(ColumnPlan(key, variant, None, str(exc), changed))
     return plans

@@ -52,6 +52,11 @@ class EvalPlan:
     def repeats(self) -> int:
         return self.suite.repeats
 
+    @property
+    def folder(self) -> Path:
+        """Where the dataset is: its image columns are paths relative to it."""
+        return self.dataset.path.parent
+
     def cells(self) -> list[Cell]:
         """Case by case, so the results grid fills row by row."""
         return [

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from promptdeck.errors import ErrorKind, PromptDeckError
 from promptdeck.evals.plan import Cell, EvalPlan, graded
@@ -34,6 +35,7 @@ from promptdeck.scoring.scorers import (
 )
 from promptdeck.store.rows import CellKey, CellRecord, stored_steps
 from promptdeck.store.sqlite import Store
+from promptdeck.workspace.images import row_images, with_images
 from promptdeck.workspace.prompts import render_messages
 
 
@@ -99,7 +101,9 @@ class Runner:
             queue.put_nowait(cell)
         providers = {provider_of(c.variant.model) for c in pending}
         workers = [
-            asyncio.create_task(self._worker(run_id, queue, tally, plan.suite.judge, on_progress))
+            asyncio.create_task(
+                self._worker(run_id, queue, tally, plan.suite.judge, plan.folder, on_progress)
+            )
             for _ in range(max(1, sum(self.policy.limit_for(p) for p in providers)))
         ]
         await _run_workers(workers, cancel)
@@ -124,12 +128,13 @@ class Runner:
         queue: asyncio.Queue[Cell],
         tally: _Tally,
         judge: JudgeSpec | None,
+        folder: Path | None,
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
         while not queue.empty():
             cell = queue.get_nowait()
             try:
-                record = await self.run_cell(cell)
+                record = await self.run_cell(cell, folder)
             except Exception as exc:  # a bug in one cell must not stop the run
                 failed = CallResult.failure(
                     cell.variant.model, f"unexpected error: {exc!r}", ErrorKind.INTERNAL
@@ -216,11 +221,14 @@ class Runner:
         limit = self.policy.limit_for(provider_of(judge.model))
         await _run_workers([asyncio.create_task(worker()) for _ in range(limit)], cancel)
 
-    async def run_cell(self, cell: Cell) -> CellRecord:
-        """One answer: the variant rendered with the row, through the call policy."""
+    async def run_cell(self, cell: Cell, folder: Path | None = None) -> CellRecord:
+        """One answer: the variant rendered with the row (and the row's images, read from
+        `folder`, the dataset's), through the call policy and the variant's tool rounds."""
         variant, case = cell.variant, cell.case
         try:
             messages = render_messages(variant, case.values)
+            if folder is not None:
+                messages = with_images(messages, row_images(case.values, folder))
         except PromptDeckError as exc:
             failed = CallResult.failure(variant.model, str(exc), ErrorKind.of(exc))
             return CellRecord(case.id, variant.name, cell.repeat, case.category, failed)

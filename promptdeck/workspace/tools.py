@@ -67,15 +67,17 @@ class ToolDef:
         return Tool(self.name, self.description, self.parameters)
 
 
-def schema_problem(value: object) -> str | None:
-    """Why `value` is not a JSON schema PromptDeck can use, or None."""
+def schema_problem(value: object, field: str) -> ToolSpecError | None:
+    """Why `value` (the file's `field`) is not a JSON schema PromptDeck can use, or None.
+    The error's field goes down to the part of the schema at fault, so its line is right."""
     if not isinstance(value, Mapping):
-        return f"must be a JSON schema (a mapping like {{type: object, ...}}), got {kind_of(value)}"
+        wanted = "must be a JSON schema (a mapping like {type: object, ...})"
+        return ToolSpecError(field, f"{wanted}, got {kind_of(value)}")
     try:
         jsonschema.validators.validator_for(value).check_schema(value)
     except jsonschema.exceptions.SchemaError as exc:
-        where = "/".join(map(str, exc.path))
-        return f"is not a valid JSON schema{f' (at {where})' if where else ''}: {exc.message}"
+        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
+        return ToolSpecError(field + inner, f"is not a valid JSON schema: {exc.message}")
     return None
 
 
@@ -120,11 +122,14 @@ def parse_tools(value: object) -> tuple[ToolDef, ...]:
         if not isinstance(description, str):
             raise ToolSpecError(f"{where}.description", f"must be text, got {kind_of(description)}")
         parameters = item.get("parameters", NO_PARAMETERS)
-        problem = schema_problem(parameters)
-        if problem is None and parameters.get("type", "object") != "object":
-            problem = "must describe an object (type: object): a tool's arguments are named"
-        if problem:
-            raise ToolSpecError(f"{where}.parameters", problem)
+        problem = schema_problem(parameters, f"{where}.parameters")
+        if problem is not None:
+            raise problem
+        if parameters.get("type", "object") != "object":
+            raise ToolSpecError(
+                f"{where}.parameters.type",
+                "must be object: a tool's arguments are named (type: object, properties: ...)",
+            )
         tools.append(ToolDef(name, description, dict(parameters), _mock(item.get("mock"), where)))
     return tuple(tools)
 
@@ -148,9 +153,9 @@ def _mock(value: object, where: str) -> str:
 def parse_output_schema(value: object) -> Mapping[str, Any] | None:
     if value is None:
         return None
-    problem = schema_problem(value)
-    if problem:
-        raise ToolSpecError("output_schema", problem)
+    problem = schema_problem(value, "output_schema")
+    if problem is not None:
+        raise problem
     assert isinstance(value, Mapping)
     return dict(value)
 

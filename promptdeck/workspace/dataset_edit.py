@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 
 from promptdeck.errors import DatasetError
+from promptdeck.model.types import Message
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.datasets import Case, load_dataset, stable_id
 from promptdeck.workspace.fileio import (
@@ -418,3 +419,23 @@ def probe(paths: Iterable[Path]) -> dict[Path, str | None]:
         except DatasetError as exc:
             found[path] = str(exc)
     return found
+
+
+def conversation_case(
+    conversation: Sequence[Message], inputs: Mapping[str, object]
+) -> dict[str, str]:
+    """A conversation (a Playground column's) as the values of a dataset row: `messages`
+    holds the user and assistant messages before the last user message (JSON, as
+    `prompts.conversation_history` reads it), `input` that last message, beside the run's
+    other inputs. The system prompt and tool rounds are left out: an eval asks the variant
+    again, with its own system prompt and tools, and the answers it gave are kept as text."""
+    said = [m for m in conversation if m.role in ("user", "assistant") and not m.tool_calls]
+    last = max((i for i, m in enumerate(said) if m.role == "user"), default=None)
+    if last is None:
+        raise DatasetError("this conversation has no user message to save as a case")
+    history = [{"role": m.role, "content": m.content} for m in said[:last]]
+    values = {name: cell_text(value) for name, value in inputs.items()}
+    return values | {
+        "input": said[last].content,
+        "messages": json.dumps(history, ensure_ascii=False),
+    }

@@ -353,10 +353,12 @@ def results_grid(run_id: str, results: list[ResultRow]) -> None:
         f"{p}/{t}" if t else ""
         for p, t in zip(frame["checks_passed"], frame["checks_total"], strict=True)
     ]
+    frame["tools"] = [ui.tool_marker(calls) for calls in frame["tool_calls"]]
+    shown = ["answer", "judge", "checks"] + (["tools"] if frame["tools"].any() else [])
     wide = frame.pivot_table(
         index=["row_id", "category", "repeat"],
         columns="variant",
-        values=["answer", "judge", "checks"],
+        values=shown,
         aggfunc="first",
     )
     wide.columns = [
@@ -384,6 +386,10 @@ def cell_confidence(frame: pd.DataFrame, cell: "pd.Series[Any]") -> Confidence |
     return sample_agreement(list(same["output"]), scores)
 
 
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
 def _verdict(score: Any, reason: Any) -> str:
     if pd.isna(reason):  # no judge
         return ""
@@ -406,6 +412,8 @@ def cell_details(frame: pd.DataFrame, scores: list[ScoreRow]) -> None:
         with column:
             repeat = f" · repeat {cell['repeat']}" if cell["repeat"] else ""
             st.markdown(f"**{ui.plain(cell['variant'])}**{repeat}")
+            ui.show_tool_calls(cell["tool_calls"])
+            ui.show_thinking(cell["thinking"] or "", _number(cell["thinking_ms"]))
             box = st.container(border=True, height=220)
             box.markdown(ui.answer_markdown(str(cell["answer"])))
             verdict = _verdict(cell["judge_score"], cell["judge_reason"])

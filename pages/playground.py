@@ -1,4 +1,5 @@
-"""Playground: 1-4 prompt variants streamed live, side by side, each measured."""
+"""Playground: 1-4 prompt variants streamed live, side by side, each measured; their
+thinking and tool calls shown apart from the answers; a follow-up continues every column."""
 
 import json
 from typing import Any
@@ -7,10 +8,9 @@ import streamlit as st
 
 from promptdeck import ui
 from promptdeck.errors import PromptDeckError
-from promptdeck.evals.live import ColumnView, LiveRun, plan_columns, stored_views
-from promptdeck.model.pricing import format_cost
-from promptdeck.scoring.confidence import from_logprobs
+from promptdeck.evals.live import ColumnView, LiveRun, plan_columns, plan_follow_up, stored_views
 from promptdeck.store.rows import PlaygroundRunRow
+from promptdeck.workspace.dataset_edit import conversation_case
 from promptdeck.workspace.datasets import append_case, find_datasets, load_dataset
 from promptdeck.workspace.prompt_edit import PromptFiles, apply_draft, default_selection
 from promptdeck.workspace.prompts import PromptVariant, template_variables, variant_from_dict
@@ -227,6 +227,25 @@ def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
         return  # click); an empty input is said, not sent
     st.session_state.pg_run_inputs = inputs  # what "Save as eval case" saves
     plans = plan_columns(variants, inputs, run_overrides())
+    # A fresh conversation: the planned variants (overrides applied) answer its follow-ups.
+    st.session_state.pg_run_variants = [p.variant for p in plans]
+    st.session_state.pg_asked = [p.messages[-1].content if p.messages else "" for p in plans]
+    st.session_state.pg_turns = []
+    st.session_state.pg_run = LiveRun(plans, registry, ui.store(), inputs).start()
+
+
+def send_follow_up() -> None:
+    """The message typed below the answers, after each column's own conversation."""
+    text = str(st.session_state.get("pg_follow_up") or "").strip()
+    current: LiveRun | None = st.session_state.get("pg_run")
+    if not text or current is None or current.running:
+        return
+    views = current.snapshot()
+    turn = (st.session_state.pg_asked, views, current.history_id)
+    st.session_state.pg_turns = [*st.session_state.get("pg_turns", []), turn]
+    plans = plan_follow_up(views, st.session_state.pg_run_variants, text)
+    st.session_state.pg_asked = [text] * len(plans)
+    inputs = st.session_state.get("pg_run_inputs", {})  # the tools' mocks read them
     st.session_state.pg_run = LiveRun(plans, registry, ui.store(), inputs).start()
 
 
@@ -254,35 +273,38 @@ elif empty_inputs := [n for n in st.session_state.get("pg_empty", []) if n in va
     st.warning(f"Fill in {names_empty} first: nothing was sent.", icon=":material/edit:")
 
 
-def metrics_line(view: ColumnView) -> str:
-    r = view.result
-    if r is None:
-        return ""
-    parts = [
-        f"TTFT **{r.ttft_ms:,.0f} ms**" if r.ttft_ms is not None else "TTFT –",
-        f"total **{r.latency_ms / 1000:,.2f} s**",
-    ]
-    if r.usage is not None:
-        approx = "≈" if r.usage.estimated else ""
-        parts.append(
-            f"**{approx}{r.usage.output_tokens}** tokens out ({approx}{r.usage.input_tokens} in)"
-        )
-    if r.tokens_per_s is not None:
-        parts.append(f"**{r.tokens_per_s:,.0f}** tok/s")
-    parts.append(f"cost **{format_cost(r.cost_usd)}**")
-    if (conf := from_logprobs(r.confidence)) is not None:
-        parts.append(conf.badge)
-    if r.attempts > 1:
-        parts.append(f"{r.attempts} attempts")
-    return " · ".join(parts)
+Said = tuple[str, ColumnView]  # a column's turn: the user message, how the column answered
 
 
-def draw_column(index: int, view: ColumnView, prefix: str = "pg") -> None:
+def draw_earlier(index: int, earlier: tuple[Said, ...], prefix: str) -> None:
+    """A column's earlier turns, each collapsed: the user message, tool calls, the answer."""
+    for n, (asked, view) in enumerate(earlier, start=1):
+        short = " ".join(asked.split())
+        label = f"Turn {n} · {ui.plain(short[:60])}{'…' if len(short) > 60 else ''}"
+        with st.expander(label, icon=":material/history:", key=f"{prefix}_turn_{index}_{n}"):
+            st.markdown(f":material/person: **You:** {ui.plain(asked)}")
+            ui.show_steps(view.steps, arriving=False)
+            if view.text:
+                st.markdown(ui.answer_markdown(view.text))
+            if view.status == "error":
+                st.error(ui.plain(view.note), icon=":material/error:")
+
+
+def draw_column(
+    index: int, view: ColumnView, prefix: str = "pg", earlier: tuple[Said, ...] = ()
+) -> None:
     fallback = f" (fallback for {ui.plain(view.fallback_from)})" if view.fallback_from else ""
     st.markdown(f"**{ui.plain(view.name)}**  \n{ui.plain(view.model_ref)}{fallback}")
     if view.overrides:
         set_here = ", ".join(f"{k} {v}" for k, v in view.overrides.items())
         st.caption(f":material/tune: override: {ui.plain(set_here)}")
+    if earlier:  # a follow-up: the same message in every column
+        draw_earlier(index, earlier, prefix)
+        asked = st.session_state.pg_asked[index]
+        st.markdown(f"**Turn {len(earlier) + 1}** · :material/person: **You:** {ui.plain(asked)}")
+    thinking_ms = view.result.thinking_ms if view.result is not None else None
+    ui.show_thinking(view.thinking, thinking_ms, key=f"{prefix}_think_{index}")
+    ui.show_steps(view.steps, arriving=view.status in ("waiting", "streaming"))
     box = st.container(border=True, height=300, key=f"{prefix}_out_{index}")
     badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
     if view.status in badge:
@@ -295,7 +317,9 @@ def draw_column(index: int, view: ColumnView, prefix: str = "pg") -> None:
     if view.status == "error":
         box.error(ui.plain(view.note), icon=":material/error:")
     if view.result is not None and (view.result.ok or view.text):
-        st.markdown(f"<small>{metrics_line(view)}</small>", unsafe_allow_html=True)
+        calls = 1 + len({step.round for step in view.steps})  # a tool round is one more call
+        metrics = ui.call_metrics(view.result, calls)
+        st.markdown(f"<small>{metrics}</small>", unsafe_allow_html=True)
         if view.result.usage is not None and view.result.usage.estimated:
             st.caption("≈ estimated: the server reported no token counts.")
     if view.cut_off:
@@ -329,16 +353,25 @@ def live_panel() -> None:
             "**Run** to answer with the variants picked above.",
             icon=":material/history:",
         )
+    turns = st.session_state.get("pg_turns", [])
     for i, (column, view) in enumerate(
         zip(st.columns(len(views), gap="medium"), views, strict=True)
     ):
         with column:
-            draw_column(i, view)
+            draw_column(i, view, earlier=tuple((t[0][i], t[1][i]) for t in turns))
     if running and not current.running:
         st.rerun()  # the run just ended: redraw the whole page once, without polling
 
 
 live_panel()
+if running or (run is not None and any(v.conversation for v in run.snapshot())):
+    with st.container(key="pg_follow_up_box"):  # in the page, not pinned to the bottom
+        st.chat_input(
+            "Follow up in every column",
+            key="pg_follow_up",
+            on_submit=send_follow_up,
+            disabled=running,
+        )
 
 
 def history_panel() -> None:
@@ -346,8 +379,10 @@ def history_panel() -> None:
     its inputs and variants back to run them again."""
     if running:
         return
-    current = run.history_id if run is not None else None
-    earlier = [r for r in ui.store().playground_runs() if r["id"] != current]
+    # This conversation's own turns are drawn above, in each column.
+    mine = {run.history_id if run is not None else None}
+    mine |= {t[2] for t in st.session_state.get("pg_turns", [])}
+    earlier = [r for r in ui.store().playground_runs() if r["id"] not in mine]
     if not earlier:
         return
 
@@ -399,18 +434,34 @@ history_panel()
 
 
 def save_case_panel() -> None:
-    """After a run: keep its inputs as a case of a CSV dataset, with a note (human in the loop)."""
+    """After a run: keep its inputs as a case of a CSV dataset, with a note (human in the
+    loop); after a follow-up, one column's conversation (its `messages` before the last user
+    message, that message as `input`)."""
     inputs = st.session_state.get("pg_run_inputs")
     if run is None or running or not inputs:
         return
-    with st.expander("Save these inputs as an eval case", icon=":material/playlist_add:"):
+    views = [v for v in run.snapshot() if v.conversation]
+    talked = bool(st.session_state.get("pg_turns")) and views
+    what = "this conversation" if talked else "these inputs"
+    with st.expander(f"Save {what} as an eval case", icon=":material/playlist_add:"):
         csvs = [p.name for p in dataset_paths if p.suffix == ".csv"]
-        names = list(dict.fromkeys(["playground_cases.csv", *csvs]))
+        default = "playground_conversations.csv" if talked else "playground_cases.csv"
+        names = list(dict.fromkeys([default, *csvs]))
         dest = st.selectbox("Dataset", names, key="pg_case_dest")
+        view = None
+        if talked:
+            at = st.selectbox(
+                "Column", range(len(views)), format_func=lambda i: views[i].name,
+                key="pg_case_column",
+                help="Its user and assistant messages before your last message are saved "
+                "as the case's `messages`, your last message as its `input`.",
+            )  # fmt: skip
+            view = views[at]
         note = st.text_input("Why this case matters", key="pg_case_note")
         if st.button("Save as eval case", key="pg_case_save"):
-            values = {**inputs, "note": note, "source": "playground"}
             try:
+                values = conversation_case(view.conversation, inputs) if view else inputs
+                values = {**values, "note": note, "source": "playground"}
                 workspace = ui.workspace()
                 new_id = append_case(workspace.datasets_dir / dest, values, root=workspace.root)
                 st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")

@@ -432,6 +432,9 @@ judge_audit = judge_audits(store.scores(run_id), row_id)
 def show_cell(cell: "pd.Series[Any]", diff_against: str | None) -> None:
     repeat = f" · repeat {cell['repeat']}" if cell["repeat"] else ""
     st.markdown(f"**{ui.plain(cell['variant'])}**{repeat}")
+    ui.show_tool_calls(cell["tool_calls"])
+    thought_ms = None if pd.isna(cell["thinking_ms"]) else float(cell["thinking_ms"])
+    ui.show_thinking(cell["thinking"] or "", thought_ms)
     box = st.container(border=True, height=260)
     if cell["failed"]:
         box.error(ui.plain(cell["error"]))

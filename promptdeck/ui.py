@@ -10,18 +10,25 @@ anything). HTML built by the app escapes every part (`html.escape`).
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 
 from promptdeck.errors import ConfigError
 from promptdeck.evals.jobs import JobRegistry
+from promptdeck.evals.live import StepView
 from promptdeck.model.local import MODEL_NAME, local_model_status
-from promptdeck.model.pricing import PriceTable
+from promptdeck.model.pricing import PriceTable, format_cost
 from promptdeck.model.refs import LOCAL_PROVIDER
 from promptdeck.model.registry import Registry, builtin_configs
 from promptdeck.model.secrets import SESSION_KEYS, Secrets
+from promptdeck.model.types import CallResult
+from promptdeck.scoring.confidence import from_logprobs
+from promptdeck.store.rows import stored_steps
 from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
@@ -209,3 +216,100 @@ def show_prompt_errors(library: PromptLibrary) -> None:
     with st.expander(f"⚠️ {len(library.errors)} prompt {noun} could not be loaded", expanded=True):
         for err in library.errors:
             st.error(plain(err), icon=":material/description:")
+
+
+# What a turn adds to an answer: the model's thinking and its tool calls, shown apart from
+# the answer and always as written (a tool's name, arguments and result are the model's or a
+# mock's text, untrusted like the answer).
+
+SHORT = 160  # characters of a tool call's arguments or result in a one-line summary
+
+
+def _pretty(text: str) -> tuple[str, str | None]:
+    """JSON text indented, with its language for st.code; other text as it is."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text, None
+    return json.dumps(value, indent=2, ensure_ascii=False), "json"
+
+
+def _short(text: str, width: int = SHORT) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def show_thinking(text: str, thinking_ms: float | None = None, *, key: str | None = None) -> None:
+    """The model's thinking, collapsed, apart from the answer; the label says how long the
+    first thought took when it is known."""
+    if not text:
+        return
+    when = f" · first thought after {thinking_ms:,.0f} ms" if thinking_ms is not None else ""
+    with st.expander(f"Thinking{when}", icon=":material/psychology:", key=key, type="compact"):
+        st.caption(plain(text).replace("\n", "  \n"))
+
+
+def show_steps(steps: Sequence[StepView], *, arriving: bool) -> None:
+    """Each tool call of a turn as a step: its arguments (partial while they stream), then
+    what the tool returned, or why it was not run. `arriving`: the turn is still going."""
+    for step in steps:
+        returned = step.result is not None or step.error is not None
+        icon = ":material/check:" if returned else "spinner" if arriving else ":material/block:"
+        if step.error:
+            icon = ":material/warning:"
+        with st.expander(f"🔧 {plain(step.name)}", expanded=True, type="step", icon=icon):
+            arguments, language = _pretty(step.arguments)
+            st.code(arguments or " ", language=language, wrap_lines=True)
+            if step.error:
+                st.warning(f"Not run as asked: {plain(step.error)}", icon=":material/build:")
+            elif step.result is not None:
+                result, language = _pretty(step.result)
+                st.caption("→ returned")
+                st.code(result or " ", language=language, wrap_lines=True)
+            else:
+                st.caption("arguments arriving…" if arriving else "not run: the turn stopped")
+
+
+def tool_marker(stored: str | None) -> str:
+    """A cell's tool calls in a few characters, for a grid: `🔧 get_order ×2` ("" for none)."""
+    counts = Counter(step.name for step in stored_steps(stored))
+    return ", ".join(f"🔧 {name} ×{n}" for name, n in counts.items())
+
+
+def show_tool_calls(stored: str | None) -> None:
+    """A stored cell's tool calls, one line each: `name(arguments) → result`, or its error."""
+    for step in stored_steps(stored):
+        args = step.arguments
+        text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        call = code(_short(f"{step.name}({text})"))
+        result = code(_short(step.result) or "(empty)")
+        outcome = f"⚠️ {plain(_short(step.error))}" if step.error else result
+        st.markdown(f"🔧 {call} → {outcome}")
+
+
+def call_metrics(result: CallResult, calls: int = 1) -> str:
+    """One line of a turn's measures (Markdown): with thinking, the first thought and the
+    first answer token apart; thinking tokens when the server counted them. `calls`: the
+    model calls of the turn (one more per tool round); attempts beyond them were retries."""
+    parts = []
+    if result.thinking_ms is not None:
+        parts.append(f"first thought **{result.thinking_ms:,.0f} ms**")
+    ttft = f"**{result.ttft_ms:,.0f} ms**" if result.ttft_ms is not None else "–"
+    parts.append(f"TTFT {ttft}" + (" (first answer token)" if result.thinking else ""))
+    parts.append(f"total **{result.latency_ms / 1000:,.2f} s**")
+    if (usage := result.usage) is not None:
+        approx = "≈" if usage.estimated else ""
+        counts = f"{approx}{usage.input_tokens} in"
+        if usage.reasoning_tokens is not None:
+            counts += f", {usage.reasoning_tokens} thinking"
+        parts.append(f"**{approx}{usage.output_tokens}** tokens out ({counts})")
+    if result.tokens_per_s is not None:
+        parts.append(f"**{result.tokens_per_s:,.0f}** tok/s")
+    parts.append(f"cost **{format_cost(result.cost_usd)}**")
+    if (conf := from_logprobs(result.confidence)) is not None:
+        parts.append(conf.badge)
+    if calls > 1:
+        parts.append(f"{calls} model calls")
+    if result.attempts > calls:
+        parts.append(f"{result.attempts} attempts")
+    return " · ".join(parts)

@@ -21,7 +21,8 @@ def open_evaluate() -> AppTest:
 
 def plan_sample(at: AppTest) -> None:
     at.radio(key="ev_source").set_value("A dataset").run()
-    at.selectbox(key="ev_dataset").select_index(0).run()
+    datasets = at.selectbox(key="ev_dataset")  # by name: the workspace may hold others
+    datasets.select_index(datasets.options.index("support_sample.csv")).run()
     at.multiselect(key="ev_variants").set_value(["t/alpha", "t/beta"]).run()
     at.number_input(key="ev_n:support_sample.csv").set_value(10).run()
     at.text_input(key="ev_judge_model").input("fake/judge").run()

@@ -1,0 +1,119 @@
+"""Playground turns: thinking apart from the answer, tool steps, follow-ups in every column,
+and a conversation saved as an eval case, against the real test server."""
+
+import csv
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import shown
+from tests.llm_server import LLMServer, Scenario
+from tests.pages.test_playground import finish, open_playground
+
+TOOLS_VARIANT = """model: fake/{model}
+params: {{max_tokens: 80}}
+system: You look orders up.
+user: "Customer message: {{{{ input }}}}"
+tools:
+  - name: get_order
+    description: Look up an order by its id
+    parameters: {{type: object, properties: {{order_id: {{type: string}}}}, required: [order_id]}}
+    mock: '{{"status": "shipped", "order": "{{{{ args.order_id }}}}"}}'
+"""
+THOUGHT = ["The customer ", "wants their ", "order status."]
+
+
+def run_columns(at: AppTest, variants: list[str], text: str) -> None:
+    at.multiselect(key="pg_variants").set_value(variants).run()
+    at.text_area(key="pg_in_input").input(text).run()
+    at.button[0].click().run()
+    finish(at)
+    assert not at.exception, at.exception
+
+
+def answers(at: AppTest) -> list[str]:
+    """The answer in each column's box (the current turn's)."""
+    keys = [f"pg_out_{i}" for i in range(len(at.session_state["pg_run"].snapshot()))]
+    return [at.get_by_key(key).markdown[0].value for key in keys]
+
+
+def test_thinking_is_shown_apart_from_the_answer(workspace: Path, llm_server: LLMServer) -> None:
+    llm_server.set_scenario("alpha", Scenario(thinking=THOUGHT))
+    at = open_playground()
+    run_columns(at, ["t/alpha", "t/beta"], "Where is my parcel?")
+    [thinking] = [e for e in at.expander if e.label.startswith("Thinking")]
+    assert "first thought after" in thinking.label
+    assert shown(thinking.caption[0].value) == "".join(THOUGHT)
+    assert answers(at) == ["Echo: Customer message: Where is my parcel?"] * 2
+    assert not any("order status" in m.value for m in at.markdown if "Echo" in m.value)
+    metrics = [m.value for m in at.markdown if "TTFT" in m.value]
+    assert "first thought" in metrics[0] and "(first answer token)" in metrics[0]
+    assert f"{len(THOUGHT)} thinking" in metrics[0]  # the server counts one per piece
+    assert "first thought" not in metrics[1]  # beta did not think
+
+
+def test_a_tool_step_shows_its_name_arguments_and_result(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    (workspace / "prompts" / "t" / "tools.yaml").write_text(TOOLS_VARIANT.format(model="alpha"))
+    llm_server.set_scenario("alpha", Scenario(tool_calls=[("get_order", '{"order_id": "A17"}')]))
+    at = open_playground()
+    run_columns(at, ["t/tools"], "Where is A17?")
+    [step] = [e for e in at.expander if "get_order" in shown(e.label)]
+    assert step.label == "🔧 get\\_order"  # escaped Markdown: the model's text as written
+    codes = [json.loads(c.value) for c in step.code]
+    assert codes == [{"order_id": "A17"}, {"status": "shipped", "order": "A17"}]
+    assert answers(at) == ['Echo: {"status": "shipped", "order": "A17"}']
+    [metrics] = [m.value for m in at.markdown if "TTFT" in m.value]
+    assert "2 model calls" in metrics and "attempts" not in metrics  # a tool round, no retry
+
+
+def test_a_follow_up_goes_to_every_column_with_its_own_history(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    at = open_playground()
+    run_columns(at, ["t/alpha", "t/beta", "t/gamma"], "Where is my parcel?")
+    llm_server.requests.clear()
+    at.chat_input(key="pg_follow_up").set_value("And when does it arrive?").run()
+    finish(at)
+    assert not at.exception, at.exception
+    assert answers(at) == ["Echo: And when does it arrive?"] * 3
+    turns = [shown(e.label) for e in at.expander if e.label.startswith("Turn 1")]
+    assert turns == ["Turn 1 · Customer message: Where is my parcel?"] * 3
+    assert sum("**Turn 2**" in m.value for m in at.markdown) == 3
+    # Each column continued its own conversation: its system prompt, first turn, answer.
+    sent = {r.model: r.body["messages"] for r in llm_server.requests}
+    assert sorted(sent) == ["alpha", "beta", "gamma"]
+    for model, messages in sent.items():
+        assert [(m["role"], m["content"]) for m in messages] == [
+            ("system", f"You are {model}."),
+            ("user", "Customer message: Where is my parcel?"),
+            ("assistant", "Echo: Customer message: Where is my parcel?"),
+            ("user", "And when does it arrive?"),
+        ]
+    # Run again: a fresh conversation.
+    at.button[0].click().run()
+    finish(at)
+    assert not [e for e in at.expander if e.label.startswith("Turn ")]
+    assert answers(at) == ["Echo: Customer message: Where is my parcel?"] * 3
+
+
+def test_a_conversation_is_saved_as_an_eval_case(workspace: Path, llm_server: LLMServer) -> None:
+    at = open_playground()
+    run_columns(at, ["t/alpha", "t/beta"], "Where is my parcel?")
+    at.chat_input(key="pg_follow_up").set_value("Thanks! And the invoice?").run()
+    finish(at)
+    at.selectbox(key="pg_case_column").select_index(1).run()
+    at.text_input(key="pg_case_note").input("follow-up about invoices").run()
+    at.button(key="pg_case_save").click().run()
+    assert not at.exception, at.exception
+    assert any("to datasets/playground\\_conversations\\.csv" in s.value for s in at.success)
+    with (workspace / "datasets" / "playground_conversations.csv").open() as f:
+        [row] = list(csv.DictReader(f))
+    assert row["input"] == "Thanks! And the invoice?"
+    assert json.loads(row["messages"]) == [
+        {"role": "user", "content": "Customer message: Where is my parcel?"},
+        {"role": "assistant", "content": "Echo: Customer message: Where is my parcel?"},
+    ]
+    assert (row["note"], row["source"]) == ("follow-up about invoices", "playground")

@@ -27,6 +27,30 @@ llama-cpp-python, 400 as OpenAI's API, 422 as a FastAPI validation error).
 `Scenario.echo_headers` puts every request header into an error's message, as careless
 servers do, so that tests prove clients mask header values and credentials.
 
+Answers, when `Scenario.tokens` is None: a request asking for a schema (`response_format`
+json_schema, or json_object with a `schema`; Anthropic's `output_config.format`) gets a JSON
+document valid against it (`schema_value`: strings are words of the last user message), in
+several text chunks, without the field `Scenario.omit_field` names for its message; right
+after a tool result, "Echo:" + that result's words; else "Echo:" + the last user message.
+
+Tools: a request that declares `tools` (tool_choice not "none") whose conversation has fewer
+tool-result rounds than `Scenario.tool_rounds` gets tool calls instead of text, streamed as
+each API does (OpenAI: id and name first, then the arguments in 3+ pieces, finish_reason
+"tool_calls"; Anthropic: a `tool_use` block, `input_json_delta` pieces, stop_reason
+"tool_use"): `Scenario.tool_calls`, else the first declared tool (or the one tool_choice
+names) with arguments built from its schema's required properties. `Scenario.thinking` is
+streamed before any answer: OpenAI's `delta.reasoning_content` (or `Scenario.thinking_field`,
+e.g. OpenRouter's "reasoning") counted in `completion_tokens_details.reasoning_tokens`;
+Anthropic's thinking block, closed by a `signature_delta` (`thinking_signature`).
+
+Requests are checked as the real APIs check them, with their 400 error shapes: every tool
+call answered by a tool result right after it (and no result without its call); on
+Anthropic with `thinking` enabled, a tool-calling assistant turn sent back starts with its
+thinking block, whose signature must be the one the server gave; an image (OpenAI
+`image_url` part, Anthropic `image` block) only for a model with `Scenario.accepts_images`.
+`last_user_message` and `count_words` read the text of content arrays; a user turn of
+Anthropic tool results is not a user message, so a cell keeps its name across tool rounds.
+
 Standalone: `python -m tests.llm_server --port 8765 --token-delay 0.02`.
 """
 
@@ -35,7 +59,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
+import math
 import re
 import socket
 import sys
@@ -46,7 +72,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from promptdeck.errors import ProviderError
@@ -132,8 +158,9 @@ class Scenario:
     fail_statuses: list[int] = field(default_factory=list)  # the first N requests get these
     retry_after: float | None = None  # `retry-after` header on a 429
     error_body: dict[str, Any] | None = None  # body of a failed request; None: the API's shape
-    drop_after: int | None = None  # send N text chunks, then close the socket abruptly
-    malformed_after: int | None = None  # send N text chunks, then one that is not JSON
+    # Chunks of the answer count its text, thinking and tool-call pieces alike.
+    drop_after: int | None = None  # send N chunks, then close the socket abruptly
+    malformed_after: int | None = None  # send N chunks, then one that is not JSON
     stream_error: dict[str, Any] | None = None  # an in-stream error object after the tokens
     include_usage: bool = True  # False: never send usage, whatever the client asked
     require_key: str | None = None  # 401 unless the request carries exactly this key
@@ -146,6 +173,15 @@ class Scenario:
     accepts: str = "json_schema"  # the richest response_format served: FORMAT_LEVELS
     format_refusal: int = 500  # the status of a refused response_format: 400, 422 or 500
     echo_headers: bool = False  # an error's message quotes the request's headers
+    # Tool calls (name, arguments JSON text) made while the conversation has fewer tool-result
+    # rounds than `tool_rounds`; None: the first declared tool, arguments from its schema.
+    tool_calls: list[tuple[str, str]] | None = None
+    tool_rounds: int = 1  # a large number: the model never stops calling tools
+    thinking: list[str] | None = None  # thinking pieces streamed before every answer
+    thinking_field: str = "reasoning_content"  # OpenAI/Azure delta field; OpenRouter: "reasoning"
+    # A substring of the last user message -> a field the JSON answer leaves out.
+    omit_field: dict[str, str] = field(default_factory=dict)
+    accepts_images: bool = True  # False: an image gets the API's 400 for a text-only model
 
 
 @dataclass(frozen=True)
@@ -482,6 +518,13 @@ class _Handler(BaseHTTPRequestHandler):
                 scenario.format_refusal, format_refusal_body(scenario.format_refusal, asked)
             )
             return None
+        if record.body is not None:
+            invalid = conversation_error(kind, record.body)
+            if invalid is None and not scenario.accepts_images:
+                invalid = image_refusal(kind, record.body, record.model)
+            if invalid is not None:
+                self._send_json(400, invalid)
+                return None
         if record.fault is not None and scenario.faults is not None:
             return self._inject(kind, record.fault, scenario, scenario.faults)
         return scenario
@@ -506,19 +549,42 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         scenario = scenario_or_none
         prompt = count_words(body)
-        tokens = reply_tokens(body, scenario.tokens)
+        calls = tool_calls_for(kind, body, scenario)
+        tokens = [] if calls else reply_tokens(body, scenario.tokens, scenario.omit_field)
+        thinking = list(scenario.thinking or [])
+        steps = [_Step("thinking", text) for text in thinking]
+        for index, (name, arguments) in enumerate(calls):
+            steps.append(_Step("call", name, index, call_id(kind, body, index)))
+            steps += [_Step("arguments", piece, index) for piece in split_pieces(arguments)]
+        steps += [_Step("text", token, index) for index, token in enumerate(tokens)]
         wire: _OpenAIWire | _AnthropicWire
         if kind == "anthropic":
-            wire = _AnthropicWire(model, prompt, scenario.include_usage, scenario.quirks)
+            wire = _AnthropicWire(
+                model,
+                prompt,
+                scenario.include_usage,
+                scenario.quirks,
+                signature=thinking_signature("".join(thinking)),
+                calls=bool(calls),
+                opens_text=not thinking and not calls,
+            )
         else:
             usage = scenario.include_usage and _wants_usage(body)
             logprobs = None
             if body.get("logprobs") is True:
                 logprobs = scenario.logprobs or [server_logprob(i) for i in range(len(tokens))]
             wire = _OpenAIWire(
-                model, prompt, usage, scenario.quirks, azure=kind == "azure", logprobs=logprobs
+                model,
+                prompt,
+                usage,
+                scenario.quirks,
+                azure=kind == "azure",
+                logprobs=logprobs,
+                thinking_field=scenario.thinking_field,
+                reasoning_tokens=len(thinking),
+                calls=bool(calls),
             )
-        return self._stream(wire, scenario, tokens)
+        return self._stream(wire, scenario, steps)
 
     def _inject(
         self, kind: str, fault: str, scenario: Scenario, plan: FaultPlan
@@ -547,7 +613,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _stream(
-        self, wire: _OpenAIWire | _AnthropicWire, scenario: Scenario, tokens: list[str]
+        self, wire: _OpenAIWire | _AnthropicWire, scenario: Scenario, steps: list[_Step]
     ) -> bool:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
@@ -559,24 +625,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.llm.stopping.wait(scenario.stall)
             self._drop()
             return False
-        for index, token in enumerate([*tokens, None]):
+        for index, step in enumerate([*steps, None]):
             if index == scenario.drop_after:
                 self._drop()
                 return False
             if index == scenario.malformed_after:
                 self._end(wire.malformed())
                 return False
-            if token is None:
+            if step is None:
                 break
             delay = scenario.first_token_delay if index == 0 else scenario.token_delay
             if delay and self.server.llm.stopping.wait(delay):
                 self._drop()
                 return False
-            self._chunk(wire.token(token, index))
+            self._chunk(wire.step(step))
         if scenario.stream_error is not None:
             self._end(wire.error(scenario.stream_error))
             return False
-        self._end(wire.finish(len(tokens)))
+        self._end(wire.finish(len(steps)))
         return True
 
     def _chunk(self, data: bytes) -> None:
@@ -630,6 +696,7 @@ def _models_route(path: str, query: dict[str, str], anthropic_version: str | Non
 
 def models_list(kind: str, models: Sequence[str]) -> dict[str, Any]:
     """A models list as each API sends it (OpenAI and Azure: `object: list`; Anthropic: paged)."""
+    data: list[dict[str, Any]]
     if kind == "anthropic":
         data = [
             {"type": "model", "id": m, "display_name": m, "created_at": "2025-02-19T00:00:00Z"}
@@ -662,23 +729,262 @@ def _wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def last_user_message(body: Any) -> str:
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a content array
+    (OpenAI's `{"type": "text"}` parts, Anthropic's text blocks and tool results' text)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        elif part.get("type") == "tool_result":
+            texts.append(_text_of(part.get("content")))
+    return "\n".join(texts)
+
+
+def _messages(body: Any) -> list[dict[str, Any]]:
     messages = body.get("messages") if isinstance(body, dict) else None
-    users = [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
-    return str(users[-1].get("content", "")) if users else ""
+    return [m for m in messages or [] if isinstance(m, dict)]
+
+
+def _blocks(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The content blocks of one type (Anthropic's tool_use, tool_result, thinking, ...)."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+
+
+def _is_tool_result(message: dict[str, Any]) -> bool:
+    """An answer to tool calls: OpenAI's `role: tool`, Anthropic's user turn of tool results."""
+    if message.get("role") == "tool":
+        return True
+    return message.get("role") == "user" and bool(_blocks(message, "tool_result"))
+
+
+def last_user_message(body: Any) -> str:
+    """The text of the last user message; a turn of tool results is not one."""
+    users = [m for m in _messages(body) if m.get("role") == "user" and not _is_tool_result(m)]
+    return _text_of(users[-1].get("content")) if users else ""
 
 
 def count_words(body: dict[str, Any]) -> int:
-    """The server's "input tokens": words in the system field and every message."""
-    texts = [str(body.get("system", ""))]
-    texts += [str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)]
+    """The server's "input tokens": words in the system field and every message's text."""
+    texts = [_text_of(body.get("system"))]
+    texts += [_text_of(m.get("content")) for m in _messages(body)]
     return sum(len(text.split()) for text in texts)
 
 
-def reply_tokens(body: dict[str, Any], tokens: list[str] | None) -> list[str]:
-    """The scenario's tokens, else "Echo:" + the last user message's words; capped by max_tokens."""
+def tool_rounds(body: Any) -> int:
+    """How many times the conversation answered tool calls (runs of tool results)."""
+    rounds, previous = 0, False
+    for message in _messages(body):
+        current = _is_tool_result(message)
+        rounds += current and not previous
+        previous = current
+    return rounds
+
+
+def last_tool_result(body: Any) -> str | None:
+    """The text of the last tool result when the conversation ends with tool results."""
+    messages = _messages(body)
+    if not messages or not _is_tool_result(messages[-1]):
+        return None
+    last = messages[-1]
+    if last.get("role") == "tool":
+        return _text_of(last.get("content"))
+    return _text_of(_blocks(last, "tool_result")[-1].get("content"))
+
+
+def declared_tools(kind: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, parameters schema) of each tool the request declares, in either API's shape."""
+    out = []
+    for tool in body.get("tools") or []:
+        if not isinstance(tool, dict):
+            continue
+        spec = tool if kind == "anthropic" else tool.get("function") or {}
+        schema = spec.get("input_schema" if kind == "anthropic" else "parameters")
+        out.append((str(spec.get("name", "")), schema if isinstance(schema, dict) else {}))
+    return out
+
+
+def tool_calls_for(kind: str, body: dict[str, Any], scenario: Scenario) -> list[tuple[str, str]]:
+    """The calls this answer makes: none without tools, with tool_choice "none", or once the
+    conversation has answered `scenario.tool_rounds` rounds of calls."""
+    tools = declared_tools(kind, body)
+    choice = body.get("tool_choice")
+    if not tools or choice in ("none", {"type": "none"}):
+        return []
+    if tool_rounds(body) >= scenario.tool_rounds:
+        return []
+    if scenario.tool_calls is not None:
+        return list(scenario.tool_calls)
+    name, schema = tools[0]
+    if isinstance(choice, dict):  # a named tool: OpenAI's function, Anthropic's tool
+        function = choice.get("function")
+        named = function.get("name") if isinstance(function, dict) else choice.get("name")
+        name, schema = next(((n, s) for n, s in tools if n == named), (name, schema))
+    words = re.findall(r"\w+", last_user_message(body))
+    arguments = schema_value(schema, words, all_properties=False)
+    return [(name, json.dumps(arguments))]
+
+
+def call_id(kind: str, body: dict[str, Any], index: int) -> str:
+    """A tool call's id, as each API spells them; unique per conversation turn and call."""
+    seed = f"{body.get('model')}\0{last_user_message(body)}\0{len(_messages(body))}\0{index}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:24]
+    return f"toolu_{digest}" if kind == "anthropic" else f"call_{digest}"
+
+
+def thinking_signature(thinking: str) -> str:
+    """The signature the server gives a thinking block (and checks when it comes back)."""
+    return "sig_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+
+
+def split_pieces(text: str, size: int = 16) -> list[str]:
+    """`text` in pieces of about `size` characters, at least 3 when it has 3 characters."""
+    count = min(len(text), max(3, -(-len(text) // size)))
+    if count <= 1:
+        return [text]
+    bounds = [round(i * len(text) / count) for i in range(count + 1)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def asked_schema(body: Any) -> dict[str, Any] | None:
+    """The JSON schema a request wants its answer to follow: OpenAI's response_format
+    json_schema (or json_object with a `schema`), Anthropic's `output_config.format`."""
+    if not isinstance(body, dict):
+        return None
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict):
+        spec = fmt.get("json_schema")
+        if fmt.get("type") == "json_schema" and isinstance(spec, dict):
+            schema = spec.get("schema")
+        else:
+            schema = fmt.get("schema") if fmt.get("type") == "json_object" else None
+        return schema if isinstance(schema, dict) else None
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
+
+
+def schema_value(
+    schema: dict[str, Any],
+    words: Sequence[str],
+    *,
+    all_properties: bool = True,
+    omit: frozenset[str] = frozenset(),
+) -> Any:
+    """A value valid against `schema`: strings are `words` in turn, numbers 1 (within their
+    bounds), booleans true, enums their first value, arrays of one item (or minItems).
+    Objects get their required properties (every property when `all_properties`), except
+    the names in `omit`, wherever they occur. `$ref`s to `#/$defs` or `#/definitions` are
+    followed."""
+    counter = itertools.count()
+
+    def word() -> str:
+        return words[next(counter) % len(words)] if words else "word"
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+            target: Any = schema
+            for key in node["$ref"][2:].split("/"):
+                target = target.get(key, {}) if isinstance(target, dict) else {}
+            node = target if isinstance(target, dict) else {}
+        return node
+
+    def value(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return word()
+        node = resolve(node)
+        if "const" in node:
+            return node["const"]
+        if isinstance(node.get("enum"), list) and node["enum"]:
+            return node["enum"][0]
+        for key in ("anyOf", "oneOf", "allOf"):
+            options = [o for o in node.get(key) or [] if resolve(o).get("type") != "null"]
+            if options:
+                return value(options[0])
+        kind = node.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        if kind is None:
+            kind = "object" if "properties" in node else "array" if "items" in node else "string"
+        if kind == "object":
+            properties = node.get("properties") or {}
+            required = [n for n in node.get("required") or [] if isinstance(n, str)]
+            names = list(properties) if all_properties else []
+            names += [n for n in required if n not in names]
+            return {n: value(properties.get(n, {})) for n in names if n not in omit}
+        if kind == "array":
+            return [value(node.get("items", {})) for _ in range(max(1, node.get("minItems", 1)))]
+        if kind in ("integer", "number"):
+            return _number(node, integer=kind == "integer")
+        if kind == "boolean":
+            return True
+        if kind == "null":
+            return None
+        text = _formatted(node.get("format"), word())
+        shortest = node.get("minLength", 0)
+        if len(text) < shortest:
+            text = (text * shortest)[:shortest]
+        return text[: node["maxLength"]] if "maxLength" in node else text
+
+    return value(schema)
+
+
+def _number(node: dict[str, Any], *, integer: bool) -> int | float:
+    """1, or the nearest number its bounds allow."""
+    number: float = 1
+    if isinstance(node.get("minimum"), int | float):
+        number = max(number, node["minimum"])
+    if isinstance(node.get("exclusiveMinimum"), int | float):
+        number = max(number, node["exclusiveMinimum"] + 1)
+    if isinstance(node.get("maximum"), int | float):
+        number = min(number, node["maximum"])
+    if isinstance(node.get("exclusiveMaximum"), int | float):
+        number = min(number, node["exclusiveMaximum"] - (1 if integer else 0.5))
+    return math.ceil(number) if integer else number
+
+
+def _formatted(fmt: Any, word: str) -> str:
+    """A string in a common `format`, built around `word`."""
+    examples = {
+        "date": "2025-01-31",
+        "date-time": "2025-01-31T12:00:00Z",
+        "time": "12:00:00Z",
+        "email": f"{word}@example.com",
+        "uri": f"https://example.com/{word}",
+        "uuid": "123e4567-e89b-42d3-a456-426614174000",
+    }
+    return examples.get(fmt, word) if isinstance(fmt, str) else word
+
+
+def reply_tokens(
+    body: dict[str, Any], tokens: list[str] | None, omit_field: dict[str, str] | None = None
+) -> list[str]:
+    """The scenario's tokens, else the default answer (the module's docstring says which):
+    a JSON document for a schema, the echo of the last tool result right after one, else
+    "Echo:" + the last user message's words. Capped by max_tokens."""
     if tokens is None:
-        tokens = ["Echo:", *(" " + word for word in last_user_message(body).split())]
+        message = last_user_message(body)
+        schema = asked_schema(body)
+        result = last_tool_result(body)
+        if schema is not None:
+            omit = frozenset(f for key, f in (omit_field or {}).items() if key in message)
+            document = schema_value(schema, re.findall(r"\w+", message), omit=omit)
+            tokens = split_pieces(json.dumps(document), size=12)
+        else:
+            words = (message if result is None else result).split()
+            tokens = ["Echo:", *(" " + word for word in words)]
     limit = body.get("max_tokens") or body.get("max_completion_tokens")
     return tokens[:limit] if isinstance(limit, int) else list(tokens)
 
@@ -731,10 +1037,144 @@ def error_body(kind: str, status: int, message: str | None = None) -> dict[str, 
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
+def _invalid(kind: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """A 400 invalid_request_error body in the API's shape."""
+    if kind == "anthropic":
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return {"error": error}
+
+
+def conversation_error(kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The 400 body the real API sends for a conversation whose tool calls and results do not
+    pair up (or, on Anthropic, whose thinking came back wrong); None when it is valid."""
+    if kind == "anthropic":
+        return _anthropic_conversation_error(body)
+    pending: list[str] = []  # ids of the last assistant turn's calls not answered yet
+    calls_at: int | None = None  # that assistant message's place
+    for index, message in enumerate(_messages(body)):
+        if message.get("role") == "tool":
+            if calls_at is None:
+                return _invalid(
+                    kind,
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    f"messages.[{index}].role",
+                )
+            answered = message.get("tool_call_id")
+            if answered not in pending:
+                return _invalid(
+                    kind,
+                    f"Invalid parameter: 'tool_call_id' of '{answered}' not found in "
+                    "'tool_calls' of previous message.",
+                    f"messages.[{index}].tool_call_id",
+                )
+            pending.remove(answered)
+            continue
+        if pending:
+            break
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        calls_at = index if calls else None
+        pending = [str(c.get("id")) for c in calls or [] if isinstance(c, dict)]
+    if pending:
+        return _invalid(
+            kind,
+            "An assistant message with 'tool_calls' must be followed by tool messages "
+            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+            f"response messages: {', '.join(pending)}",
+            f"messages.[{calls_at}].role",
+        )
+    return None
+
+
+def _anthropic_conversation_error(body: dict[str, Any]) -> dict[str, Any] | None:
+    messages = _messages(body)
+    thinking = body.get("thinking")
+    thinking_on = isinstance(thinking, dict) and thinking.get("type") == "enabled"
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        for place, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict) or block.get("type") != "thinking":
+                continue
+            if block.get("signature") != thinking_signature(str(block.get("thinking", ""))):
+                return _invalid(
+                    "anthropic",
+                    f"messages.{index}.content.{place}: Invalid `signature` in `thinking` block",
+                )
+        before = messages[index - 1] if index else {}
+        uses = [b.get("id") for b in _blocks(before, "tool_use")]
+        for place, block in enumerate(_blocks(message, "tool_result")):
+            if block.get("tool_use_id") not in uses:
+                return _invalid(
+                    "anthropic",
+                    f"messages.{index}.content.{place}: unexpected `tool_use_id` found in "
+                    f"`tool_result` blocks: {block.get('tool_use_id')}. Each `tool_result` "
+                    "block must have a corresponding `tool_use` block in the previous message.",
+                )
+        uses = [b.get("id") for b in _blocks(message, "tool_use")]
+        if not uses or index + 1 == len(messages):
+            continue
+        results = {b.get("tool_use_id") for b in _blocks(messages[index + 1], "tool_result")}
+        missing = [str(u) for u in uses if u not in results]
+        if missing:
+            return _invalid(
+                "anthropic",
+                f"messages.{index}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message.",
+            )
+    assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+    last = assistants[-1] if assistants else None
+    if thinking_on and last is not None and _blocks(messages[last], "tool_use"):
+        content = messages[last].get("content")
+        opening = content[0] if isinstance(content, list) and content else None
+        first = opening.get("type") if isinstance(opening, dict) else None
+        if first not in ("thinking", "redacted_thinking"):
+            return _invalid(
+                "anthropic",
+                f"messages.{last}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{first}`. When `thinking` is enabled, a final `assistant` message "
+                "must start with a thinking block (preceeding the lastmost set of `tool_use` "
+                "and `tool_result` blocks). We recommend you include thinking blocks from "
+                "previous turns. To avoid this requirement, disable `thinking`.",
+            )
+    return None
+
+
+def image_refusal(kind: str, body: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """The 400 body an API sends for an image to a model that reads only text, None for a
+    request without images."""
+    for index, message in enumerate(_messages(body)):
+        content = message.get("content")
+        for place, part in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(part, dict):
+                continue
+            if kind == "anthropic" and part.get("type") == "image":
+                return _invalid(kind, f"'{model}' does not support image input.")
+            if kind != "anthropic" and part.get("type") == "image_url":
+                return _invalid(
+                    kind,
+                    "Invalid content type. image_url is only supported by certain models.",
+                    f"messages.[{index}].content.[{place}].type",
+                )
+    return None
+
+
 def _event(payload: Any, name: str | None = None, newline: str = "\n") -> bytes:
     data = json.dumps(payload, separators=(",", ":"))
     head = f"event: {name}{newline}" if name else ""
     return f"{head}data: {data}{newline}{newline}".encode()
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One chunk of an answer: a piece of thinking, a text token, the start of the `index`-th
+    tool call (`text` is its name) or a piece of its arguments."""
+
+    kind: Literal["thinking", "text", "call", "arguments"]
+    text: str
+    index: int = 0  # the token's place (text), the tool call's (call, arguments)
+    call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -747,6 +1187,9 @@ class _OpenAIWire:
     quirks: bool
     azure: bool
     logprobs: list[float] | None = None  # None: not asked for
+    thinking_field: str = "reasoning_content"
+    reasoning_tokens: int = 0  # thinking pieces, part of the completion tokens
+    calls: bool = False  # the answer is tool calls
 
     def _chunk(self, choices: list[Any], **extra: Any) -> dict[str, Any]:
         chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000}
@@ -774,6 +1217,19 @@ class _OpenAIWire:
             out += _event({"choices": [], "usage": None, "note": "usage-only chunk without usage"})
         return out
 
+    def step(self, step: _Step) -> bytes:
+        if step.kind == "text":
+            return self.token(step.text, step.index)
+        if step.kind == "thinking":  # as DeepSeek and vLLM send it: content null beside it
+            delta: dict[str, Any] = {"content": None, self.thinking_field: step.text}
+        elif step.kind == "call":
+            function = {"name": step.text, "arguments": ""}
+            call = {"index": step.index, "id": step.call_id, "type": "function"}
+            delta = {"tool_calls": [call | {"function": function}]}
+        else:
+            delta = {"tool_calls": [{"index": step.index, "function": {"arguments": step.text}}]}
+        return _event(self._chunk([self._choice(delta)]))
+
     def token(self, text: str, index: int) -> bytes:
         newline = "\r\n" if self.quirks else "\n"
         choice = self._choice({"content": text})
@@ -784,10 +1240,13 @@ class _OpenAIWire:
         return _event(self._chunk([choice]), newline=newline)
 
     def finish(self, output_tokens: int) -> bytes:
-        out = _event(self._chunk([self._choice({}, "stop")]))
+        out = _event(self._chunk([self._choice({}, "tool_calls" if self.calls else "stop")]))
         if self.usage:
-            usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": output_tokens}
+            usage: dict[str, Any] = {"prompt_tokens": self.prompt_tokens}
+            usage["completion_tokens"] = output_tokens
             usage["total_tokens"] = self.prompt_tokens + output_tokens
+            if self.reasoning_tokens:
+                usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
             out += _event(self._chunk([], usage=usage))
         return out + b"data: [DONE]\n\n"
 
@@ -798,14 +1257,20 @@ class _OpenAIWire:
         return b'data: {"choices": [{"index": 0, "delta": {"content": "trunc\n\n'
 
 
-@dataclass(frozen=True)
+@dataclass
 class _AnthropicWire:
-    """The bytes of an Anthropic Messages stream, as the API sends them."""
+    """The bytes of an Anthropic Messages stream, as the API sends them: a content block per
+    kind of output (thinking, text, each tool call), opened and closed as the steps move on."""
 
     model: str
     prompt_tokens: int
     usage: bool
     quirks: bool
+    signature: str = ""  # sent to close the thinking block
+    calls: bool = False  # the answer is tool calls
+    opens_text: bool = True  # the first block is text: open it with the preamble
+    _block: int = field(default=-1, init=False)  # the open block's index
+    _open: str | None = field(default=None, init=False)  # the open block's kind
 
     def start(self) -> bytes:
         usage = {"input_tokens": self.prompt_tokens, "output_tokens": 1} if self.usage else {}
@@ -813,29 +1278,54 @@ class _AnthropicWire:
         message["content"] = []
         message |= {"model": self.model, "stop_reason": None, "stop_sequence": None, "usage": usage}
         out = _event({"type": "message_start", "message": message}, "message_start")
-        block = {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
-        out += _event(block, "content_block_start")
+        if self.opens_text:
+            out += self._start_block("text", {"type": "text", "text": ""})
         if self.quirks:
             out += b"event: future_event\ndata: not json at all\n\n"
         return out + b'event: ping\ndata: {"type": "ping"}\n\n'
 
-    def token(self, text: str, index: int) -> bytes:
-        delta = {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": text},
-        }
-        return _event(delta, "content_block_delta")
+    def _start_block(self, kind: str, block: dict[str, Any]) -> bytes:
+        out = self._stop_block()
+        self._block += 1
+        self._open = kind
+        start = {"type": "content_block_start", "index": self._block, "content_block": block}
+        return out + _event(start, "content_block_start")
+
+    def _stop_block(self) -> bytes:
+        if self._open is None:
+            return b""
+        out = b""
+        if self._open == "thinking":
+            out += self._delta({"type": "signature_delta", "signature": self.signature})
+        self._open = None
+        stop = {"type": "content_block_stop", "index": self._block}
+        return out + _event(stop, "content_block_stop")
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        event = {"type": "content_block_delta", "index": self._block, "delta": delta}
+        return _event(event, "content_block_delta")
+
+    def step(self, step: _Step) -> bytes:
+        out = b""
+        if step.kind == "call":
+            block = {"type": "tool_use", "id": step.call_id, "name": step.text, "input": {}}
+            return self._start_block("tool_use", block)
+        if step.kind == "arguments":
+            return self._delta({"type": "input_json_delta", "partial_json": step.text})
+        if step.kind == "thinking":
+            if self._open != "thinking":
+                out = self._start_block("thinking", {"type": "thinking", "thinking": ""})
+            return out + self._delta({"type": "thinking_delta", "thinking": step.text})
+        if self._open != "text":
+            out = self._start_block("text", {"type": "text", "text": ""})
+        return out + self._delta({"type": "text_delta", "text": step.text})
 
     def finish(self, output_tokens: int) -> bytes:
-        out = _event({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        out = self._stop_block()
+        reason = "tool_use" if self.calls else "end_turn"
         delta: dict[str, Any] = {
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": reason, "stop_sequence": None},
         }
         if self.usage:
             delta["usage"] = {"output_tokens": output_tokens}

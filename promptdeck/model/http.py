@@ -5,8 +5,8 @@
 - `open_stream`: a streaming POST that turns a non-2xx answer into the typed error and
   every httpx failure into `ProviderTimeout` / `ProviderConnectionError` / ...;
 - `stream_chat`: the loop both HTTP providers share — SSE events in, text chunks (and any
-  `TokenLogprobs`) out, then exactly one `Usage`. Each provider only supplies a pure `parse`
-  for its events;
+  `TokenLogprobs`, `Thinking` and `ToolCallDelta` chunks) out, then exactly one `Usage`. Each
+  provider only supplies a pure `parse` for its events;
 - `HTTPProvider.prepare`: a request's headers, checked before anything is sent: its key and
   secret headers (`headers_env`) only to the hosts allowed for them (`key_hosts`), every
   header value sendable (else a ConfigError naming the header, never its value).
@@ -27,7 +27,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -35,6 +35,7 @@ import httpx
 from promptdeck.errors import (
     AuthError,
     ConfigError,
+    HTTPStatusError,
     ProtocolError,
     ProviderConnectionError,
     ProviderError,
@@ -54,8 +55,10 @@ from promptdeck.model.types import (
     DEFAULT_TIMEOUTS,
     ChatRequest,
     Chunk,
+    Thinking,
     Timeouts,
     TokenLogprobs,
+    ToolCallDelta,
     Usage,
     estimate_usage,
 )
@@ -279,13 +282,19 @@ async def iter_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent
 
 @dataclass(frozen=True)
 class StreamDelta:
-    """What one event contributes. Token counts are the server's latest totals, not increments."""
+    """What one event contributes. Token counts are the server's latest totals, not increments.
+    Thinking text and its signature, and pieces of tool calls, are kept apart from the answer's
+    `text`: `stream_chat` yields them as `Thinking` and `ToolCallDelta` chunks."""
 
     text: str = ""
     input_tokens: int | None = None
     output_tokens: int | None = None
     done: bool = False
     logprobs: tuple[float, ...] = ()  # of the tokens this event carries, when asked for
+    thinking: str = ""
+    signature: str = ""  # Anthropic's signature of the thinking block
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    reasoning_tokens: int | None = None  # the part of output_tokens spent thinking
 
 
 def load_json(data: str, *, provider: str) -> Any:
@@ -339,44 +348,86 @@ async def stream_chat(
     parse: Callable[[ServerSentEvent], StreamDelta],
     secrets: Sequence[str] = (),
 ) -> AsyncIterator[Chunk]:
-    """Stream text chunks (each followed by its event's TokenLogprobs, if any), then exactly
-    one Usage (estimated if the server sent none)."""
-    parts: list[str] = []
+    """Stream what each event carries, in this order: its Thinking, its ToolCallDeltas, its
+    text, its TokenLogprobs; then exactly one Usage (estimated if the server sent none)."""
+    said: list[str] = []  # everything the model output, for an estimate of its tokens
     input_tokens: int | None = None
     output_tokens: int | None = None
+    reasoning_tokens: int | None = None
     received = done = False
-    async with open_stream(
-        url, body=body, headers=headers, timeouts=timeouts, provider=provider, secrets=secrets
-    ) as response:
-        async for event in iter_events(response):
-            received = True
-            if done:
-                continue  # read to the end so the connection can be reused
-            try:
-                delta = parse(event)
-            except ProviderError as exc:
-                masked(exc, secrets)  # a server may echo the key in an error
-                raise
-            input_tokens = input_tokens if delta.input_tokens is None else delta.input_tokens
-            output_tokens = output_tokens if delta.output_tokens is None else delta.output_tokens
-            done = delta.done
-            if delta.text:
-                parts.append(delta.text)
-                yield delta.text
-            if delta.logprobs:
-                yield TokenLogprobs(delta.logprobs)
+    try:
+        async with open_stream(
+            url, body=body, headers=headers, timeouts=timeouts, provider=provider, secrets=secrets
+        ) as response:
+            async for event in iter_events(response):
+                received = True
+                if done:
+                    continue  # read to the end so the connection can be reused
+                try:
+                    delta = parse(event)
+                except ProviderError as exc:
+                    masked(exc, secrets)  # a server may echo the key in an error
+                    raise
+                input_tokens = _latest(input_tokens, delta.input_tokens)
+                output_tokens = _latest(output_tokens, delta.output_tokens)
+                reasoning_tokens = _latest(reasoning_tokens, delta.reasoning_tokens)
+                done = delta.done
+                if delta.thinking or delta.signature:
+                    said.append(delta.thinking)
+                    yield Thinking(delta.thinking, delta.signature)
+                for call in delta.tool_calls:
+                    said.append((call.name or "") + call.arguments)
+                    yield call
+                if delta.text:
+                    said.append(delta.text)
+                    yield delta.text
+                if delta.logprobs:
+                    yield TokenLogprobs(delta.logprobs)
+    except HTTPStatusError as exc:
+        clearer = _image_refusal(exc, request, provider)
+        if clearer is None:
+            raise
+        raise clearer from exc
     if not received:
         raise ProtocolError(
             "the server answered with an empty stream. Check that the base URL and model are "
             "right and that the server supports streaming.",
             provider=provider,
         )
-    yield final_usage(request, "".join(parts), input_tokens, output_tokens)
+    usage = final_usage(request, "".join(said), input_tokens, output_tokens)
+    if reasoning_tokens is not None:
+        usage = replace(usage, reasoning_tokens=reasoning_tokens)
+    yield usage
+
+
+def _latest(known: int | None, new: int | None) -> int | None:
+    return known if new is None else new
+
+
+def _image_refusal(
+    error: HTTPStatusError, request: ChatRequest, provider: str
+) -> HTTPStatusError | None:
+    """A 400 about an image, for a request that sends images, told with what to do about it
+    (the usual cause is a model that reads only text); None for any other error."""
+    has_images = any(m.images for m in request.messages)
+    if error.status != 400 or not has_images or "image" not in str(error).lower():
+        return None
+    message = str(error)
+    said = message[message.find("Server said:") :] if "Server said:" in message else ""
+    return HTTPStatusError(
+        "the model refused the image sent with the prompt (HTTP 400). It probably reads only "
+        "text: choose a model that accepts images, or remove the image. " + said,
+        provider=provider,
+        status=400,
+        retry_after=error.retry_after,
+    )
 
 
 def final_usage(
     request: ChatRequest, output: str, input_tokens: int | None, output_tokens: int | None
 ) -> Usage:
+    """The server's counts, with any it did not send estimated from the request and `output`
+    (all the model said: answer, thinking and tool calls)."""
     if input_tokens is not None and output_tokens is not None:
         return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
     guess = estimate_usage(request, output)

@@ -5,6 +5,12 @@ llama.cpp server, OpenRouter, Groq, Together, Gemini's compatible endpoint). Tho
 servers differ in small ways, so `parse_chunk` tolerates usage-only chunks, empty
 `choices`, chunks without `delta`, unknown fields and a missing usage record.
 
+Tools, images and thinking use OpenAI's chat-completions spelling: `tools` as functions, an
+assistant message's `tool_calls`, `role: tool` messages answering them, images as `image_url`
+parts of a user message (data URLs). Streamed tool calls arrive as `delta.tool_calls` pieces;
+thinking as `delta.reasoning_content` (vLLM, llama.cpp, DeepSeek) or `delta.reasoning`
+(OpenRouter, newer vLLM), and its token count as `completion_tokens_details.reasoning_tokens`.
+
 Token log-probabilities are asked for (`"logprobs": true`, no `top_logprobs`) only when the
 request's params say `logprobs: true`: some servers reject the field, so it is otherwise not
 sent at all. Each chunk's `choices[0].logprobs.content[*].logprob` becomes a TokenLogprobs.
@@ -12,6 +18,7 @@ sent at all. Each chunk's `choices[0].logprobs.content[*].logprob` becomes a Tok
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -26,7 +33,15 @@ from promptdeck.model.http import (
     stream_chat,
 )
 from promptdeck.model.sse import ServerSentEvent
-from promptdeck.model.types import DEFAULT_TIMEOUTS, ChatRequest, Chunk, Timeouts
+from promptdeck.model.types import (
+    DEFAULT_TIMEOUTS,
+    ChatRequest,
+    Chunk,
+    Message,
+    Timeouts,
+    Tool,
+    ToolCallDelta,
+)
 
 
 class OpenAIProvider(HTTPProvider):
@@ -112,23 +127,55 @@ class AzureProvider(OpenAIProvider):
 
 
 def chat_body(request: ChatRequest) -> dict[str, Any]:
-    """The JSON body without `model`; params (temperature, seed, ...) pass through as given,
-    except `logprobs`, which is sent (as `true`) only when asked for."""
+    """The JSON body without `model`; params (temperature, seed, tool_choice, reasoning_effort,
+    response_format, ...) pass through as given, except `logprobs`, which is sent (as `true`)
+    only when asked for, and `tool_choice`, which is not sent without tools (OpenAI refuses
+    it then)."""
     params = {key: value for key, value in request.params.items() if value is not None}
     stream_options = params.pop("stream_options", None)
     extra_options = dict(stream_options) if isinstance(stream_options, Mapping) else {}
     if params.pop("logprobs", None):
         params["logprobs"] = True
-    return {
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        **params,
-        "stream": True,
-        "stream_options": {**extra_options, "include_usage": True},
-    }
+    if not request.tools:
+        params.pop("tool_choice", None)
+    body: dict[str, Any] = {"messages": [message_json(m) for m in request.messages]}
+    if request.tools:
+        body["tools"] = [tool_json(t) for t in request.tools]
+    body.update(params)
+    body["stream"] = True
+    body["stream_options"] = {**extra_options, "include_usage": True}
+    return body
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """One message as the API takes it; a plain text message stays `{role, content}`."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+        return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+    if message.role == "user" and message.images:
+        parts: list[dict[str, Any]] = []
+        if message.content:
+            parts.append({"type": "text", "text": message.content})
+        for image in message.images:
+            url = f"data:{image.media_type};base64,{image.data}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        return {"role": "user", "content": parts}
+    return {"role": message.role, "content": message.content}
+
+
+def tool_json(tool: Tool) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description}
+    return {"type": "function", "function": function | {"parameters": dict(tool.parameters)}}
 
 
 def parse_chunk(data: str, *, provider: str) -> StreamDelta:
-    """One `data:` payload of a chat completion stream -> its text and usage."""
+    """One `data:` payload of a chat completion stream -> its text, thinking, tool-call
+    pieces and usage."""
     if not data.strip():
         return StreamDelta()  # an empty data line: some servers' keep-alive
     if data.strip() == "[DONE]":
@@ -144,13 +191,50 @@ def parse_chunk(data: str, *, provider: str) -> StreamDelta:
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         usage = {}
+    details = usage.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
     choice = _first_choice(payload.get("choices"))
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        delta = {}
     return StreamDelta(
-        text=_choice_text(choice),
+        text=_text(delta.get("content")),
         input_tokens=_count(usage.get("prompt_tokens")),
         output_tokens=_count(usage.get("completion_tokens")),
         logprobs=_choice_logprobs(choice),
+        # servers that send both spell the same text twice: one of them is enough
+        thinking=_text(delta.get("reasoning_content")) or _text(delta.get("reasoning")),
+        tool_calls=_tool_call_deltas(delta.get("tool_calls")),
+        reasoning_tokens=_count(reasoning),
     )
+
+
+def _tool_call_deltas(calls: object) -> tuple[ToolCallDelta, ...]:
+    """`delta.tool_calls[*]` -> ToolCallDeltas. A server that leaves out `index` (some send
+    each call whole, in one chunk) gets the call's place in the list; arguments sent as an
+    object rather than JSON text are turned into JSON text."""
+    if not isinstance(calls, list):
+        return ()
+    out = []
+    for position, call in enumerate(calls):
+        if not isinstance(call, dict):
+            continue
+        index = _count(call.get("index"))
+        function = call.get("function")
+        if not isinstance(function, dict):
+            function = {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict | list):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        out.append(
+            ToolCallDelta(
+                index=position if index is None else index,
+                id=_text(call.get("id")) or None,
+                name=_text(function.get("name")) or None,
+                arguments=_text(arguments),
+            )
+        )
+    return tuple(out)
 
 
 def _first_choice(choices: object) -> dict[str, Any]:
@@ -162,10 +246,8 @@ def _first_choice(choices: object) -> dict[str, Any]:
     return {}
 
 
-def _choice_text(choice: Mapping[str, Any]) -> str:
-    delta = choice.get("delta")
-    content = delta.get("content") if isinstance(delta, dict) else None
-    return content if isinstance(content, str) else ""
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _choice_logprobs(choice: Mapping[str, Any]) -> tuple[float, ...]:

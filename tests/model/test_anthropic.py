@@ -18,8 +18,15 @@ from promptdeck.errors import (
 from promptdeck.model.anthropic import AnthropicProvider, parse_event
 from promptdeck.model.http import StreamDelta, final_usage
 from promptdeck.model.sse import SSEDecoder
-from promptdeck.model.types import ChatRequest, Message, Timeouts, Usage
-from tests.llm_server import LLMServer, Scenario, collect
+from promptdeck.model.types import (
+    ChatRequest,
+    Message,
+    Thinking,
+    Timeouts,
+    ToolCallDelta,
+    Usage,
+)
+from tests.llm_server import LLMServer, Scenario, collect, thinking_signature
 
 KEY = "sk-ant-test-0123456789"
 REQUEST = ChatRequest(
@@ -228,3 +235,73 @@ def test_read_timeout(llm_server: LLMServer) -> None:
     result = collect(provider(llm_server, timeouts=Timeouts(read=0.1)), REQUEST)
     assert result.chunks == []
     assert type(result.error) is ProviderTimeout
+
+
+# Thinking, text and a tool call as the Messages API streams them (extended thinking on).
+TOOL_STREAM = (
+    b"event: message_start\n"
+    b'data: {"type":"message_start","message":{"id":"msg_2","type":"message","role":"assistant",'
+    b'"content":[],"model":"claude-test","usage":{"input_tokens":400,"output_tokens":1}}}\n\n'
+    b"event: content_block_start\n"
+    b'data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking",'
+    b'"thinking":"","signature":""}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta",'
+    b'"thinking":"I need the weather."}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta",'
+    b'"signature":"EqQBCgIYAhIM1gbcDa9G"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b"event: content_block_start\n"
+    b'data: {"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":1,"delta":{"type":"text_delta",'
+    b'"text":"Let me check."}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":1}\n\n'
+    b"event: content_block_start\n"
+    b'data: {"type":"content_block_start","index":2,"content_block":{"type":"tool_use",'
+    b'"id":"toolu_01","name":"get_weather","input":{}}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta",'
+    b'"partial_json":""}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta",'
+    b'"partial_json":"{\\"city\\": \\"Par"}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta",'
+    b'"partial_json":"is\\"}"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":2}\n\n'
+    b"event: message_delta\n"
+    b'data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},'
+    b'"usage":{"output_tokens":89}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+
+
+def test_decodes_thinking_and_a_tool_call_from_literal_bytes() -> None:
+    got = [d for d in deltas(TOOL_STREAM, 5) if d != StreamDelta()]
+    assert got == [
+        StreamDelta(input_tokens=400),
+        StreamDelta(thinking="I need the weather."),
+        StreamDelta(signature="EqQBCgIYAhIM1gbcDa9G"),
+        StreamDelta(text="Let me check."),
+        StreamDelta(tool_calls=(ToolCallDelta(2, "toolu_01", "get_weather"),)),
+        StreamDelta(tool_calls=(ToolCallDelta(2, arguments=""),)),
+        StreamDelta(tool_calls=(ToolCallDelta(2, arguments='{"city": "Par'),)),
+        StreamDelta(tool_calls=(ToolCallDelta(2, arguments='is"}'),)),
+        StreamDelta(output_tokens=89),
+        StreamDelta(done=True),
+    ]
+
+
+def test_thinking_streams_as_thinking_chunks_with_its_signature(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("claude-test", Scenario(thinking=["Short ", "answer."]))
+    chunks = collect(provider(llm_server), REQUEST).chunks
+    signature = thinking_signature("Short answer.")
+    assert chunks == [
+        Thinking("Short "),
+        Thinking("answer."),
+        Thinking("", signature=signature),
+        *ECHO,
+        Usage(8, 6),
+    ]

@@ -31,6 +31,7 @@ from promptdeck.model.types import (
     Message,
     Timeouts,
     TokenLogprobs,
+    ToolCallDelta,
     Usage,
     estimate_usage,
 )
@@ -283,7 +284,7 @@ def test_one_client_per_event_loop() -> None:
     async def client_twice() -> tuple[object, object, bool]:
         first, second = get_client(), get_client()
         await close_client()
-        return first, second, first.is_closed  # type: ignore[attr-defined]
+        return first, second, first.is_closed
 
     first, second, closed = asyncio.run(client_twice())
     other, _, _ = asyncio.run(client_twice())
@@ -416,3 +417,88 @@ def test_azure_inherits_logprobs(llm_server: LLMServer) -> None:
         TokenLogprobs((v,)) for v in SERVER_LOGPROBS
     ]
     assert llm_server.requests[0].body["logprobs"] is True
+
+
+# --- tool calls and thinking, from literal bytes -------------------------------------------
+
+# Two tool calls as OpenAI streams them: id, type and name first with empty arguments, then
+# the arguments in pieces; the usage chunk reports completion_tokens_details.
+TOOL_STREAM = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,'
+    b'"id":"call_abc","type":"function","function":{"name":"get_weather","arguments":""}}],'
+    b'"refusal":null},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":'
+    b'"{\\"ci"}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":'
+    b'"ty\\": \\"Paris\\"}"}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_def","type":"function",'
+    b'"function":{"name":"get_time","arguments":""}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]},'
+    b'"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[],"usage":{"prompt_tokens":80,"completion_tokens":30,"total_tokens":110,'
+    b'"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":'
+    b'{"reasoning_tokens":0,"accepted_prediction_tokens":0}}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_parses_tool_calls_from_the_wire() -> None:
+    assert parse_bytes(TOOL_STREAM) == [
+        StreamDelta(tool_calls=(ToolCallDelta(0, "call_abc", "get_weather", ""),)),
+        StreamDelta(tool_calls=(ToolCallDelta(0, arguments='{"ci'),)),
+        StreamDelta(tool_calls=(ToolCallDelta(0, arguments='ty": "Paris"}'),)),
+        StreamDelta(tool_calls=(ToolCallDelta(1, "call_def", "get_time", ""),)),
+        StreamDelta(tool_calls=(ToolCallDelta(1, arguments="{}"),)),
+        StreamDelta(),
+        StreamDelta(input_tokens=80, output_tokens=30, reasoning_tokens=0),
+        StreamDelta(done=True),
+    ]
+
+
+def test_tool_calls_without_index_or_with_object_arguments() -> None:
+    # Some servers send every call whole in one chunk, without `index`, and a few send the
+    # arguments as an object rather than JSON text.
+    data = (
+        b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"","tool_calls":['
+        b'{"id":"call_1","type":"function","function":{"name":"a","arguments":{"x":1}}},'
+        b'{"id":"call_2","type":"function","function":{"name":"b","arguments":"{}"}}]}}]}\n\n'
+    )
+    assert parse_bytes(data) == [
+        StreamDelta(
+            tool_calls=(
+                ToolCallDelta(0, "call_1", "a", '{"x": 1}'),
+                ToolCallDelta(1, "call_2", "b", "{}"),
+            )
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("delta", "thinking"),
+    [
+        (b'{"content":null,"reasoning_content":"Let me"}', "Let me"),  # DeepSeek, llama.cpp
+        (b'{"role":"assistant","content":"","reasoning":"Hm","reasoning_details":[]}', "Hm"),
+        (b'{"content":null,"reasoning_content":"Same","reasoning":"Same"}', "Same"),  # vLLM
+        (b'{"content":"Hi","reasoning_content":null}', ""),
+    ],
+    ids=["reasoning_content", "reasoning", "both", "null"],
+)
+def test_parses_thinking_apart_from_text(delta: bytes, thinking: str) -> None:
+    [parsed] = parse_bytes(b'data: {"choices":[{"index":0,"delta":%s}]}\n\n' % delta)
+    assert parsed.thinking == thinking
+    assert parsed.text == ("Hi" if not thinking else "")
+
+
+def test_reasoning_tokens_reach_the_usage(llm_server: LLMServer) -> None:
+    llm_server.set_scenario("gpt-test", Scenario(thinking=["Hmm", "."]))
+    chunks = collect(provider(llm_server), REQUEST).chunks
+    assert chunks[-1] == Usage(input_tokens=5, output_tokens=6, reasoning_tokens=2)
+    assert [c for c in chunks if isinstance(c, str)] == ECHO

@@ -253,27 +253,30 @@ def show_steps(steps: Sequence[StepView], *, arriving: bool) -> None:
     """Each tool call of a turn as a step: its arguments (partial while they stream), then
     what the tool returned, or why it was not run. `arriving`: the turn is still going."""
     for step in steps:
-        returned = step.result is not None or step.error is not None
-        icon = ":material/check:" if returned else "spinner" if arriving else ":material/block:"
+        label, icon = f"Tool call: **{plain(step.name)}**", ":material/build:"
         if step.error:
             icon = ":material/warning:"
-        with st.expander(f"🔧 {plain(step.name)}", expanded=True, type="step", icon=icon):
+        elif step.result is None:
+            label += " · arriving…" if arriving else " · not run"
+            icon = "spinner" if arriving else ":material/block:"
+        with st.expander(label, expanded=True, type="step", icon=icon):
             arguments, language = _pretty(step.arguments)
+            st.caption("called with")
             st.code(arguments or " ", language=language, wrap_lines=True)
             if step.error:
-                st.warning(f"Not run as asked: {plain(step.error)}", icon=":material/build:")
+                st.warning(f"Not run as asked: {plain(step.error)}", icon=":material/warning:")
             elif step.result is not None:
                 result, language = _pretty(step.result)
-                st.caption("→ returned")
+                st.caption("returned")
                 st.code(result or " ", language=language, wrap_lines=True)
-            else:
-                st.caption("arguments arriving…" if arriving else "not run: the turn stopped")
+            elif not arriving:
+                st.caption("The turn stopped before the tool ran.")
 
 
 def tool_marker(stored: str | None) -> str:
-    """A cell's tool calls in a few characters, for a grid: `🔧 get_order ×2` ("" for none)."""
+    """A cell's tool calls in a few characters, for a grid: `get_order ×2` ("" for none)."""
     counts = Counter(step.name for step in stored_steps(stored))
-    return ", ".join(f"🔧 {name} ×{n}" for name, n in counts.items())
+    return ", ".join(f"{name} ×{n}" for name, n in counts.items())
 
 
 def show_tool_calls(stored: str | None) -> None:
@@ -283,8 +286,8 @@ def show_tool_calls(stored: str | None) -> None:
         text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
         call = code(_short(f"{step.name}({text})"))
         result = code(_short(step.result) or "(empty)")
-        outcome = f"⚠️ {plain(_short(step.error))}" if step.error else result
-        st.markdown(f"🔧 {call} → {outcome}")
+        outcome = f":material/warning: {plain(_short(step.error))}" if step.error else result
+        st.markdown(f":material/build: {call} → {outcome}")
 
 
 def call_metrics(result: CallResult, calls: int = 1) -> str:

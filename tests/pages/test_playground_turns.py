@@ -61,7 +61,7 @@ def test_a_tool_step_shows_its_name_arguments_and_result(
     at = open_playground()
     run_columns(at, ["t/tools"], "Where is A17?")
     [step] = [e for e in at.expander if "get_order" in shown(e.label)]
-    assert step.label == "🔧 get\\_order"  # escaped Markdown: the model's text as written
+    assert step.label == "Tool call: **get\\_order**"  # escaped: the model's text as written
     codes = [json.loads(c.value) for c in step.code]
     assert codes == [{"order_id": "A17"}, {"status": "shipped", "order": "A17"}]
     assert answers(at) == ['Echo: {"status": "shipped", "order": "A17"}']

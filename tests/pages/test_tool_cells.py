@@ -50,10 +50,10 @@ def open_page(page: str, run_id: str) -> AppTest:
 
 
 def assert_tool_calls_and_thinking(at: AppTest) -> None:
-    lines = [shown(m.value) for m in at.markdown if m.value.startswith("🔧")]
+    lines = [shown(m.value) for m in at.markdown if m.value.startswith(":material/build:")]
     assert lines == [
-        f'🔧 ` get_order({{"order_id": "r0"}}) ` → ` {{"status": "{PAYLOAD}"}} `',
-        "🔧 ` refund({not json) ` → ⚠️ arguments are not JSON",
+        f':material/build: ` get_order({{"order_id": "r0"}}) ` → ` {{"status": "{PAYLOAD}"}} `',
+        ":material/build: ` refund({not json) ` → :material/warning: arguments are not JSON",
     ]
     [thinking] = [e for e in at.expander if e.label.startswith("Thinking")]
     assert thinking.label == "Thinking · first thought after 120 ms"
@@ -64,7 +64,7 @@ def assert_tool_calls_and_thinking(at: AppTest) -> None:
 def test_evaluate_marks_tool_cells_in_the_grid_and_shows_them_in_a_case(workspace: Path) -> None:
     at = open_page("pages/evaluate.py", tool_run(workspace))
     grid = at.dataframe[-1].value
-    assert list(grid["t/tools · tools"]) == ["🔧 get_order ×1, 🔧 refund ×1"] * 2
+    assert list(grid["t/tools · tools"]) == ["get_order ×1, refund ×1"] * 2
     assert list(grid["t/plain · tools"]) == ["", ""]
     at.selectbox(key="ev_detail_row").select("r0").run()
     assert not at.exception, at.exception

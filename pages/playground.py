@@ -245,7 +245,8 @@ def send_follow_up() -> None:
     st.session_state.pg_turns = [*st.session_state.get("pg_turns", []), turn]
     plans = plan_follow_up(views, st.session_state.pg_run_variants, text)
     st.session_state.pg_asked = [text] * len(plans)
-    inputs = st.session_state.get("pg_run_inputs", {})  # the tools' mocks read them
+    # The tools' mocks read the run's inputs; the Playground's history keeps the message.
+    inputs = {**st.session_state.get("pg_run_inputs", {}), "(follow-up)": text}
     st.session_state.pg_run = LiveRun(plans, registry, ui.store(), inputs).start()
 
 

@@ -92,11 +92,16 @@ def test_a_follow_up_goes_to_every_column_with_its_own_history(
             ("assistant", "Echo: Customer message: Where is my parcel?"),
             ("user", "And when does it arrive?"),
         ]
-    # Run again: a fresh conversation.
+    # Run again: a fresh conversation; the last one's two turns are earlier runs, the
+    # follow-up kept with its inputs.
     at.button[0].click().run()
     finish(at)
     assert not [e for e in at.expander if e.label.startswith("Turn ")]
     assert answers(at) == ["Echo: Customer message: Where is my parcel?"] * 3
+    earlier = at.selectbox(key="pg_history").options
+    assert len(earlier) == 2
+    at.selectbox(key="pg_history").select_index(0).run()
+    assert "And when does it arrive?" in [t.value for t in at.text]
 
 
 def test_a_conversation_is_saved_as_an_eval_case(workspace: Path, llm_server: LLMServer) -> None:
@@ -117,3 +122,28 @@ def test_a_conversation_is_saved_as_an_eval_case(workspace: Path, llm_server: LL
         {"role": "assistant", "content": "Echo: Customer message: Where is my parcel?"},
     ]
     assert (row["note"], row["source"]) == ("follow-up about invoices", "playground")
+
+
+def test_thinking_and_tool_calls_are_shown_as_written(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    """The model's thinking and tool call are untrusted text: Markdown, HTML and an image
+    link in them are shown as typed, never rendered or fetched."""
+    (workspace / "prompts" / "t" / "tools.yaml").write_text(TOOLS_VARIANT.format(model="alpha"))
+    thought = "<b>bold</b> **not bold** ![x](http://example.com/x.png)"
+    name = "get_<i>order</i>"
+    llm_server.set_scenario(
+        "alpha", Scenario(thinking=[thought], tool_calls=[(name, '{"order_id": "<script>"}')])
+    )
+    at = open_playground()
+    run_columns(at, ["t/tools"], "Where is A17?")
+    [thinking] = [e for e in at.expander if e.label.startswith("Thinking")]
+    rounds = shown(thinking.caption[0].value).replace("  \n", "\n")
+    assert rounds == f"{thought}\n\n{thought}"  # it thought before each of its 2 calls
+    assert "<b>" not in thinking.caption[0].value.replace("\\<b\\>", "")
+    [step] = [e for e in at.expander if e.label.startswith("Tool call")]
+    assert shown(step.label) == f"Tool call: **{name}**"
+    assert json.loads(step.code[0].value) == {"order_id": "<script>"}
+    [warning] = step.warning
+    assert "there is no tool named 'get_<i>order</i>'" in shown(warning.value)
+    assert "<i>" not in warning.value.replace("\\<i\\>", "")

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from promptdeck.errors import CheckConfigError
-from promptdeck.promptfoo.config import check_from_assertion
+from promptdeck.promptfoo.config import checks_from_assertion
 from promptdeck.promptfoo.testcases import PromptfooTest
+from promptdeck.promptfoo.tools import TOOLS_CALL_DIFFERS
 from promptdeck.scoring.checks import parse_check
 from promptdeck.workspace.sandbox import RenderLimit, compile_template, render_budget, render_text
 
@@ -74,9 +75,11 @@ def map_tests(
 ) -> Mapped:
     mapped = Mapped()
     row_of = _rows(tests, mapped.rows, report)
-    items = [[i for w, a in t.asserts if (i := classify(w, a, t.vars, report))] for t in tests]
+    items = [[i for w, a in t.asserts for i in classify(w, a, t.vars, report)] for t in tests]
     if any(i.check and i.check["type"] == "similar" for its in items for i in its):
         note(f"similar: {SIMILAR_DIFFERS}")
+    if any(i.check and i.check["type"] == "tool_args_valid" for its in items for i in its):
+        note(f"tool_args_valid: {TOOLS_CALL_DIFFERS}")
     runs = {pair.name: [i for i, t in enumerate(tests) if _runs(t, pair)] for pair in pairs}
     _check_coverage(tests, row_of, runs, report)
     for pair in pairs:
@@ -160,15 +163,16 @@ def render_value(value: object, variables: dict[str, Any]) -> object:
 
 def classify(
     where: str, assertion: dict[str, Any], variables: dict[str, Any], report: Report
-) -> Item | None:
-    """The mapped form of one assertion, or None (reported) when it has none."""
+) -> list[Item]:
+    """The mapped form of one assertion (several checks for a trajectory:tool-used naming
+    several tools), or none (reported)."""
     kind = assertion["type"]
     for key in assertion:
         if key not in _ASSERT_KEYS or (key == "provider" and kind != "llm-rubric"):
             report(f"{where}.{key}", "not supported by PromptDeck; ignored")
     if "transform" in assertion:  # the check would test the answer, not what promptfoo tests
         report(f"{where}.transform", "PromptDeck checks the answer as it came; not mapped")
-        return None
+        return []
     if "threshold" in assertion and kind not in _USES_THRESHOLD:
         report(f"{where}.threshold", f"{kind} has no threshold in PromptDeck; ignored")
     value = render_value(assertion.get("value"), variables)
@@ -177,17 +181,27 @@ def classify(
         grader = grader.get("id") if isinstance(grader, dict) else grader
         if not isinstance(value, str) or not value.strip():
             report(where, "llm-rubric needs the rubric as text")
-            return None
-        return Item(where, rubric=value, grader=grader if isinstance(grader, str) else None)
+            return []
+        return [Item(where, rubric=value, grader=grader if isinstance(grader, str) else None)]
     try:
-        check = check_from_assertion({**assertion, "value": value})
-        if isinstance(assertion.get("metric"), str):
-            check["name"] = assertion["metric"]
-        parse_check(check)  # a value PromptDeck rejects (a bad regex, ...) is reported here
+        checks = checks_from_assertion({**assertion, "value": value})
+        for check in checks:
+            _name(check, assertion.get("metric"), where, report)
+            parse_check(check)  # a value PromptDeck rejects (a bad regex, ...) is reported here
     except (ValueError, CheckConfigError) as exc:
         report(where, str(exc))
-        return None
-    return Item(where, check=check)
+        return []
+    return [Item(where, check=check) for check in checks]
+
+
+def _name(check: dict[str, Any], metric: object, where: str, report: Report) -> None:
+    """The assertion's metric names the check, except a tool_called's: its name is the tool."""
+    if not isinstance(metric, str):
+        return
+    if check["type"] == "tool_called":
+        report(f"{where}.metric", "a tool_called check's name is the tool; metric not kept")
+    else:
+        check["name"] = metric
 
 
 def _key(check: dict[str, Any]) -> str:

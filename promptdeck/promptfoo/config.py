@@ -17,6 +17,11 @@ from typing import Any
 import yaml
 
 from promptdeck.model.registry import ProviderConfig
+from promptdeck.promptfoo.tools import (
+    tool_check_from_javascript,
+    tool_check_javascript,
+    tool_checks_from_trajectory,
+)
 
 # promptfoo provider prefixes whose model name PromptDeck passes on unchanged; the middle
 # part (chat, messages, ...) only picks the API, and PromptDeck always uses the chat API.
@@ -60,6 +65,9 @@ PARAM_NAMES = {
     "frequency_penalty": "frequency_penalty",
     "response_format": "response_format",
     "repeat_penalty": "repeat_penalty",
+    "tool_choice": "tool_choice",
+    "reasoning_effort": "reasoning_effort",
+    "thinking": "thinking",
 }
 
 
@@ -142,7 +150,15 @@ _WHY_NOT = {
     "text around the JSON)",
     "contains-any": "PromptDeck's contains needs every value, not any one of them",
     "icontains-any": "PromptDeck's icontains needs every value, not any one of them",
+    "tool-call-f1": "tool-call-f1 scores the set of tools called against a list (F1); "
+    "PromptDeck has no such score: use tool_called and no_tool_called checks",
+    "is-valid-function-call": "checks a legacy function call (config.functions); PromptDeck's "
+    "tool_args_valid is promptfoo's is-valid-openai-tools-call",
+    "is-valid-openai-function-call": "checks a legacy function call (config.functions); "
+    "PromptDeck's tool_args_valid is promptfoo's is-valid-openai-tools-call",
+    "trajectory:tool-sequence": "PromptDeck has no check on the order of tool calls",
 }
+_TRAJECTORY = ("trajectory:tool-used", "not-trajectory:tool-used", "trajectory:tool-args-match")
 # The JavaScript assertions the exporter writes for the length checks promptfoo lacks.
 _LENGTH_JS = {
     "min_chars": "output.trim().length >= {}",
@@ -151,11 +167,25 @@ _LENGTH_JS = {
 _LENGTH_JS_PATTERN = re.compile(r"output\.trim\(\)\.length (<=|>=) (\d+)")
 
 
+def checks_from_assertion(assertion: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The checks for one deterministic assertion: one, except for a trajectory:tool-used
+    naming several tools (a tool_called check each). ValueError says why there are none."""
+    kind = str(assertion.get("type"))
+    if kind in _TRAJECTORY:
+        return tool_checks_from_trajectory(kind, assertion.get("value"))
+    return [check_from_assertion(assertion)]
+
+
 def check_from_assertion(assertion: Mapping[str, Any]) -> dict[str, Any]:
     """A check (as the mapping `parse_check` reads) for one deterministic assertion.
 
     ValueError says why there is none. llm-rubric is not a check: the caller handles it."""
     kind = str(assertion.get("type"))
+    if kind in _TRAJECTORY:
+        found = tool_checks_from_trajectory(kind, assertion.get("value"))
+        if len(found) > 1:
+            raise ValueError(f"{kind} names several tools: read it with checks_from_assertion")
+        return found[0]
     value, threshold = assertion.get("value"), assertion.get("threshold")
     if isinstance(value, int | float) and not isinstance(value, bool) and kind in _DIRECT:
         value = str(value)  # `equals: 42` in YAML compares the text 42
@@ -183,11 +213,16 @@ def check_from_assertion(assertion: Mapping[str, Any]) -> dict[str, Any]:
         return {"type": check, "value": threshold}
     if kind == "word-count" and isinstance(value, dict) and set(value) == {"max"}:
         return {"type": "max_words", "value": value["max"]}
+    if kind == "is-valid-openai-tools-call":
+        return {"type": "tool_args_valid"}
     if kind == "javascript" and isinstance(value, str):
         match = _LENGTH_JS_PATTERN.fullmatch(value.strip())
         if match:
             check = "max_chars" if match[1] == "<=" else "min_chars"
             return {"type": check, "value": int(match[2])}
+        tool_check = tool_check_from_javascript(value)
+        if tool_check is not None:
+            return tool_check
     raise ValueError(_WHY_NOT.get(kind, f"{kind} assertion is not supported"))
 
 
@@ -222,6 +257,8 @@ def assertions_from_check(check: Mapping[str, Any], expected: str | None) -> lis
         threshold = check.get("threshold")
         found = {"threshold": threshold} if threshold is not None else {}
         return [{"type": "similar", "value": target, **found}] if target else []
+    if kind in ("tool_called", "no_tool_called"):
+        return [{"type": "javascript", "value": tool_check_javascript(check)}]
     return [_other_assertion(kind, value)]
 
 
@@ -242,6 +279,8 @@ def _other_assertion(kind: str, value: Any) -> dict[str, Any]:
         return {"type": "latency", "threshold": value}
     if kind == "max_cost_usd":
         return {"type": "cost", "threshold": value}
+    if kind == "tool_args_valid":
+        return {"type": "is-valid-openai-tools-call"}
     raise ValueError(f"{kind} check has no promptfoo equivalent")
 
 

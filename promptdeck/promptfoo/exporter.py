@@ -9,8 +9,9 @@ Checks: when all variants have the same checks, they go in `defaultTest` (or, wh
 the row's `expected`, in every test); when the variants differ, each row is written once per
 group of variants with equal checks, limited to them by the test's `providers:` filter. The
 judge's rubric becomes an llm-rubric graded by the judge's model; a row's own `rubric`
-replaces it on that row, as in PromptDeck. Anything without a promptfoo counterpart is
-listed in `ExportResult.unmapped`.
+replaces it on that row, as in PromptDeck. A variant's tools, tool_choice and output_schema
+go in its provider's config (tools.py); the mocks cannot (promptfoo runs no tool rounds), so
+each is listed. Anything without a promptfoo counterpart is listed in `ExportResult.unmapped`.
 """
 
 from __future__ import annotations
@@ -34,10 +35,17 @@ from promptdeck.promptfoo.config import (
     provider_id_for,
 )
 from promptdeck.promptfoo.importer import write_files
+from promptdeck.promptfoo.tools import (
+    MOCKS_NOT_EXPORTED,
+    TOOLS_CALL_DIFFERS,
+    config_output_schema,
+    config_tools,
+)
 from promptdeck.scoring.checks import Check
 from promptdeck.workspace.datasets import RESERVED, Case, load_dataset
 from promptdeck.workspace.prompts import PromptVariant, load_prompts
 from promptdeck.workspace.sampling import sample_cases
+from promptdeck.workspace.tools import DEFAULT_MAX_TOOL_ROUNDS
 
 _PROMPTFOO_PARAMS = {name for name in PARAM_NAMES if name not in ("num_predict",)}
 _META_COLUMNS = ("id", "category", "human_score")
@@ -149,6 +157,7 @@ def _providers(
             ex.report(f"{variant.name}.model", f"{exc}; variant not exported")
             continue
         config = _params(variant, ident, ex)
+        config.update(_tools(variant, ident, ex))
         if base_url:
             parts = urlsplit(base_url)
             if "@" in parts.netloc:  # a user:password@ in the URL stays out of the file
@@ -171,10 +180,35 @@ def _params(variant: PromptVariant, ident: str, ex: _Export) -> dict[str, Any]:
             config["num_predict"] = value
         elif name == "repeat_penalty" and not ident.startswith("ollama:"):
             ex.report(f"{variant.name}.params.{name}", "only promptfoo's ollama provider has it")
+        elif name == "thinking" and not ident.startswith("anthropic:"):
+            ex.report(f"{variant.name}.params.{name}", "only promptfoo's anthropic provider has it")
         elif name in _PROMPTFOO_PARAMS:
             config[name] = value
         else:
             ex.report(f"{variant.name}.params.{name}", "no promptfoo equivalent; not exported")
+    return config
+
+
+def _tools(variant: PromptVariant, ident: str, ex: _Export) -> dict[str, Any]:
+    """The provider config for the variant's tools and output_schema; what has no place in
+    promptfoo (the mocks, the rounds, tool checks it reads otherwise) is reported."""
+    config: dict[str, Any] = {}
+    if variant.tools:
+        config["tools"] = config_tools(variant.tools)
+        for index, tool in enumerate(variant.tools):
+            ex.report(f"{variant.name}.tools[{index}].mock", f"{tool.name}: {MOCKS_NOT_EXPORTED}")
+        if variant.max_tool_rounds != DEFAULT_MAX_TOOL_ROUNDS:
+            ex.report(f"{variant.name}.max_tool_rounds", "promptfoo runs no tool rounds")
+    if variant.output_schema is not None:
+        key, value = config_output_schema(variant.output_schema, ident)
+        config[key] = value
+    for index, check in enumerate(variant.checks):
+        if check.type == "tool_args_valid":
+            why = TOOLS_CALL_DIFFERS
+            if ident.startswith("anthropic:"):
+                why = "it reads OpenAI's tool calls, and promptfoo's anthropic provider answers "
+                why += "with tool_use blocks: it fails there"
+            ex.report(f"{variant.name}.checks[{index}]", f"exported, but {why}")
     return config
 
 
@@ -203,6 +237,10 @@ def check_mapping(check: Check) -> dict[str, Any]:
         data["case_sensitive"] = False
     if check.name:
         data["name"] = check.name
+    if check.args is not None:
+        data["args"] = dict(check.args)
+    if check.times is not None:
+        data["times"] = check.times
     return data
 
 
@@ -222,7 +260,7 @@ def _asserts(variant: PromptVariant, case: Case | None, ex: _Export) -> list[dic
             continue
         if check.type == "similar":
             ex.report(f"{variant.name}.checks[{index}]", f"exported, but {SIMILAR_DIFFERS}")
-        if check.name:
+        if check.name and check.type != "tool_called":  # a tool_called's name is the tool
             found = [{**a, "metric": check.name} for a in found]
         asserts.extend(found)
     return asserts

@@ -9,8 +9,10 @@ Naming: <name> (and <task>) is the config file's stem, or its folder's name for 
 (or model), with only the part that tells the pairs apart; a pair whose prompt and provider
 share a `task/variant` label (as `export-promptfoo` writes them) keeps that name.
 
-What maps is in `promptfoo.py` and `promptfoo_checks.py`; every other item is reported in
-`ImportResult.unmapped` with its place, and the import still writes what it could.
+What maps is in `config.py`, `checks.py` and `tools.py` (a provider's tools, tool_choice and
+JSON-schema response format); every other item is reported in `ImportResult.unmapped` with its
+place, and the import still writes what it could. A promptfoo tool has no mock: the variant
+gets one that says so, and the tool is listed there as something to complete.
 """
 
 from __future__ import annotations
@@ -27,8 +29,13 @@ from promptdeck.model.registry import ProviderConfig, builtin_configs
 from promptdeck.promptfoo.checks import Mapped, map_tests
 from promptdeck.promptfoo.config import PARAM_NAMES, Unmapped, dump_yaml, model_from_provider_id
 from promptdeck.promptfoo.testcases import PromptfooTest, TestReader, local_paths
+from promptdeck.promptfoo.tools import (
+    output_schema_from_config,
+    tool_choice_from_config,
+    tools_from_config,
+)
 from promptdeck.workspace.fileio import atomic_write, read_text
-from promptdeck.workspace.prompts import variant_from_dict
+from promptdeck.workspace.prompts import OUTPUT_SCHEMA_CHECK, variant_from_dict
 from promptdeck.workspace.yamlfile import parse_yaml
 
 CONFIG_KEYS = (  # the rest (scenarios, env, ...) is reported
@@ -68,6 +75,8 @@ class Provider:
     params: Mapping[str, Any]
     prompts: tuple[str, ...] | None
     where: str
+    tools: tuple[Mapping[str, Any], ...] = ()
+    output_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,14 +287,25 @@ def _provider(item: Mapping[str, Any], where: str, ctx: _Context) -> Provider | 
     except ValueError as exc:
         ctx.report(where, str(exc))
         return None
-    params = {}
+    params: dict[str, Any] = {}
+    tools: list[dict[str, Any]] = []
+    output_schema = None
     for key, value in config.items():
-        if key in PARAM_NAMES:
+        at = f"{where}.config.{key}"
+        if key == "tools":
+            tools = tools_from_config(value, at, ctx.report)
+        elif key in ("response_format", "output_format") and _json_schema(value):
+            output_schema = output_schema_from_config(key, value, at, ctx.report)
+        elif key == "tool_choice":
+            params["tool_choice"] = tool_choice_from_config(value)
+        elif key in PARAM_NAMES:
             params[PARAM_NAMES[key]] = value
         elif key == "apiKey":
-            ctx.report(f"{where}.config.apiKey", "keys are never imported: set the env variable")
+            ctx.report(at, "keys are never imported: set the env variable")
+        elif key == "functionToolCallbacks":
+            ctx.report(at, "runs JavaScript as the tools; PromptDeck's tools answer with mocks")
         elif key != "apiBaseUrl":
-            ctx.report(f"{where}.config.{key}", "not a PromptDeck model parameter; ignored")
+            ctx.report(at, "not a PromptDeck model parameter; ignored")
     label = item.get("label")
     prompts = item.get("prompts")
     if prompts is not None and not (
@@ -294,7 +314,16 @@ def _provider(item: Mapping[str, Any], where: str, ctx: _Context) -> Provider | 
         raise ctx.fail(f"{where}.prompts must be a list of prompt labels")
     refs = tuple(str(r) for r in (label, item["id"]) if r)
     key = str(label) if label else model.rpartition("/")[2]
-    return Provider(refs, key, model, params, tuple(prompts) if prompts else None, where)
+    found = tuple(prompts) if prompts else None
+    return Provider(refs, key, model, params, found, where, tuple(tools), output_schema)
+
+
+def _json_schema(value: object) -> bool:
+    """A response format asking for a JSON schema (a file:// one too): PromptDeck's
+    output_schema. Others (json_object) are the response_format parameter."""
+    return isinstance(value, str) or (
+        isinstance(value, dict) and value.get("type") == "json_schema"
+    )
 
 
 # --- variants -----------------------------------------------------------------------------
@@ -346,6 +375,14 @@ def variant_data(pair: Pair, checks: list[dict[str, Any]]) -> dict[str, Any]:
         data.update(dict(pair.prompt.messages))
     else:
         data["messages"] = [{"role": r, "content": c} for r, c in pair.prompt.messages]
+    if pair.provider.tools:
+        data["tools"] = [dict(tool) for tool in pair.provider.tools]
+    schema = pair.provider.output_schema
+    if schema is not None:
+        data["output_schema"] = dict(schema)
+        # PromptDeck checks an output_schema by itself: the exported is-json is that check
+        implied = {"type": "json_schema", "value": schema, "name": OUTPUT_SCHEMA_CHECK}
+        checks = [check for check in checks if check != implied]
     if checks:
         data["checks"] = checks
     return data

@@ -7,6 +7,7 @@ tests/promptfoo/README.md); imports are read back with PromptDeck's own loaders.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,17 @@ import yaml
 from promptdeck.errors import ConfigError
 from promptdeck.evals.suite import load_suite
 from promptdeck.model.registry import builtin_configs
-from promptdeck.promptfoo.config import check_from_assertion, model_from_provider_id
+from promptdeck.model.types import ToolStep
+from promptdeck.promptfoo.config import (
+    assertions_from_check,
+    check_from_assertion,
+    checks_from_assertion,
+    model_from_provider_id,
+)
 from promptdeck.promptfoo.exporter import export_promptfoo
 from promptdeck.promptfoo.importer import import_promptfoo
 from promptdeck.promptfoo.testcases import assertion_from_text
+from promptdeck.scoring.checks import parse_check, run_checks
 from promptdeck.workspace.datasets import load_dataset
 from promptdeck.workspace.prompts import load_prompts
 
@@ -32,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 SCHEMA = json.loads((HERE / "config-schema.json").read_text())
 WORKSPACE = HERE / "workspace"
-COMMON_CHECKS = [
+COMMON_CHECKS: list[dict[str, Any]] = [
     {"type": "not_contains", "value": "as an AI", "case_sensitive": False},
     {"type": "max_latency_ms", "value": 5000},
     {"type": "max_cost_usd", "value": 0.01},
@@ -344,6 +352,8 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
         ("fn: x", {"type": "javascript", "value": "x"}),
         ("python: len(output)", {"type": "python", "value": "len(output)"}),
         ("containsfoo", {"type": "equals", "value": "containsfoo"}),
+        ("is-valid-openai-tools-call", {"type": "is-valid-openai-tools-call"}),
+        ("trajectory:tool-used:get_order", {"type": "trajectory:tool-used", "value": "get_order"}),
     ],
 )
 def test_csv_expected_cells_parse_like_promptfoo(cell: str, assertion: dict[str, Any]) -> None:
@@ -637,3 +647,401 @@ def test_a_password_in_a_base_url_is_never_exported(tmp_path: Path) -> None:
     assert "hunter2" not in out.read_text()
     assert {p["config"]["apiBaseUrl"] for p in config["providers"]} == {"http://127.0.0.1:8080/v1"}
     assert any("credentials are not exported" in str(i) for i in result.unmapped)
+
+
+# --- tools, structured output and tool checks ---------------------------------------------
+
+TOOLS_WORKSPACE = HERE / "tools_workspace"
+MOCK_NOT_EXPORTED = (
+    "the mock is not exported: promptfoo has no mocked tool results (functionToolCallbacks run "
+    "JavaScript and their result becomes the answer), so a promptfoo test ends at the model's "
+    "first tool calls"
+)
+TOOLS_CALL_NOTE = (
+    "promptfoo's is-valid-openai-tools-call also fails an answer that calls no tool, which "
+    "PromptDeck's tool_args_valid passes"
+)
+
+
+def no_mock(provider: int, index: int, name: str) -> str:
+    return (
+        f"providers[{provider}].config.tools[{index}]: {name} has no mock in promptfoo: its "
+        "mock is a placeholder that says so; write what the tool should return"
+    )
+
+
+def export_tools(tmp_path: Path) -> tuple[Path, list[str]]:
+    out = tmp_path / "promptfooconfig.yaml"
+    result = export_promptfoo(
+        TOOLS_WORKSPACE / "datasets" / "orders.suite.yaml",
+        out,
+        prompts_dir=TOOLS_WORKSPACE / "prompts",
+    )
+    return out, [str(item) for item in result.unmapped]
+
+
+def test_export_maps_tools_tool_choice_output_schema_and_tool_checks(tmp_path: Path) -> None:
+    out, unmapped = export_tools(tmp_path)
+    config = validate_promptfoo(out)
+    assert unmapped == [
+        f"orders/agent.tools[0].mock: get_order: {MOCK_NOT_EXPORTED}",
+        f"orders/agent.tools[1].mock: cancel_order: {MOCK_NOT_EXPORTED}",
+        "orders/agent.max_tool_rounds: promptfoo runs no tool rounds",
+        f"orders/agent.checks[3]: exported, but {TOOLS_CALL_NOTE}",
+        f"orders/claude.tools[0].mock: get_order: {MOCK_NOT_EXPORTED}",
+        "orders/claude.checks[2]: exported, but it reads OpenAI's tool calls, and promptfoo's "
+        "anthropic provider answers with tool_use blocks: it fails there",
+    ]
+    get_order = {
+        "type": "function",
+        "function": {
+            "name": "get_order",
+            "description": "Look up an order by its id",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"],
+            },
+        },
+    }
+    agent, claude = (p["config"] for p in config["providers"])
+    assert agent["tools"][0] == get_order and claude["tools"] == [get_order]
+    assert [t["function"]["name"] for t in agent["tools"]] == ["get_order", "cancel_order"]
+    assert (agent["tool_choice"], agent["reasoning_effort"]) == ("auto", "low")
+    assert claude["tool_choice"] == {"type": "function", "function": {"name": "get_order"}}
+    assert claude["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    reply = {"type": "object", "properties": {"reply": {"type": "string"}}, "required": ["reply"]}
+    assert agent["response_format"]["type"] == "json_schema"
+    assert agent["response_format"]["json_schema"]["schema"]["required"] == ["reply"]
+    assert claude["output_format"] == {"type": "json_schema", "schema": reply}
+    assert "mock" not in out.read_text()
+    first = config["tests"][0]  # orders/agent's checks on the first row
+    assert first["providers"] == ["orders/agent"]
+    kinds = [(a["type"], a.get("metric")) for a in first["assert"]]
+    assert kinds == [
+        ("javascript", None),
+        ("javascript", None),
+        ("javascript", "never cancels"),
+        ("is-valid-openai-tools-call", None),
+        ("is-json", "output_schema"),
+    ]
+    assert first["assert"][1]["value"].startswith(
+        '// PromptDeck check: {"type": "tool_called", "name": "get_order", '
+        '"args": {"order_id": "A1"}, "times": 1}\n'
+    )
+
+
+def test_tools_round_trip_keeps_all_but_the_mocks(tmp_path: Path) -> None:
+    out, _ = export_tools(tmp_path)
+    result = import_promptfoo(out, tmp_path / "ws", name="orders")
+    assert [str(item) for item in result.unmapped] == [
+        no_mock(0, 0, "get_order"),
+        no_mock(0, 1, "cancel_order"),
+        no_mock(1, 0, "get_order"),
+    ]
+    assert result.notes == (f"tool_args_valid: {TOOLS_CALL_NOTE}",)
+    before = load_prompts(TOOLS_WORKSPACE / "prompts").variants
+    after = load_prompts(tmp_path / "ws" / "prompts")
+    assert after.errors == [] and sorted(after.variants) == sorted(before)
+    for name, variant in before.items():
+        again = after.variants[name]
+        for part in ("model", "params", "system", "user", "messages", "checks", "output_schema"):
+            assert getattr(again, part) == getattr(variant, part), (name, part)
+        assert [replace(t, mock="") for t in again.tools] == [
+            replace(t, mock="") for t in variant.tools
+        ]
+        assert [t.mock for t in again.tools] == [
+            f'{{"note": "no mock for {t.name}: edit this template"}}' for t in variant.tools
+        ]
+    assert before["orders/agent"].max_tool_rounds == 3  # listed as not exported
+    assert after.variants["orders/agent"].max_tool_rounds == 5
+    assert before["orders/claude"].params["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_order"},
+    }
+
+
+TOOLS_UNMAPPED = [
+    "providers[0].config.tools[0].function.strict: PromptDeck sends the schema without strict; "
+    "not kept",
+    no_mock(0, 0, "get_order"),
+    no_mock(0, 1, "refund"),
+    "providers[0].config.response_format.json_schema.strict: not kept: PromptDeck sends the "
+    "schema without it",
+    "providers[0].config.functionToolCallbacks: runs JavaScript as the tools; PromptDeck's "
+    "tools answer with mocks",
+    no_mock(1, 0, "get_order"),
+    "providers[1].config.tools[1]: only function tools can be imported (type: function)",
+    "tests[0].assert[0]: tool-call-f1 scores the set of tools called against a list (F1); "
+    "PromptDeck has no such score: use tool_called and no_tool_called checks",
+    "tests[0].assert[1]: PromptDeck has no check on the order of tool calls",
+    "tests[0].assert[2]: trajectory:tool-used with a pattern (get_*): PromptDeck's checks name "
+    "one tool",
+    "tests[0].assert[3]: trajectory:tool-args-match with mode exact: PromptDeck matches args as "
+    "a subset",
+    "tests[0].assert[4]: checks a legacy function call (config.functions); PromptDeck's "
+    "tool_args_valid is promptfoo's is-valid-openai-tools-call",
+    "tests[0].assert[5]: javascript assertion is not supported",
+    "tests[0].assert[6].metric: a tool_called check's name is the tool; metric not kept",
+]
+
+
+def test_import_of_tools_structured_output_and_tool_assertions(tmp_path: Path) -> None:
+    config = HERE / "tools" / "promptfooconfig.yaml"
+    validate_promptfoo(config)
+    result = import_promptfoo(config, tmp_path)
+    assert [str(item) for item in result.unmapped] == TOOLS_UNMAPPED
+    assert result.notes == (f"tool_args_valid: {TOOLS_CALL_NOTE}",)
+    library = load_prompts(tmp_path / "prompts")
+    assert library.errors == []
+    gpt, claude = (library.variants[f"tools/{m}"] for m in ("gpt-4.1-mini", "claude-sonnet-4-5"))
+    assert gpt.params == {"temperature": 0, "reasoning_effort": "low", "tool_choice": "required"}
+    assert claude.params == {
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "tool_choice": {"type": "function", "function": {"name": "get_order"}},
+    }
+    order_id = {"type": "object", "properties": {"order_id": {"type": "string"}}}
+    assert [(t.name, t.description) for t in gpt.tools] == [
+        ("get_order", "Look up an order by its id"),
+        ("refund", ""),
+    ]
+    assert gpt.tools[0].parameters == {
+        **order_id,
+        "required": ["order_id"],
+        "additionalProperties": False,
+    }
+    assert [(t.name, t.parameters) for t in claude.tools] == [
+        ("get_order", {**order_id, "required": ["order_id"]})
+    ]
+    assert gpt.tools[1].mock == '{"note": "no mock for refund: edit this template"}'
+    answer = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    }
+    assert (gpt.output_schema, claude.output_schema) == (answer, None)
+    shared = [
+        ("tool_args_valid", "", None, None, None),
+        ("tool_called", "get_order", None, None, None),
+        ("tool_called", "get_order", None, None, 1),
+        ("tool_called", "get_order", None, {"order_id": "A1"}, None),
+        ("no_tool_called", "", ("refund",), None, None),
+        ("json_schema", "", {"type": "object", "required": ["answer"]}, None, None),
+    ]
+    for variant in (gpt, claude):
+        found = [(c.type, c.name, c.value, c.args, c.times) for c in variant.checks]
+        automatic = [("json_schema", "output_schema", answer, None, None)]
+        assert found == shared + (automatic if variant is gpt else [])
+
+
+@pytest.mark.parametrize(
+    ("assertion", "checks"),
+    [
+        ({"type": "is-valid-openai-tools-call"}, [{"type": "tool_args_valid"}]),
+        (
+            {"type": "trajectory:tool-used", "value": "get_order"},
+            [{"type": "tool_called", "name": "get_order"}],
+        ),
+        (
+            {"type": "trajectory:tool-used", "value": ["get_order", "refund"]},
+            [
+                {"type": "tool_called", "name": "get_order"},
+                {"type": "tool_called", "name": "refund"},
+            ],
+        ),
+        (
+            {"type": "trajectory:tool-used", "value": {"name": "get_order", "min": 2, "max": 2}},
+            [{"type": "tool_called", "name": "get_order", "times": 2}],
+        ),
+        (
+            {"type": "trajectory:tool-used", "value": {"pattern": "refund", "min": 0, "max": 0}},
+            [{"type": "tool_called", "name": "refund", "times": 0}],
+        ),
+        (
+            {"type": "not-trajectory:tool-used", "value": "refund"},
+            [{"type": "no_tool_called", "value": ["refund"]}],
+        ),
+        ({"type": "not-trajectory:tool-used", "value": "*"}, [{"type": "no_tool_called"}]),
+        (
+            {
+                "type": "trajectory:tool-args-match",
+                "value": {"name": "get_order", "arguments": {"order_id": "A1", "opts": [1]}},
+            },
+            [{"type": "tool_called", "name": "get_order", "args": {"order_id": "A1", "opts": [1]}}],
+        ),
+    ],
+)
+def test_tool_assertions_map_to_checks(
+    assertion: dict[str, Any], checks: list[dict[str, Any]]
+) -> None:
+    assert checks_from_assertion(assertion) == checks
+    if len(checks) == 1:
+        assert check_from_assertion(assertion) == checks[0]
+
+
+@pytest.mark.parametrize(
+    ("assertion", "reason"),
+    [
+        ({"type": "tool-call-f1", "value": ["a"]}, "tool-call-f1 scores the set of tools"),
+        ({"type": "is-valid-function-call"}, "checks a legacy function call"),
+        ({"type": "trajectory:tool-sequence", "value": ["a"]}, "no check on the order"),
+        ({"type": "trajectory:step-count", "value": {"max": 2}}, "step-count assertion is not"),
+        ({"type": "trajectory:tool-used", "value": "get_*"}, "with a pattern"),
+        ({"type": "trajectory:tool-used", "value": []}, "needs a tool name"),
+        (
+            {"type": "trajectory:tool-used", "value": {"name": "a", "min": 2}},
+            "from 2 to None times",
+        ),
+        ({"type": "trajectory:tool-used", "value": {"name": "a", "type": "tool"}}, "with type"),
+        ({"type": "not-trajectory:tool-used", "value": {"name": "a", "max": 1}}, "with a count"),
+        (
+            {
+                "type": "trajectory:tool-args-match",
+                "value": {"name": "a", "args": {"x": 1}, "ignore": "y"},
+            },
+            "with ignore has no PromptDeck equivalent",
+        ),
+        (
+            {
+                "type": "trajectory:tool-args-match",
+                "value": {"name": "a", "args": {"x": [{"y": 1}]}},
+            },
+            "a mapping inside a list",
+        ),
+        ({"type": "trajectory:tool-used", "value": ["a", "b"]}, "names several tools"),
+    ],
+)
+def test_tool_assertions_without_a_check_say_why(assertion: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        check_from_assertion(assertion)
+
+
+TOOL_CHECKS: list[dict[str, Any]] = [
+    {"type": "tool_called", "name": "get_order"},
+    {"type": "tool_called", "name": "get_order", "times": 2},
+    {"type": "tool_called", "name": "get_order", "args": {"order_id": "A1"}},
+    {"type": "tool_called", "name": "get_order", "args": {"opts": {"fast": True}}, "times": 1},
+    {"type": "tool_called", "name": "get_order", "args": {"order_id": "{{ id }} {% x %} {#"}},
+    {"type": "tool_called", "name": "refund"},
+    {"type": "no_tool_called"},
+    {"type": "no_tool_called", "value": ["refund", "cancel"]},
+    {"type": "no_tool_called", "value": "get_order", "name": "never looks up"},
+]
+# (name, arguments) of each call, and the reply as promptfoo's providers give it
+CALLS: list[list[tuple[str, dict[str, Any]]]] = [
+    [],
+    [("get_order", {"order_id": "A1", "opts": {"fast": True, "cache": False}})],
+    [("get_order", {"order_id": "A1"}), ("get_order", {"order_id": "B2"})],
+    [("refund", {"order_id": "A1"}), ("get_order", {"order_id": "{{ id }} {% x %} {#"})],
+]
+
+
+def openai_output(calls: list[tuple[str, dict[str, Any]]], text: str | None) -> object:
+    tool_calls = [
+        {"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+        for i, (n, a) in enumerate(calls)
+    ]
+    if not calls:
+        return text or ""
+    return {"role": "assistant", "content": text, "tool_calls": tool_calls} if text else tool_calls
+
+
+def anthropic_output(calls: list[tuple[str, dict[str, Any]]]) -> str:
+    blocks = ["Let me look that up."] + [
+        json.dumps({"type": "tool_use", "id": f"t{i}", "name": n, "input": a})
+        for i, (n, a) in enumerate(calls)
+    ]
+    return "\n\n".join(blocks)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_tool_check_javascript_agrees_with_promptdecks_checks(tmp_path: Path) -> None:
+    # promptfoo runs a multi-line javascript value as the body of
+    # new Function('output', 'context', 'process', body); so does this harness
+    harness = tmp_path / "run.js"
+    harness.write_text(
+        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+        "console.log(JSON.stringify(cases.map(([code, output]) =>\n"
+        "  new Function('output', 'context', 'process', code)(output, {}, process))));\n"
+    )
+    cases, wanted = [], []
+    for check in TOOL_CHECKS:
+        [assertion] = assertions_from_check(check, None)
+        code = assertion["value"]
+        assert not re.search(r"\{[{%#]", code)  # promptfoo renders it as Nunjucks first
+        assert check_from_assertion(assertion) == {
+            k: v for k, v in check.items() if k != "name"
+        } | ({"name": check["name"]} if check["type"] == "tool_called" else {})
+        parsed = parse_check(check)
+        for calls in CALLS:
+            steps = [ToolStep(1, f"c{i}", n, a, "{}") for i, (n, a) in enumerate(calls)]
+            [result] = run_checks([parsed], "ok", tool_steps=steps)
+            for output in (openai_output(calls, None), openai_output(calls, "Looking."),
+                           anthropic_output(calls)):  # fmt: skip
+                cases.append([code, output])
+                wanted.append(result.passed)
+    done = subprocess.run(
+        ["node", str(harness)], input=json.dumps(cases), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == wanted
+
+
+def test_a_changed_tool_check_javascript_is_not_mapped() -> None:
+    [assertion] = assertions_from_check({"type": "tool_called", "name": "get_order"}, None)
+    changed = assertion["value"].replace(">= 1", ">= 2")
+    with pytest.raises(ValueError, match="tool_called check, but changed since; not mapped"):
+        check_from_assertion({"type": "javascript", "value": changed})
+    with pytest.raises(ValueError, match="javascript assertion is not supported"):
+        check_from_assertion({"type": "javascript", "value": "output[0].function.name === 'x'"})
+
+
+def test_provider_tool_settings_without_a_place_are_reported(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """prompts: ['Say {{x}}']
+providers:
+  - id: openai:gpt-4o-mini
+    config:
+      tools:
+        - {type: function, function: {name: "bad name"}}
+        - {type: function, function: {name: ok, parameters: {type: string}}}
+        - {type: function, function: {name: fine, extra: 1}, cache_control: {}}
+        - just text
+      tool_choice: {type: function, function: {name: ok}}
+      response_format: {type: json_object}
+  - id: openai:gpt-4o
+    config:
+      tools: file://tools.json
+      tool_choice: auto
+      response_format: file://format.json
+  - id: anthropic:messages:claude-3-5-haiku-latest
+    config:
+      output_format: {type: json_schema, schema: {type: nope}}
+tests: [{vars: {x: a}}]
+""",
+    )
+    result = import_promptfoo(config, tmp_path / "out")
+    assert [str(item) for item in result.unmapped] == [
+        "providers[0].config.tools[0]: name: 'bad name' is not a tool name: use 1-64 letters, "
+        "digits, _ or - (no spaces); tool not imported",
+        "providers[0].config.tools[1]: parameters.type: must be object: a tool's arguments are "
+        "named (type: object, properties: ...); tool not imported",
+        "providers[0].config.tools[2].cache_control: not supported by PromptDeck; ignored",
+        "providers[0].config.tools[2].function.extra: not supported by PromptDeck; ignored",
+        no_mock(0, 2, "fine"),
+        "providers[0].config.tools[3]: a tool is a mapping {type: function, function: {...}}; "
+        "not imported",
+        "providers[1].config.tools: tools from a file are not supported; not imported",
+        "providers[1].config.response_format: a response_format from a file is not supported; "
+        "not imported",
+        "providers[2].config.output_format: schema.type: is not a valid JSON schema: 'nope' is "
+        "not valid under any of the given schemas; not imported",
+        "providers[0].config.tool_choice: names no tool: 'ok'. Allowed: auto, none, required, fine",
+        "providers[1].config.tool_choice: the variant declares no tools: add tools:",
+    ]
+    variants = load_prompts(tmp_path / "out" / "prompts").variants
+    first = variants["cfg/gpt-4o-mini"]
+    assert [t.name for t in first.tools] == ["fine"]
+    assert first.params == {"response_format": {"type": "json_object"}}
+    assert variants["cfg/gpt-4o"].params == {}

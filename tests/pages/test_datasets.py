@@ -21,7 +21,9 @@ SAMPLE = "datasets/support_sample.csv"
 
 
 def open_datasets() -> AppTest:
-    return open_page("pages/datasets.py")
+    """The Datasets page on the support sample (the first dataset by name is another one)."""
+    at = open_page("pages/datasets.py")
+    return at.selectbox(key="ds_path").set_value(Path(SAMPLE).name).run()
 
 
 def edit(at: AppTest, edits: dict[str, object]) -> AppTest:
@@ -166,7 +168,7 @@ def test_cases_added_from_the_app_can_be_filtered(workspace: Path) -> None:
 
 def test_empty_workspace_says_what_to_do(workspace: Path) -> None:
     shutil.rmtree(workspace / "datasets")
-    at = open_datasets()
+    at = open_page("pages/datasets.py")
     assert "No datasets yet" in at.info[0].value
     at.file_uploader(key="ds_upload").set_value(("p.csv", b"input\nhello\n", "text/csv")).run()
     assert at.radio(key="ds_imp_kind").options == ["A new dataset"]
@@ -196,6 +198,7 @@ def test_a_playground_case_saved_with_a_note_shows_up_here(workspace: Path) -> N
     assert saved["input"] == "My sofa arrived torn" and saved["source"] == "playground"
 
     at.switch_page("pages/datasets.py").run()
+    at.selectbox(key="ds_path").set_value("support_sample.csv").run()
     at.toggle(key="ds_app_support_sample.csv").set_value(True).run()
     assert list(at.dataframe[0].value["note"]) == ["damage claims are handled badly"]
 

@@ -303,7 +303,7 @@ def draw_column(
         draw_earlier(index, earlier, prefix)
         asked = st.session_state.pg_asked[index]
         st.markdown(f"**Turn {len(earlier) + 1}** · :material/person: **You:** {ui.plain(asked)}")
-    thinking_ms = view.result.thinking_ms if view.result is not None else None
+    thinking_ms = view.thinking_ms
     ui.show_thinking(view.thinking, thinking_ms, key=f"{prefix}_think_{index}")
     ui.show_steps(view.steps, arriving=view.status in ("waiting", "streaming"))
     box = st.container(border=True, height=300, key=f"{prefix}_out_{index}")

@@ -98,6 +98,7 @@ class ColumnView:
     thinking: str = ""
     steps: tuple[StepView, ...] = ()
     conversation: tuple[Message, ...] = ()  # once done: what a follow-up continues from
+    thinking_ms: float | None = None  # time to the first thinking token, as soon as known
 
     @property
     def cut_off(self) -> bool:
@@ -173,6 +174,7 @@ class _Column:
     thinking: list[str] = field(default_factory=list)
     steps: list[StepView] = field(default_factory=list)
     conversation: tuple[Message, ...] = ()
+    thinking_ms: float | None = None
 
     def tool_call(self, round: int, index: int, call: ToolCall) -> None:
         """A piece of a tool call arrived: show the call as it is so far."""
@@ -267,6 +269,7 @@ class LiveRun:
                     "".join(c.thinking),
                     tuple(c.steps),
                     c.conversation,
+                    c.thinking_ms,
                 )
                 for c in self._columns
             ]
@@ -304,11 +307,13 @@ class LiveRun:
             with self._lock:  # the primary's partial text is not the answer any more
                 col.fallback_from, col.model_ref = col.model_ref, model_ref
                 col.parts, col.ttft_ms, col.status = [], None, "waiting"
-                col.thinking = []
+                col.thinking, col.thinking_ms = [], None
                 col.note = f"{col.fallback_from} failed, asking the fallback {model_ref}: {why}"
 
         def on_thinking(chunk: str) -> None:
             with self._lock:
+                if col.thinking_ms is None:
+                    col.thinking_ms = (time.perf_counter() - start) * 1000
                 col.status, col.note = "streaming", ""
                 col.thinking.append(chunk)
 
@@ -386,6 +391,7 @@ class LiveRun:
             col.result, col.checks, col.call_id = result, checks, call_id
             col.parts = [result.text] if result.text else col.parts
             col.thinking = [result.thinking] if result.thinking else col.thinking
+            col.thinking_ms = result.thinking_ms if result.ok else col.thinking_ms
             if turn is not None and result.ok:
                 col.conversation = turn.messages
             col.status = {None: "done", ErrorKind.STOPPED: "stopped"}.get(

@@ -118,6 +118,16 @@ async def run_turn(
             if sinks.tool_call is not None:
                 sinks.tool_call(round, index, call)
 
+        thought = [bool(answers) and any(a.result.thinking for a in answers)]
+
+        def on_thinking(chunk: str, thought: list[bool] = thought) -> None:
+            """A later round's thinking starts a paragraph of its own, as in the result."""
+            if sinks.thinking is None:
+                return
+            if thought[0]:
+                chunk, thought[0] = "\n\n" + chunk, False
+            sinks.thinking(chunk)
+
         answer = await policy.call(
             variant.model,
             tuple(conversation),
@@ -128,7 +138,7 @@ async def run_turn(
             on_text=sinks.text,
             on_status=sinks.status,
             on_fallback=sinks.fallback,
-            on_thinking=sinks.thinking,
+            on_thinking=on_thinking,
             on_tool_call=on_tool_call,
         )
         answers.append(answer)
@@ -205,7 +215,7 @@ def _whole(
         thinking_ms=next((r.thinking_ms for r in results if r.thinking_ms is not None), None),
         latency_ms=latency_ms,
         cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
-        attempts=sum(r.attempts for r in results),
+        attempts=1 + sum(r.attempts - 1 for r in results),  # 1 + the retries of its calls
         thinking="\n\n".join(r.thinking for r in results if r.thinking),
         tool_calls=last.tool_calls if problem is not None else (),
     )

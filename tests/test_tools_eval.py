@@ -43,6 +43,7 @@ VARIANTS = {
 SUITE = (
     "dataset: orders.csv\nsample: {n: 6, seed: 1}\n"
     "variants: [orders/json, orders/openai_tool, orders/anthropic_tool]\nbaseline: orders/json\n"
+    "judge: {model: oa/judge, rubric: Does the reply give the order's real status?}\n"
 )
 
 
@@ -114,6 +115,20 @@ def test_a_cli_eval_with_tools_and_a_schema_stores_and_checks_every_step(
     schema = {s[0]: (s[3], s[4]) for s in scores if s[2] == "check:output_schema"}
     assert {r for r, (passed, _) in schema.items() if not passed} == {"r3", "r5"}
     assert "'status' is a required property" in schema["r3"][1]
+
+    # the judge read each tool call and its result before the final answer
+    prompts = read_db(
+        root,
+        "SELECT variant, prompt_json, value FROM scores WHERE run_id = ? AND scorer = 'judge'",
+        run_id,
+    )
+    assert len(prompts) == 3 * ROWS and all(value is not None for *_, value in prompts)
+    for variant, prompt_json, _ in prompts:
+        judged = json.loads(prompt_json)["messages"][-1]["content"]
+        if variant == "orders/json":
+            assert "[Tool calls made while answering]" not in judged
+        else:
+            assert '1. get_order({"order_id": "A1"}) returned: {"order": "A1"' in judged
 
     export = cli(root, "report", run_id, "--csv", "cells.csv")
     assert export.returncode == 0, export.stderr

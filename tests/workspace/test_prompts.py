@@ -47,6 +47,8 @@ def test_demo_prompts_load_without_errors() -> None:
     library = load_prompts(REPO / "prompts")
     assert library.errors == []
     assert sorted(library.variants) == [
+        "orders/lookup",
+        "orders/no_tool",
         "support/concise",
         "support/empathetic",
         "support/production",

@@ -12,6 +12,7 @@ from promptdeck.evals.live import ColumnView, LiveRun, plan_columns, plan_follow
 from promptdeck.store.rows import PlaygroundRunRow
 from promptdeck.workspace.dataset_edit import conversation_case
 from promptdeck.workspace.datasets import append_case, find_datasets, load_dataset
+from promptdeck.workspace.images import image_from_bytes
 from promptdeck.workspace.prompt_edit import PromptFiles, apply_draft, default_selection
 from promptdeck.workspace.prompts import PromptVariant, template_variables, variant_from_dict
 
@@ -179,6 +180,12 @@ if variables:
             persist_state="session",
             placeholder=f"Value for {{{{ {name} }}}}",
         )
+if variants:
+    st.file_uploader(
+        "Image (optional): sent with the prompt to models that read images",
+        type=["png", "jpg", "jpeg", "gif", "webp"],
+        key="pg_image",
+    )
 
 
 with st.expander("Run settings: override the variants' params for this run", expanded=False):
@@ -225,8 +232,15 @@ def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     st.session_state.pg_empty = empty
     if empty:  # Run stays clickable (a text typed but not yet committed arrives with the
         return  # click); an empty input is said, not sent
+    upload = st.session_state.get("pg_image")
+    try:
+        images = [image_from_bytes(upload.getvalue(), upload.name)] if upload else []
+    except PromptDeckError as exc:
+        st.session_state.pg_image_error = str(exc)
+        return
+    st.session_state.pg_image_error = None
     st.session_state.pg_run_inputs = inputs  # what "Save as eval case" saves
-    plans = plan_columns(variants, inputs, run_overrides())
+    plans = plan_columns(variants, inputs, run_overrides(), images)
     # A fresh conversation: the planned variants (overrides applied) answer its follow-ups.
     st.session_state.pg_run_variants = [p.variant for p in plans]
     st.session_state.pg_asked = [p.messages[-1].content if p.messages else "" for p in plans]
@@ -272,6 +286,8 @@ if not variants:
 elif empty_inputs := [n for n in st.session_state.get("pg_empty", []) if n in variables]:
     names_empty = ", ".join(ui.code(n) for n in empty_inputs)
     st.warning(f"Fill in {names_empty} first: nothing was sent.", icon=":material/edit:")
+elif image_error := st.session_state.get("pg_image_error"):
+    st.warning(f"{ui.plain(image_error)}: nothing was sent.", icon=":material/image:")
 
 
 Said = tuple[str, ColumnView]  # a column's turn: the user message, how the column answered

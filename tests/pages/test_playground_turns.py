@@ -74,7 +74,6 @@ def test_a_follow_up_goes_to_every_column_with_its_own_history(
 ) -> None:
     at = open_playground()
     run_columns(at, ["t/alpha", "t/beta", "t/gamma"], "Where is my parcel?")
-    llm_server.requests.clear()
     at.chat_input(key="pg_follow_up").set_value("And when does it arrive?").run()
     finish(at)
     assert not at.exception, at.exception
@@ -82,7 +81,8 @@ def test_a_follow_up_goes_to_every_column_with_its_own_history(
     turns = [shown(e.label) for e in at.expander if e.label.startswith("Turn 1")]
     assert turns == ["Turn 1 · Customer message: Where is my parcel?"] * 3
     assert sum("**Turn 2**" in m.value for m in at.markdown) == 3
-    # Each column continued its own conversation: its system prompt, first turn, answer.
+    # Each column continued its own conversation: its system prompt, first turn, answer (the
+    # last request of each model is its follow-up).
     sent = {r.model: r.body["messages"] for r in llm_server.requests}
     assert sorted(sent) == ["alpha", "beta", "gamma"]
     for model, messages in sent.items():
@@ -147,3 +147,39 @@ def test_thinking_and_tool_calls_are_shown_as_written(
     [warning] = step.warning
     assert "there is no tool named 'get_<i>order</i>'" in shown(warning.value)
     assert "<i>" not in warning.value.replace("\\<i\\>", "")
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def test_an_uploaded_image_goes_with_the_prompt_and_a_text_only_model_says_so(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    (workspace / "prompts" / "t" / "local.yaml").write_text(
+        "model: local/smollm2\nuser: 'Customer message: {{ input }}'\n"
+    )
+    at = open_playground()
+    at.file_uploader(key="pg_image").set_value(("receipt.png", PNG, "image/png")).run()
+    run_columns(at, ["t/alpha", "t/local"], "What does this receipt say?")
+    [request] = [r for r in llm_server.requests if r.model == "alpha"]
+    parts = request.body["messages"][-1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url"]
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    views = at.session_state["pg_run"].snapshot()
+    assert views[0].status == "done"
+    assert views[1].status == "error"
+    assert "text only" in views[1].note and "receipt.png" in views[1].note
+
+
+def test_an_upload_that_is_not_an_image_is_said_and_nothing_is_sent(
+    workspace: Path, llm_server: LLMServer
+) -> None:
+    at = open_playground()
+    at.file_uploader(key="pg_image").set_value(("notes.png", b"hello", "image/png")).run()
+    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
+    at.text_area(key="pg_in_input").input("What is this?").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    said = [shown(w.value) for w in at.warning]
+    assert any("notes.png is not a PNG, JPEG, GIF or WebP image" in w for w in said), said
+    assert llm_server.requests == []

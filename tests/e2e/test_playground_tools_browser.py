@@ -56,7 +56,7 @@ def test_a_tool_step_and_thinking_stream_then_a_follow_up_reaches_every_column(
             thinking=[f"{w} " for w in THOUGHT.split()],
             tool_calls=[("get_order", '{"order_id": "A17"}')],
             first_token_delay=0.4,
-            token_delay=0.08,
+            token_delay=0.15,  # seconds of streaming left once the step shows, under load too
         ),
     )
     page.set_viewport_size({"width": 1500, "height": 1900})  # the columns whole on screen

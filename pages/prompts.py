@@ -288,6 +288,33 @@ def edit_form() -> None:
         help="Output guardrails run on every answer, e.g. - {type: max_chars, value: 800}",
         persist_state="session",
     )
+    tooled = any(state[key(name, f)].strip() for f in TOOL_FIELDS)
+    with st.expander("Tools and structured output", expanded=tooled):
+        st.text_area(
+            "Tools (YAML list)",
+            key=key(name, "tools"),
+            height=fit(state[key(name, "tools")]),
+            help="- name, description, parameters (a JSON schema) and mock (a template "
+            "whose text goes back to the model; it sees the row's variables and args)",
+            persist_state="session",
+        )
+        c = st.columns([3, 1])
+        c[0].text_area(
+            "Output schema (YAML, a JSON schema)",
+            key=key(name, "output_schema"),
+            height=fit(state[key(name, "output_schema")]),
+            help="Sent as the provider's structured output and checked on every answer",
+            persist_state="session",
+        )
+        c[1].text_input(
+            "Max tool rounds",
+            key=key(name, "max_tool_rounds"),
+            placeholder="5",
+            persist_state="session",
+        )
+
+
+TOOL_FIELDS = ("tools", "output_schema", "max_tool_rounds")
 
 
 def candidate() -> tuple[str, PromptVariant | None, PromptDeckError | None]:

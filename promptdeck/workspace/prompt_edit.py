@@ -51,7 +51,8 @@ BASELINE_TAG = "baseline"
 
 @dataclass(frozen=True)
 class Draft:
-    """A variant as form fields; `params`, `checks` and `messages` are YAML text."""
+    """A variant as form fields; `params`, `checks`, `messages`, `tools` and `output_schema`
+    are YAML text."""
 
     description: str = ""
     model: str = ""
@@ -62,6 +63,9 @@ class Draft:
     user: str = ""
     messages: str = ""
     checks: str = ""
+    tools: str = ""
+    output_schema: str = ""
+    max_tool_rounds: str = ""  # a whole number, or empty for the default
 
 
 def draft_from_text(text: str) -> Draft:
@@ -80,6 +84,9 @@ def draft_from_text(text: str) -> Draft:
         user=str(data.get("user") or ""),
         messages=_dump_block(data.get("messages")),
         checks=_dump_checks(data.get("checks")),
+        tools=_dump_block(data.get("tools")),
+        output_schema=_dump_block(data.get("output_schema")),
+        max_tool_rounds=str(data.get("max_tool_rounds") or ""),
     )
 
 
@@ -109,7 +116,7 @@ def draft_data(draft: Draft, path: Path) -> dict[str, Any]:
         "system": draft.system,
         "user": draft.user,
     }
-    for key in ("params", "checks", "messages"):
+    for key in ("params", "checks", "messages", "tools", "output_schema", "max_tool_rounds"):
         text = getattr(draft, key)
         try:
             data[key] = parse_yaml(text) if text.strip() else None

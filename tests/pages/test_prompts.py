@@ -146,3 +146,24 @@ def test_picking_another_variant_sticks_and_moves_the_url(workspace: Path) -> No
     assert at.query_params["variant"] == "t/beta"  # a refresh keeps the choice
     at.run()  # any later rerun keeps it too
     assert at.selectbox(key="pp_variant").value == "t/beta"
+
+
+def test_a_variant_with_tools_is_edited_in_the_form_and_keeps_its_tools(workspace: Path) -> None:
+    path = workspace / "prompts" / "orders" / "lookup.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = (ROOT / "prompts" / "orders" / "lookup.yaml").read_text()
+    path.write_text(before)
+    at = open_prompts("orders/lookup")
+    assert [e.label for e in at.expander if e.label.startswith("Tools")] == [
+        "Tools and structured output"
+    ]
+    assert "get_order" in at.text_area(key="pp:orders/lookup:tools").value
+    assert button(at, "Save").disabled  # the form shows the file as it is
+    at.text_input(key="pp:orders/lookup:max_tool_rounds").input("2").run()
+    button(at, "Save").click().run()
+    assert not at.exception
+    assert path.read_text() == before.replace("max_tool_rounds: 3", "max_tool_rounds: 2")
+    # a broken tool is named with its field before anything is written
+    at.text_area(key="pp:orders/lookup:tools").input("- description: no name\n").run()
+    assert any("tools[0].name" in shown(e.value) for e in at.error)
+    assert button(at, "Save").disabled

@@ -232,3 +232,24 @@ def test_deleted_variants_are_listed_until_restored(files: PromptFiles) -> None:
     files.restore("support/concise", gone[0]["id"], MISSING)
     assert files.deleted() == []
     assert "in short" in files.load("support/concise").text
+
+
+LOOKUP = (Path(__file__).resolve().parents[2] / "prompts" / "orders" / "lookup.yaml").read_text()
+
+
+def test_a_variant_with_tools_round_trips_through_the_form_and_keeps_them_on_an_edit() -> None:
+    path = Path("lookup.yaml")
+    draft = draft_from_text(LOOKUP)
+    text, _ = render_draft(draft, LOOKUP, name="orders/lookup", path=path)
+    assert text == LOOKUP  # untouched fields are written back byte for byte
+    edited = replace(draft, description="Looks it up", max_tool_rounds="2")
+    text, variant = render_draft(edited, LOOKUP, name="orders/lookup", path=path)
+    assert variant.description == "Looks it up" and variant.max_tool_rounds == 2
+    assert [t.name for t in variant.tools] == ["get_order"]
+    assert variant.output_schema is not None and variant.output_schema["required"] == [
+        "status",
+        "reply",
+    ]
+    emptied = replace(draft, tools="", max_tool_rounds="", params="{temperature: 0}")
+    _, variant = render_draft(emptied, LOOKUP, name="orders/lookup", path=path)
+    assert variant.tools == () and variant.output_schema is not None

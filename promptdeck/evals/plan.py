@@ -97,7 +97,10 @@ def graded(case: Case, messages: Sequence[Message]) -> Graded:
 
 
 def variant_snapshot(v: PromptVariant) -> dict[str, Any]:
-    return {
+    """The variant as the run used it. Tools (mocks included) and the output schema are in
+    it only when the variant has them, so a plan without them keeps its old fingerprint, and
+    a changed mock is a new plan, never the resumption of an old one."""
+    snapshot: dict[str, Any] = {
         "model": v.model,
         "params": dict(v.params),
         "system": v.system,
@@ -107,6 +110,16 @@ def variant_snapshot(v: PromptVariant) -> dict[str, Any]:
         "fallback": v.fallback,
         "path": v.path,
     }
+    if v.tools:
+        snapshot["tools"] = [
+            {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
+            | {"mock": t.mock}
+            for t in v.tools
+        ]
+        snapshot["max_tool_rounds"] = v.max_tool_rounds
+    if v.output_schema is not None:
+        snapshot["output_schema"] = dict(v.output_schema)
+    return snapshot
 
 
 def build_plan(

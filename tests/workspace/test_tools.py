@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptdeck.errors import PromptFileError, TemplateError
+from promptdeck.evals.plan import variant_snapshot
 from promptdeck.evals.turn import run_tool
 from promptdeck.model.types import ToolCall
 from promptdeck.workspace.prompts import PromptVariant, load_variant, render_messages
@@ -121,3 +122,16 @@ def test_a_row_conversation_goes_before_the_variant_s_own_message(tmp_path: Path
         render_messages(variant, {"input": "x", "messages": "[{oops"})
     with pytest.raises(TemplateError, match=r"messages\[0\] must be"):
         render_messages(variant, {"input": "x", "messages": '[{"role": "tool", "content": "x"}]'})
+
+
+def test_a_run_snapshot_keeps_tools_and_mocks_so_a_changed_mock_is_a_new_plan(
+    tmp_path: Path,
+) -> None:
+    plain = variant_snapshot(load(tmp_path, "model: local/smollm2\nuser: '{{ input }}'\n"))
+    assert "tools" not in plain and "output_schema" not in plain  # old fingerprints unchanged
+    snapshot = variant_snapshot(load(tmp_path, TOOL_VARIANT))
+    assert snapshot["tools"][0]["mock"] == '{"status": "{{ status }}", "id": "{{ args.order_id }}"}'
+    assert snapshot["max_tool_rounds"] == 3
+    assert snapshot["output_schema"]["required"] == ["reply"]
+    changed = variant_snapshot(load(tmp_path, TOOL_VARIANT.replace("{{ status }}", "late")))
+    assert changed != snapshot

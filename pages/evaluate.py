@@ -170,16 +170,19 @@ def show_plan(plan: EvalPlan, concurrency: int) -> None:
     took = estimate_time(store, plan, concurrency, latency, est.judge_calls)
     cols = st.columns(4)
     cols[0].metric("Rows", len(plan.cases))
+    tools = est.calls > est.answers
     cols[1].metric(
         "Model calls",
-        est.calls + est.judge_calls,
-        help=f"{est.calls} answers + {est.judge_calls} judge verdicts",
+        f"≤ {est.calls + est.judge_calls}" if tools else est.calls + est.judge_calls,
+        help=f"{est.answers} answers + {est.judge_calls} judge verdicts"
+        + (f"; with tool rounds up to {est.calls} calls for the answers" if tools else ""),
     )
     cost = "unknown" if est.cost_usd is None else f"≤ {format_cost(est.cost_usd)}"
     cols[2].metric(
         "Cost",
         cost,
-        help="upper bound: every answer using its max_tokens"
+        help="upper bound: every call using its max_tokens"
+        + ("; what the tools' mocks return is not counted" if est.tool_results_uncounted else "")
         + (f"; no price for {', '.join(est.unpriced_models)}" if est.unpriced_models else ""),
     )
     if took is None:

@@ -158,10 +158,17 @@ def build_plan(
 
 @dataclass(frozen=True)
 class Estimate:
+    """`calls`: the answers' model calls, at most: a variant with tools makes up to
+    max_tool_rounds + 1 calls per answer. `cost_usd`: their upper bound, every call using
+    its max_tokens and reading everything the earlier rounds wrote; what the tools' mocks
+    return is not in it (`tool_results_uncounted`): it is known only once they run."""
+
     calls: int
     judge_calls: int
-    cost_usd: float | None  # an upper bound (every answer uses max_tokens); None: unknown
+    cost_usd: float | None  # None: a model has no price
     unpriced_models: tuple[str, ...]
+    answers: int = 0  # cells: one answer each
+    tool_results_uncounted: bool = False
 
 
 def judge_calls(plan: EvalPlan) -> int:
@@ -182,17 +189,22 @@ def estimate(plan: EvalPlan, prices: PriceTable) -> Estimate:
     judge = plan.suite.judge
     n_judge = judge_calls(plan)
     cells = plan.cells()  # built once: the loop below runs over every cell
+    calls = 0
     for cell in cells:
         v = cell.variant
         prompt_tokens = estimate_tokens(
             "".join(m.content for m in render_messages(v, cell.case.values))
         )
         max_out = int(v.params.get("max_tokens", DEFAULT_MAX_TOKENS))
+        rounds = v.max_tool_rounds + 1 if v.tools else 1
+        calls += rounds
         price = prices.price(v.model)
         if price is None:
             unpriced.add(v.model)
         else:
-            cost += (prompt_tokens * price.input_per_mtok + max_out * price.output_per_mtok) / 1e6
+            for done in range(rounds):  # round `done` reads what the earlier ones wrote
+                read = prompt_tokens + done * max_out
+                cost += (read * price.input_per_mtok + max_out * price.output_per_mtok) / 1e6
         if judge is not None and n_judge:
             # A verdict reads the question, the answer and the rubric (~prompt + answer).
             share = n_judge / len(cells)
@@ -207,10 +219,12 @@ def estimate(plan: EvalPlan, prices: PriceTable) -> Estimate:
                     / 1e6
                 )
     return Estimate(
-        calls=len(cells),
+        calls=calls,
         judge_calls=n_judge,
         cost_usd=None if unpriced else cost,
         unpriced_models=tuple(sorted(unpriced)),
+        answers=len(cells),
+        tool_results_uncounted=any(v.tools for v in plan.variants),
     )
 
 

@@ -3,14 +3,18 @@ sandbox, every mistake named with its file, line and field."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from promptdeck.errors import PromptFileError, TemplateError
-from promptdeck.evals.plan import variant_snapshot
+from promptdeck.evals.plan import EvalPlan, estimate, variant_snapshot
+from promptdeck.evals.suite import Suite
 from promptdeck.evals.turn import run_tool
+from promptdeck.model.pricing import Price, PriceTable
 from promptdeck.model.types import ToolCall
+from promptdeck.workspace.datasets import Case, Dataset
 from promptdeck.workspace.prompts import PromptVariant, load_variant, render_messages
 
 TOOL_VARIANT = """\
@@ -135,3 +139,22 @@ def test_a_run_snapshot_keeps_tools_and_mocks_so_a_changed_mock_is_a_new_plan(
     assert snapshot["output_schema"]["required"] == ["reply"]
     changed = variant_snapshot(load(tmp_path, TOOL_VARIANT.replace("{{ status }}", "late")))
     assert changed != snapshot
+
+
+def test_the_plan_counts_every_tool_round_in_its_calls_and_cost_bound(tmp_path: Path) -> None:
+    lookup = load(tmp_path, TOOL_VARIANT.replace("{tool_choice: get_order}", "{max_tokens: 100}"))
+    plain = replace(lookup, name="orders/plain", tools=(), output_schema=None, checks=())
+    cases = (Case("r1", {"input": "where is A1?", "status": "shipped"}),)
+    suite = Suite(None, tmp_path / "d.csv", ("orders/lookup", "orders/plain"))
+    plan = EvalPlan(
+        suite, Dataset("d", tmp_path / "d.csv", ("input",), cases), cases, (lookup, plain)
+    )
+    prices = PriceTable({"local/smollm2": Price(1.0, 2.0)})
+    est = estimate(plan, prices)
+    # max_tool_rounds 3: up to 4 calls for the tool variant's answer, 1 for the plain one
+    assert (est.answers, est.calls) == (2, 5)
+    assert est.tool_results_uncounted
+    prompt = 3  # "where is A1?" is about 3 tokens
+    # each round reads the prompt and what every earlier round wrote (100 tokens each)
+    tool_cost = sum((prompt + 100 * r) * 1.0 + 100 * 2.0 for r in range(4)) / 1e6
+    assert est.cost_usd == pytest.approx(tool_cost + (prompt * 1.0 + 100 * 2.0) / 1e6)

@@ -19,6 +19,7 @@ import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
+from promptdeck.errors import ConfigError
 from promptdeck.model.http import (
     HTTPProvider,
     StreamDelta,
@@ -160,7 +161,21 @@ def messages_body(request: ChatRequest) -> dict[str, Any]:
                 body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         elif key in PASSED_PARAMS:
             body[key] = value
+    _check_thinking_with_tools(body, request.model)
     return body
+
+
+def _check_thinking_with_tools(body: dict[str, Any], model: str) -> None:
+    """The Messages API refuses extended thinking with a tool_choice that forces a tool (any
+    or a named one); say so before sending, with what to change."""
+    thinking = body.get("thinking")
+    forced = body.get("tool_choice", {}).get("type") in ("any", "tool")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled" and forced:
+        raise ConfigError(
+            f"{model}: Anthropic does not allow thinking together with a tool_choice that "
+            "forces a tool (required, or a tool's name): use tool_choice auto, or turn "
+            "thinking off."
+        )
 
 
 def turns(messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -305,3 +305,25 @@ def test_thinking_streams_as_thinking_chunks_with_its_signature(llm_server: LLMS
         *ECHO,
         Usage(8, 6),
     ]
+
+
+def test_thinking_with_a_forced_tool_is_refused_before_sending(llm_server: LLMServer) -> None:
+    """The Messages API allows thinking only with tool_choice auto or none: said up front."""
+    from promptdeck.model.call import stream_call
+    from promptdeck.model.http import run_with_client
+    from promptdeck.model.pricing import PriceTable
+    from promptdeck.model.types import Message, Tool
+
+    provider = AnthropicProvider("anthropic", llm_server.url, api_key="k")
+    tool = Tool("get_order", "", {"type": "object", "properties": {}})
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    for choice, refused in [("required", True), ("auto", False)]:
+        params = {"thinking": thinking, "tool_choice": choice}
+        request = ChatRequest("claude", (Message("user", "hi"),), params, (tool,))
+        result = run_with_client(
+            stream_call(provider, request, model_ref="anthropic/claude", prices=PriceTable())
+        )
+        assert (result.error is not None) == refused
+        if refused:
+            assert "use tool_choice auto, or turn thinking off" in (result.error or "")
+    assert [r.body.get("tool_choice") for r in llm_server.requests] == [{"type": "auto"}]

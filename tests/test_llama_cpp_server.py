@@ -166,3 +166,103 @@ def test_a_cli_eval_is_judged_on_llama_cpp_python_server(
     assert refused == 1
     sent = json.loads(judged[0]["prompt_json"] or "{}")["params"]["response_format"]
     assert sent["type"] == "json_object" and sent["schema"]["required"] == ["reasoning", "score"]
+
+
+SCHEMA_VARIANT = """model: llamapy/smollm2
+params: {max_tokens: 120, temperature: 0}
+system: You are a support agent. Answer as JSON.
+user: "{{ input }}"
+output_schema:
+  type: object
+  properties:
+    category: {type: string, enum: [delivery, account, refund, other]}
+    reply: {type: string, maxLength: 60}
+  required: [category, reply]
+"""
+
+
+def test_an_output_schema_is_honoured_by_llama_cpp_python_server(
+    llama_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The variant's output_schema asked as json_schema is refused by that server; the call
+    path asks again as json_object with the schema, which it enforces: every answer fits."""
+    url, _ = llama_server
+    root, home = tmp_path / "ws", tmp_path / "home"
+    make_workspace(root, url)
+    (root / "prompts" / "support" / "json.yaml").write_text(SCHEMA_VARIANT)
+    (root / "datasets" / "json.suite.yaml").write_text(
+        "dataset: qa.csv\nvariants: [support/json]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
+    env |= {"PROMPTDECK_HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "promptdeck", "run", "datasets/json.suite.yaml"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=EVAL_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.splitlines()[0].removeprefix("run_id: ")
+    store = Store(home / "promptdeck.sqlite")
+    answers = store.results(run_id)
+    checks = [s for s in store.scores(run_id) if s["scorer"] == "check:output_schema"]
+    store.close()
+    assert len(answers) == len(QUESTIONS) and all(r["error"] is None for r in answers)
+    assert [bool(s["passed"]) for s in checks] == [True] * len(QUESTIONS), [
+        (s["reason"], r["output"]) for s, r in zip(checks, answers, strict=True)
+    ]
+
+
+TOOL_VARIANT = """model: llamapy/smollm2
+params: {max_tokens: 60, temperature: 0, tool_choice: get_order}
+system: You are a support agent. Look the order up, then answer in one sentence.
+user: "{{ input }} (order A{{ id }})"
+tools:
+  - name: get_order
+    description: Look up an order by its id
+    parameters:
+      type: object
+      properties: {order_id: {type: string, maxLength: 12}}
+      required: [order_id]
+    mock: '{"order_id": "{{ args.order_id }}", "status": "shipped"}'
+"""
+
+
+def test_a_tool_call_streamed_by_llama_cpp_python_server_is_run_and_answered(
+    llama_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """That server streams a named tool_choice as OpenAI tool-call deltas (a grammar makes
+    the call); PromptDeck joins them, runs the mock, sends the result back as a `tool`
+    message, and the server answers with text (tool_choice auto on the second round)."""
+    url, _ = llama_server
+    root, home = tmp_path / "ws", tmp_path / "home"
+    make_workspace(root, url)
+    (root / "prompts" / "support" / "tool.yaml").write_text(TOOL_VARIANT)
+    lines = ["id,input"] + [f"{i},{q}" for i, q in enumerate(QUESTIONS[:3])]
+    (root / "datasets" / "orders.csv").write_text("\n".join(lines) + "\n")
+    suite = "dataset: orders.csv\nvariants: [support/tool]\n"
+    (root / "datasets" / "tool.suite.yaml").write_text(suite)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
+    env |= {"PROMPTDECK_HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "promptdeck", "run", "datasets/tool.suite.yaml"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=EVAL_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.splitlines()[0].removeprefix("run_id: ")
+    store = Store(home / "promptdeck.sqlite")
+    answers = store.results(run_id)
+    store.close()
+    assert len(answers) == 3
+    for answer in answers:
+        assert answer["error"] is None, answer["error"]
+        [step] = json.loads(answer["tool_calls_json"] or "[]")
+        assert step["name"] == "get_order" and isinstance(step["arguments"], dict)
+        assert '"status": "shipped"' in step["result"]
+        assert answer["output"].strip()

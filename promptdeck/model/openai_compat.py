@@ -156,7 +156,9 @@ def message_json(message: Message) -> dict[str, Any]:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in message.tool_calls
         ]
-        return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+        # "" rather than null when the model said nothing besides its calls: OpenAI takes
+        # either, llama-cpp-python's server refuses null (HTTP 500, measured)
+        return {"role": "assistant", "content": message.content, "tool_calls": calls}
     if message.role == "user" and message.images:
         parts: list[dict[str, Any]] = []
         if message.content:

@@ -246,7 +246,7 @@ def test_openai_body_carries_tools_calls_results_and_images(
         },
         {
             "role": "assistant",
-            "content": None,
+            "content": "",  # not null: llama-cpp-python's server refuses a null content
             "tool_calls": [
                 {
                     "id": "call_1",

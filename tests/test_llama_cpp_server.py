@@ -168,6 +168,22 @@ def test_a_cli_eval_is_judged_on_llama_cpp_python_server(
     assert sent["type"] == "json_object" and sent["schema"]["required"] == ["reasoning", "score"]
 
 
+def run_suite(root: Path, home: Path, suite: str) -> str:
+    """`promptdeck run <suite>` in the workspace `root`, storing in `home`; its run id."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
+    env |= {"PROMPTDECK_HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "promptdeck", "run", suite],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=EVAL_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()[0].removeprefix("run_id: ")
+
+
 SCHEMA_VARIANT = """model: llamapy/smollm2
 params: {max_tokens: 120, temperature: 0}
 system: You are a support agent. Answer as JSON.
@@ -193,18 +209,7 @@ def test_an_output_schema_is_honoured_by_llama_cpp_python_server(
     (root / "datasets" / "json.suite.yaml").write_text(
         "dataset: qa.csv\nvariants: [support/json]\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
-    env |= {"PROMPTDECK_HOME": str(home), "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "promptdeck", "run", "datasets/json.suite.yaml"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=EVAL_S,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    run_id = done.stdout.splitlines()[0].removeprefix("run_id: ")
+    run_id = run_suite(root, home, "datasets/json.suite.yaml")
     store = Store(home / "promptdeck.sqlite")
     answers = store.results(run_id)
     checks = [s for s in store.scores(run_id) if s["scorer"] == "check:output_schema"]
@@ -244,18 +249,7 @@ def test_a_tool_call_streamed_by_llama_cpp_python_server_is_run_and_answered(
     (root / "datasets" / "orders.csv").write_text("\n".join(lines) + "\n")
     suite = "dataset: orders.csv\nvariants: [support/tool]\n"
     (root / "datasets" / "tool.suite.yaml").write_text(suite)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
-    env |= {"PROMPTDECK_HOME": str(home), "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "promptdeck", "run", "datasets/tool.suite.yaml"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=EVAL_S,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    run_id = done.stdout.splitlines()[0].removeprefix("run_id: ")
+    run_id = run_suite(root, home, "datasets/tool.suite.yaml")
     store = Store(home / "promptdeck.sqlite")
     answers = store.results(run_id)
     store.close()

@@ -293,7 +293,8 @@ def show_tool_calls(stored: str | None) -> None:
 def call_metrics(result: CallResult, calls: int = 1) -> str:
     """One line of a turn's measures (Markdown): with thinking, the first thought and the
     first answer token apart; thinking tokens when the server counted them. `calls`: the
-    model calls of the turn (one more per tool round); attempts beyond them were retries."""
+    model calls of the turn (one more per tool round); `result.attempts` is 1 + the retries
+    of those calls."""
     parts = []
     if result.thinking_ms is not None:
         parts.append(f"first thought **{result.thinking_ms:,.0f} ms**")
@@ -313,6 +314,9 @@ def call_metrics(result: CallResult, calls: int = 1) -> str:
         parts.append(conf.badge)
     if calls > 1:
         parts.append(f"{calls} model calls")
-    if result.attempts > calls:
+    if result.attempts > 1 and calls == 1:
         parts.append(f"{result.attempts} attempts")
+    elif result.attempts > 1:  # a turn's calls: say how many of its requests were retries
+        retries = result.attempts - 1
+        parts.append(f"{retries} {'retry' if retries == 1 else 'retries'}")
     return " · ".join(parts)

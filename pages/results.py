@@ -264,11 +264,12 @@ def checks_first(run_id: str) -> None:
             f"{ui.plain(baseline)} on {row['baseline pass rate']:.0%} "
             f"({change:+.0f} points; exact McNemar p = {row['McNemar p']:.2f})"
         )
-    st.dataframe(
-        rates,
-        width="stretch",
-        column_config={v: st.column_config.NumberColumn(format="percent") for v in rates.columns},
-    )
+    # A check one variant does not have (e.g. tool_called on a variant without tools) is "—",
+    # not a blank that reads as a failure.
+    shown = rates.map(lambda rate: "—" if pd.isna(rate) else f"{rate:.0%}")
+    st.dataframe(shown, width="stretch")
+    if rates.isna().any().any():
+        st.caption("—: the variant has no such check.")
 
 
 checks = check_comparisons(cells, baseline)

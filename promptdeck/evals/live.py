@@ -178,27 +178,20 @@ class _Column:
 
     def tool_call(self, round: int, index: int, call: ToolCall) -> None:
         """A piece of a tool call arrived: show the call as it is so far."""
-        at = next(
-            (i for i, s in enumerate(self.steps) if (s.round, s.id) == (round, call.id)), None
-        )
-        view = StepView(round, call.id, call.name, call.arguments)
-        if at is None:
-            self.steps.append(view)
-        else:
-            self.steps[at] = view
+        self._put(StepView(round, call.id, call.name, call.arguments))
 
     def step(self, step: ToolStep) -> None:
         """A tool call finished: show its result (or why it was not run)."""
-        view = StepView(
-            step.round, step.id, step.name, _shown(step.arguments), step.result, step.error
-        )
-        at = next(
-            (i for i, s in enumerate(self.steps) if (s.round, s.id) == (step.round, step.id)), None
-        )
-        if at is None:
-            self.steps.append(view)
-        else:
-            self.steps[at] = view
+        arguments = _shown(step.arguments)
+        self._put(StepView(step.round, step.id, step.name, arguments, step.result, step.error))
+
+    def _put(self, view: StepView) -> None:
+        """`view` in place of the step with its round and id, else after the others."""
+        for at, shown in enumerate(self.steps):
+            if (shown.round, shown.id) == (view.round, view.id):
+                self.steps[at] = view
+                return
+        self.steps.append(view)
 
 
 class LiveRun:

@@ -32,8 +32,9 @@ from promptdeck.errors import ErrorKind, TemplateError
 from promptdeck.model.call import TextSink
 from promptdeck.model.policy import CallPolicy, FallbackSink
 from promptdeck.model.types import Answer, CallResult, Message, ToolCall, ToolStep, Usage
+from promptdeck.scoring.checks import schema_violation
 from promptdeck.workspace.prompts import PromptVariant
-from promptdeck.workspace.tools import ToolDef, parse_arguments, render_mock, schema_errors
+from promptdeck.workspace.tools import parse_arguments, render_mock
 
 # Told each piece of a tool call as it streams: (round, index in the round, the call so far).
 ToolCallSink = Callable[[int, int, ToolCall], None]
@@ -74,20 +75,14 @@ def run_tool(
         declared = ", ".join(t.name for t in variant.tools) or "none"
         problem = f"there is no tool named {call.name!r} (declared: {declared})"
     elif problem is None:
-        invalid = schema_errors(tool.parameters, arguments)
+        invalid = schema_violation(tool.parameters, arguments)
         problem = f"the arguments do not fit the tool's parameters {invalid}" if invalid else None
     if problem is not None:
         return ToolStep(round, call.id, call.name, arguments, f"Error: {problem}", problem)
     assert tool is not None
     return ToolStep(
-        round, call.id, call.name, arguments, _mock(variant, tool, variables, arguments)
+        round, call.id, call.name, arguments, render_mock(variant.name, tool, variables, arguments)
     )
-
-
-def _mock(
-    variant: PromptVariant, tool: ToolDef, variables: Mapping[str, object], args: object
-) -> str:
-    return render_mock(variant.name, tool, variables, args)
 
 
 async def run_turn(

@@ -229,11 +229,27 @@ def _value_problem(kind: str, value: object) -> str | None:
         return None
     if not isinstance(value, Mapping):
         return f"'value' must be a JSON schema (a mapping), got {kind_of(value)}"
+    fault = schema_fault(value)
+    return f"invalid JSON schema: {fault[1]}" if fault is not None else None
+
+
+def schema_fault(schema: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why `schema` is not a valid JSON schema: (where inside it, as `.key[0]`, what is
+    wrong), or None. Tool declarations and output schemas are checked the same way."""
     try:
-        jsonschema.validators.validator_for(value).check_schema(value)
+        jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
-        return f"invalid JSON schema: {exc.message}"
+        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
+        return inner, str(exc.message)
     return None
+
+
+def schema_violation(schema: Mapping[str, Any], document: object) -> str | None:
+    """The first way `document` breaks `schema`, with its place (`at $.status: ...`), or
+    None when it fits: the json_schema check's reason, and a tool call's argument check."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    return None if error is None else f"at {error.json_path}: {error.message}"
 
 
 def _tool_called_problem(check: Check) -> str | None:
@@ -404,10 +420,10 @@ def _json(check: Check, output: str, seen: Measurements) -> CheckResult:
         return _done(check, False, f"not valid JSON: {exc}")
     if check.value is None:
         return _done(check, True, "valid JSON")
-    validator = jsonschema.validators.validator_for(check.value)(check.value)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is not None:
-        return _done(check, False, f"schema violation at {error.json_path}: {error.message}")
+    assert isinstance(check.value, Mapping)  # the json_schema check's value is a schema
+    violation = schema_violation(check.value, document)
+    if violation is not None:
+        return _done(check, False, f"schema violation {violation}")
     return _done(check, True, "matches the schema")
 
 

@@ -26,12 +26,9 @@ from typing import Any
 
 import jinja2
 
-# jsonschema ships no type information; its two entry points used here are simple.
-import jsonschema  # type: ignore[import-untyped]
-
 from promptdeck.errors import TemplateError
 from promptdeck.model.types import Tool
-from promptdeck.scoring.checks import kind_of
+from promptdeck.scoring.checks import kind_of, schema_fault
 from promptdeck.workspace.sandbox import RenderLimit, compile_template, render_budget, render_text
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
@@ -73,21 +70,11 @@ def schema_problem(value: object, field: str) -> ToolSpecError | None:
     if not isinstance(value, Mapping):
         wanted = "must be a JSON schema (a mapping like {type: object, ...})"
         return ToolSpecError(field, f"{wanted}, got {kind_of(value)}")
-    try:
-        jsonschema.validators.validator_for(value).check_schema(value)
-    except jsonschema.exceptions.SchemaError as exc:
-        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
-        return ToolSpecError(field + inner, f"is not a valid JSON schema: {exc.message}")
-    return None
-
-
-def schema_errors(schema: Mapping[str, Any], document: object) -> str | None:
-    """The first way `document` breaks `schema`, said with its place, or None when it fits."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is None:
+    fault = schema_fault(value)
+    if fault is None:
         return None
-    return f"at {error.json_path}: {error.message}"
+    inner, message = fault
+    return ToolSpecError(field + inner, f"is not a valid JSON schema: {message}")
 
 
 def parse_tools(value: object) -> tuple[ToolDef, ...]:

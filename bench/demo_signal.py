@@ -47,7 +47,7 @@ from promptdeck.model.registry import Registry
 from promptdeck.model.secrets import Secrets
 from promptdeck.scoring.judge import EXPECTED, VERDICT, JudgeSpec
 from promptdeck.scoring.scorers import check_label, pointwise_score
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import render_messages
 from promptdeck.workspace.providers_file import open_registry

@@ -32,7 +32,7 @@ from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
 from promptdeck.evals.timing import TimeRange, estimate_time
 from promptdeck.model.registry import Registry
 from promptdeck.model.secrets import Secrets
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.providers_file import open_registry
 from promptdeck.workspace.sampling import sample_cases

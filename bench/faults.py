@@ -52,7 +52,7 @@ from promptdeck.model.http import run_with_client
 from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
 from promptdeck.model.secrets import Secrets
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import Case, Dataset, load_dataset
 from promptdeck.workspace.prompts import load_variant
 from promptdeck.workspace.providers_file import load_providers_file, open_registry

@@ -28,7 +28,7 @@ import io
 
 import pandas as pd
 
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.dataset_edit import Table, load_table, save_table
 from promptdeck.workspace.dataset_import import ColumnMap, plan_import, write_import
 from promptdeck.workspace.fileio import atomic_write

@@ -33,8 +33,8 @@ from promptdeck.analysis.results import (
 from promptdeck.analysis.run import analyze_run
 from promptdeck.model.types import CallResult, Usage
 from promptdeck.scoring.scorers import Score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 
 VARIANTS = ("support/production", "support/concise", "support/empathetic")
 GATES = [

@@ -48,7 +48,7 @@ from promptdeck.model.http import run_with_client
 from promptdeck.model.pricing import PriceTable
 from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
 from promptdeck.model.secrets import Secrets
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import Case, Dataset
 from tests.helpers import variant
 from tests.llm_server import LLMServer, Scenario, _HTTPServer

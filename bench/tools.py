@@ -34,8 +34,8 @@ from promptdeck.evals.plan import build_plan
 from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
 from promptdeck.evals.suite import load_suite
 from promptdeck.model.secrets import Secrets
+from promptdeck.store.db import Store
 from promptdeck.store.rows import stored_steps
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import load_prompts
 from promptdeck.workspace.providers_file import open_registry

@@ -10,6 +10,10 @@
     report RUN_ID [--html F] [--md F] [--csv F]   (RUN_ID may be 'latest')
     import-promptfoo CONFIG --out DIR [--name NAME] [--force]
     export-promptfoo SUITE --out FILE [--sampled] [--force]
+    db migrate                    bring the store (PROMPTDECK_DATABASE_URL, else the SQLite
+                                  file) to the current schema
+    db copy --from URL --to URL   copy a whole history into an empty store, e.g.
+                                  sqlite:///.promptdeck/promptdeck.sqlite -> postgresql://…
 
 `run` resumes the newest unfinished run of the same plan (same prompts, sample and
 repeats) unless --new is given; a suite is checked whole (variants, template variables,
@@ -23,7 +27,9 @@ could not map; that is not an error (exit 0).
 from __future__ import annotations
 
 import argparse
+import getpass
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,7 +58,8 @@ from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
 from promptdeck.model.secrets import Secrets
 from promptdeck.promptfoo.exporter import export_promptfoo
 from promptdeck.promptfoo.importer import import_promptfoo
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
+from promptdeck.store.transfer import copy_store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import load_prompts
 from promptdeck.workspace.providers_file import load_providers_file, open_registry
@@ -158,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=cmd_report)
     _promptfoo_parsers(sub)
+    _db_parsers(sub)
     return parser
 
 
@@ -200,6 +208,28 @@ def _promptfoo_parsers(sub: Any) -> None:
     pf_out.add_argument("--sampled", action="store_true", help="only the suite's sampled rows")
     pf_out.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     pf_out.set_defaults(func=cmd_export_promptfoo)
+
+
+def _db_parsers(sub: Any) -> None:
+    db = sub.add_parser("db", help="the run store: migrate it, copy a history into it")
+    db_sub = db.add_subparsers(required=True, metavar="ACTION")
+    migrate = _command(
+        db_sub,
+        "migrate",
+        "bring the store to the current schema (the app and run do it too)",
+        "PROMPTDECK_DATABASE_URL=postgresql://pd:…@db:5432/promptdeck promptdeck db migrate",
+    )
+    migrate.set_defaults(func=cmd_db_migrate)
+    copy = _command(
+        db_sub,
+        "copy",
+        "copy every run, call, review, file version, setting and cached answer into an empty store",
+        "promptdeck db copy --from sqlite:///.promptdeck/promptdeck.sqlite "
+        "--to postgresql://pd:…@db:5432/promptdeck",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="copy from")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="copy into")
+    copy.set_defaults(func=cmd_db_copy)
 
 
 def _at_least(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -261,7 +291,12 @@ def _insufficient_option(parser: argparse.ArgumentParser | argparse._ArgumentGro
 def open_workspace() -> tuple[Workspace, Registry, Store]:
     ws = Workspace.from_env()
     registry = open_registry(ws.providers_file, Secrets(ws.root / ".env"))
-    return ws, registry, Store(ws.store_path)
+    return ws, registry, Store(ws.store_target).acting_as(cli_user())
+
+
+def cli_user() -> str:
+    """Who the CLI's runs are stamped with: PROMPTDECK_USER (e.g. set by CI), else the login."""
+    return os.environ.get("PROMPTDECK_USER", "").strip() or getpass.getuser()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -404,6 +439,23 @@ def cmd_export_promptfoo(args: argparse.Namespace) -> int:
     for item in result.unmapped:
         print(f"not exported: {item}")
     print(f"wrote {result.path}: {result.tests} tests; {len(result.unmapped)} items not exported")
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    store = Store(Workspace.from_env().store_target)
+    before, after = store.migrated
+    done = f"applied migrations {before + 1}-{after}" if after > before else "already current"
+    print(f"{store.engine} store at {store.location}: schema version {after} ({done})")
+    return 0
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    source, target = Store(args.source), Store(args.target)
+    counts = copy_store(source, target)
+    for table, rows in counts.items():
+        print(f"{table}: {rows} rows")
+    print(f"copied {source.location} -> {target.location}")
     return 0
 
 

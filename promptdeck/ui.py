@@ -28,8 +28,8 @@ from promptdeck.model.registry import Registry, builtin_configs
 from promptdeck.model.secrets import SESSION_KEYS, Secrets
 from promptdeck.model.types import CallResult
 from promptdeck.scoring.confidence import from_logprobs
+from promptdeck.store.db import Store
 from promptdeck.store.rows import stored_steps
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
 from promptdeck.workspace.providers_file import open_registry
@@ -172,12 +172,13 @@ def is_demo_model(model_ref: str | None) -> bool:
 
 
 def store() -> Store:
-    return _store(str(workspace().store_path.resolve()))
+    target = workspace().store_target
+    return _store(target if "://" in target else str(Path(target).resolve()))
 
 
 @st.cache_resource(show_spinner=False)
-def _store(path: str) -> Store:
-    return Store(path)
+def _store(target: str) -> Store:
+    return Store(target)
 
 
 @st.cache_resource(show_spinner=False)

@@ -23,7 +23,7 @@ LINT = [str(Path(sys.executable).parent / "lint-imports")]  # import-linter's ow
 PAGE_FORBIDDEN = (
     "promptdeck.model.registry", "promptdeck.model.http", "promptdeck.model.sse",
     "promptdeck.model.openai_compat", "promptdeck.model.anthropic", "promptdeck.model.local",
-    "promptdeck.model.call", "promptdeck.model.policy", "promptdeck.store.sqlite",
+    "promptdeck.model.call", "promptdeck.model.policy", "promptdeck.store.db",
     "promptdeck.store.migrations", "httpx", "sqlite3", "llama_cpp", "yaml", "ruamel", "jinja2",
     "numpy", "scipy",
 )  # fmt: skip
@@ -57,7 +57,7 @@ def test_the_import_contract_holds() -> None:
 @pytest.mark.parametrize(
     ("module", "line", "broken"),
     [
-        ("scoring/checks.py", "import promptdeck.store.sqlite", "Layers"),
+        ("scoring/checks.py", "import promptdeck.store.db", "Layers"),
         ("scoring/judge.py", "import promptdeck.workspace.prompts", "Layers"),
         ("analysis/stats.py", "from promptdeck.model.policy import CallPolicy", "model call"),
         ("model/types.py", "import promptdeck.evals.runner", "Layers"),

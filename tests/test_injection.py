@@ -30,8 +30,8 @@ from promptdeck.model.secrets import Secrets
 from promptdeck.model.types import CallResult, Usage
 from promptdeck.scoring.judge import JudgeSpec, judge_messages, parse_verdict
 from promptdeck.scoring.scorers import Graded, Score, pointwise_score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import render_messages
 from promptdeck.workspace.providers_file import open_registry
 from tests.helpers import variant

@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from promptdeck.model.local import default_model_path
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 
 REPO = Path(__file__).resolve().parents[1]
 START_S = 300.0  # the server loads a 100 MB model: generous, for a loaded machine

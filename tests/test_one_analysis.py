@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 from promptdeck.analysis.run import analyze_run
 from promptdeck.model.types import CallResult, Usage
 from promptdeck.scoring.scorers import Score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 from tests.pages.conftest import ROOT
 from tests.test_cli import cli
 

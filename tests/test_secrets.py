@@ -39,7 +39,7 @@ from streamlit.testing.v1 import AppTest
 
 from promptdeck.evals.live import LiveRun, plan_columns
 from promptdeck.model.secrets import Secrets
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.prompts import load_prompts
 from promptdeck.workspace.providers_file import open_registry
 from tests.llm_server import LLMServer, Scenario

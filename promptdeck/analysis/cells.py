@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from promptdeck.scoring.scorers import JUDGE, PAIRWISE, check_label
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellKey, ResultRow, ScoreRow
-from promptdeck.store.sqlite import Store
 
 CSV_COLUMNS = (
     "run_id", "row_id", "category", "variant", "repeat", "model", "output", "error",

@@ -20,7 +20,7 @@ from promptdeck.analysis.gates import EACH, parse_gate
 from promptdeck.analysis.planning import default_sd, rows_needed
 from promptdeck.analysis.results import ALL
 from promptdeck.analysis.run import analyze_run
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from promptdeck.analysis.results import (
     variant_frame,
 )
 from promptdeck.errors import ConfigError
+from promptdeck.store.db import Store
 from promptdeck.store.rows import RunRecord
-from promptdeck.store.sqlite import Store
 
 DEFAULT_THRESHOLD = 0.2  # the change in mean judge score that matters, when no gate says
 

@@ -24,7 +24,7 @@ from promptdeck.evals.start import RunOptions, start_in_background
 from promptdeck.evals.suite import load_suite
 from promptdeck.model.local import local_model_status
 from promptdeck.model.registry import Registry
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import load_dataset
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import load_prompts

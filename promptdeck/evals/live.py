@@ -49,8 +49,8 @@ from promptdeck.model.types import (
     estimate_usage,
 )
 from promptdeck.scoring.checks import CheckResult, run_checks
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CallRow, PlaygroundRunRow, stored_steps
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.images import with_images
 from promptdeck.workspace.prompts import PromptVariant, render_messages
 

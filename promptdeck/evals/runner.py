@@ -33,8 +33,8 @@ from promptdeck.scoring.scorers import (
     pairwise_score,
     pointwise_score,
 )
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellKey, CellRecord, stored_steps
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.images import row_images, with_images
 from promptdeck.workspace.prompts import render_messages
 

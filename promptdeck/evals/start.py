@@ -19,8 +19,8 @@ from promptdeck.evals.sequential import Budget, Outcome, run_until_decided, star
 from promptdeck.evals.timing import run_kind
 from promptdeck.model.http import run_with_client
 from promptdeck.model.registry import Registry
+from promptdeck.store.db import Store
 from promptdeck.store.settings import load_settings, saved_concurrency
-from promptdeck.store.sqlite import Store
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.model.types import DEFAULT_MAX_TOKENS
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 
 RUNS_READ = 5  # the latest runs of the same kind that are read
 PAUSE_S = 600.0  # a longer gap between two cells: the run was stopped and resumed

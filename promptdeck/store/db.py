@@ -1,21 +1,20 @@
-"""The SQLite store (WAL): Playground calls, eval runs and their results, scores,
-feedback, and the response cache.
+"""The run store: Playground calls, eval runs and their results, scores, feedback, file
+history, settings and the response cache, on SQLite (default) or PostgreSQL (team use).
 
-Schema changes are numbered migrations, applied in order and recorded in
-`PRAGMA user_version`. Each write commits at once, so nothing finished is lost.
-API keys are never stored: only rendered messages, parameters and results.
+Schema changes are numbered migrations, the same for both engines (`migrations.py`).
+Each write commits at once (a cell with its scores in one transaction), so nothing finished
+is lost. Every write is stamped with the acting user (`acting_as`). API keys are never
+stored: only rendered messages, parameters and results.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import secrets
 import socket
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +29,8 @@ from promptdeck.model.types import (
     request_json,
 )
 from promptdeck.scoring.scorers import Score
-from promptdeck.store.migrations import MIGRATIONS, migrate
+from promptdeck.store.engines import Db, Engine, open_engine
+from promptdeck.store.migrations import MIGRATIONS
 from promptdeck.store.rows import (
     CallRow,
     CellKey,
@@ -52,43 +52,72 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT of every column; a row with the same key is replaced (both engines)."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def _columns(names: str) -> tuple[str, ...]:
+    return tuple(names.split())
+
+
+RESULT_COLUMNS = _columns(
+    "run_id row_id variant repeat category model output error error_kind ttft_ms latency_ms"
+    " input_tokens output_tokens tokens_estimated cost_usd cached fallback_used attempts created"
+    " confidence tool_calls_json thinking thinking_ms reasoning_tokens"
+)
+SCORE_COLUMNS = _columns(
+    "run_id row_id variant repeat scorer value passed reason judge_model raw prompt_json"
+    " latency_ms cost_usd cached"
+)
+CACHE_COLUMNS = _columns(
+    "key created model output ttft_ms latency_ms input_tokens output_tokens tokens_estimated"
+    " cost_usd confidence tool_calls_json thinking thinking_ms reasoning_tokens signature"
+)
+CELL = ("run_id", "row_id", "variant", "repeat")
+
+
 class Store:
-    """A thread-safe handle on the SQLite file; opens one connection per thread."""
+    """A thread-safe handle on the store. `Store(path)` opens SQLite, `Store(url)` with a
+    `postgresql://` URL opens PostgreSQL (`engines.open_engine`)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path).resolve()  # threads open their own connections later
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connect().execute("PRAGMA journal_mode=WAL")  # not allowed inside a transaction
-        with self._tx() as db:
-            migrate(db, MIGRATIONS)
+    def __init__(self, target: Path | str) -> None:
+        self._engine: Engine = open_engine(target)
+        self.engine = self._engine.name
+        self.location = self._engine.location  # a file path, or the URL without its password
+        self.author: str | None = None  # who the writes of this handle are stamped with
+        self.migrated = self._engine.migrate(MIGRATIONS)
 
-    def _connect(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
+    def acting_as(self, author: str | None) -> Store:
+        """This store (same connections), stamping `author` on every write it makes."""
+        handle = copy.copy(self)
+        handle.author = author
+        return handle
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        with self._engine.read() as db:
+            return [dict(row) for row in db.execute(sql, params).fetchall()]
+
+    def _read_one(self, sql: str, params: Sequence[object] = ()) -> dict[str, Any] | None:
+        rows = self._read(sql, params)
+        return rows[0] if rows else None
+
+    def _tx(self) -> Any:
+        return self._engine.tx()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._engine.close()
+
+    def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Rows per table (`tables`: the store's own table names, never user input)."""
+        with self._engine.read() as db:
+            return {
+                t: int(db.execute(f"SELECT COUNT(*) AS n FROM {t}").fetchone()["n"]) for t in tables
+            }
 
     def record_call(
         self,
@@ -102,12 +131,12 @@ class Store:
         steps: tuple[ToolStep, ...] = (),
     ) -> int:
         with self._tx() as db:
-            cur = db.execute(
+            row = db.execute(
                 """INSERT INTO calls (created, source, variant, model, request_json, output,
                    error, error_kind, ttft_ms, latency_ms, input_tokens, output_tokens,
                    tokens_estimated, cost_usd, attempts, fallback_used, playground_run,
-                   tool_calls_json, thinking, thinking_ms, reasoning_tokens)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   tool_calls_json, thinking, thinking_ms, reasoning_tokens, author)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id""",
                 (
                     _now(),
                     source,
@@ -123,9 +152,10 @@ class Store:
                     playground_run,
                     steps_json(steps),
                     *_thought(result),
+                    self.author,
                 ),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row["id"])
 
     def new_playground_run(
         self,
@@ -135,36 +165,37 @@ class Store:
     ) -> int:
         """A press of Run in the Playground; its calls point to it (`record_call`)."""
         with self._tx() as db:
-            cur = db.execute(
+            row = db.execute(
                 """INSERT INTO playground_runs (created, columns_json, inputs_json,
-                   overrides_json) VALUES (?,?,?,?)""",
+                   overrides_json, author) VALUES (?,?,?,?,?) RETURNING id""",
                 (
                     _now(),
                     json.dumps(list(columns)),
                     json.dumps(dict(inputs), default=str),
                     json.dumps(dict(overrides)),
+                    self.author,
                 ),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row["id"])
 
     def playground_runs(self, limit: int = 30) -> list[PlaygroundRunRow]:
         """The latest Playground runs that made at least one call, newest first."""
-        rows = self._connect().execute(
+        rows = self._read(
             """SELECT p.* FROM playground_runs p
                WHERE EXISTS (SELECT 1 FROM calls WHERE playground_run = p.id)
                ORDER BY p.id DESC LIMIT ?""",
             (limit,),
         )
-        return [cast(PlaygroundRunRow, dict(r)) for r in rows]
+        return [cast(PlaygroundRunRow, r) for r in rows]
 
     def playground_calls(self, run_id: int) -> list[CallRow]:
         """The calls of one Playground run, in the order they finished."""
-        rows = self._connect().execute(
+        rows = self._read(
             """SELECT c.*, f.thumbs FROM calls c LEFT JOIN feedback f ON f.call_id = c.id
                WHERE c.playground_run = ? ORDER BY c.id""",
             (run_id,),
         )
-        return [cast(CallRow, dict(r)) for r in rows]
+        return [cast(CallRow, r) for r in rows]
 
     def set_thumbs(self, call_id: int, thumbs: int | None) -> None:
         """Thumbs up (1), down (-1) or cleared (None) on one stored call."""
@@ -173,27 +204,23 @@ class Store:
                 db.execute("DELETE FROM feedback WHERE call_id = ?", (call_id,))
                 return
             db.execute(
-                """INSERT INTO feedback (created, call_id, thumbs) VALUES (?,?,?)
+                """INSERT INTO feedback (created, call_id, thumbs, author) VALUES (?,?,?,?)
                    ON CONFLICT(call_id) DO UPDATE SET thumbs = excluded.thumbs,
-                   created = excluded.created""",
-                (_now(), call_id, thumbs),
+                   created = excluded.created, author = excluded.author""",
+                (_now(), call_id, thumbs, self.author),
             )
 
     def thumbs(self, call_id: int) -> int | None:
-        row = (
-            self._connect()
-            .execute("SELECT thumbs FROM feedback WHERE call_id = ?", (call_id,))
-            .fetchone()
-        )
+        row = self._read_one("SELECT thumbs FROM feedback WHERE call_id = ?", (call_id,))
         return None if row is None else int(row["thumbs"])
 
     def recent_calls(self, limit: int = 20) -> list[CallRow]:
-        rows = self._connect().execute(
+        rows = self._read(
             """SELECT c.*, f.thumbs FROM calls c LEFT JOIN feedback f ON f.call_id = c.id
                ORDER BY c.id DESC LIMIT ?""",
             (limit,),
         )
-        return [cast(CallRow, dict(r)) for r in rows]
+        return [cast(CallRow, r) for r in rows]
 
     # --- eval runs ---------------------------------------------------------------------
 
@@ -201,9 +228,9 @@ class Store:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         with self._tx() as db:
             db.execute(
-                "INSERT INTO runs (id, created, status, name, snapshot_json, total_cells)"
-                " VALUES (?,?,?,?,?,?)",
-                (run_id, _now(), "running", name, json.dumps(snapshot), total_cells),
+                "INSERT INTO runs (id, created, status, name, snapshot_json, total_cells,"
+                " author) VALUES (?,?,?,?,?,?,?)",
+                (run_id, _now(), "running", name, json.dumps(snapshot), total_cells, self.author),
             )
         return run_id
 
@@ -228,21 +255,17 @@ class Store:
     def get_run(self, run_id: str) -> RunRecord:
         """A run by id; 'latest' is the newest."""
         if run_id == "latest":
-            row = (
-                self._connect()
-                .execute("SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT 1")
-                .fetchone()
-            )
+            row = self._read_one("SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT 1")
         else:
-            row = self._connect().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
-            raise ConfigError(f"no run {run_id!r} in {self.path}")
+            raise ConfigError(f"no run {run_id!r} in {self.location}")
         return RunRecord.from_row(row)
 
     def find_unfinished_run(self, fingerprint: str) -> str | None:
         """The newest run of the same plan that did not finish (killed or cancelled) and
         that no live process is still running."""
-        rows = self._connect().execute(
+        rows = self._read(
             """SELECT id, snapshot_json, status, owner, heartbeat FROM runs
                WHERE status != 'done' ORDER BY created DESC"""
         )
@@ -255,9 +278,7 @@ class Store:
         return None
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        rows = self._connect().execute(
-            "SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT ?", (limit,)
-        )
+        rows = self._read("SELECT * FROM runs ORDER BY created DESC, id DESC LIMIT ?", (limit,))
         return [RunRecord.from_row(r) for r in rows]
 
     def add_result(self, run_id: str, cell: CellRecord, scores: Sequence[Score]) -> None:
@@ -265,11 +286,7 @@ class Store:
         r = cell.result
         with self._tx() as db:
             db.execute(
-                """INSERT OR REPLACE INTO results (run_id, row_id, variant, repeat, category,
-                   model, output, error, error_kind, ttft_ms, latency_ms, input_tokens,
-                   output_tokens, tokens_estimated, cost_usd, cached, fallback_used, attempts,
-                   created, confidence, tool_calls_json, thinking, thinking_ms, reasoning_tokens)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                upsert("results", RESULT_COLUMNS, CELL),
                 (
                     run_id,
                     cell.row_id,
@@ -301,7 +318,7 @@ class Store:
 
     @staticmethod
     def _insert_scores(
-        db: sqlite3.Connection,
+        db: Db,
         run_id: str,
         row_id: str,
         variant: str,
@@ -309,9 +326,7 @@ class Store:
         scores: Sequence[Score],
     ) -> None:
         db.executemany(
-            """INSERT OR REPLACE INTO scores (run_id, row_id, variant, repeat, scorer, value,
-               passed, reason, judge_model, raw, prompt_json, latency_ms, cost_usd, cached)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            upsert("scores", SCORE_COLUMNS, (*CELL, "scorer")),
             [
                 (
                     run_id,
@@ -334,21 +349,19 @@ class Store:
         )
 
     def done_cells(self, run_id: str) -> set[CellKey]:
-        rows = self._connect().execute(
-            "SELECT row_id, variant, repeat FROM results WHERE run_id = ?", (run_id,)
-        )
-        return {(r[0], r[1], int(r[2])) for r in rows}
+        rows = self._read("SELECT row_id, variant, repeat FROM results WHERE run_id = ?", (run_id,))
+        return {(r["row_id"], r["variant"], int(r["repeat"])) for r in rows}
 
     def results(self, run_id: str) -> list[ResultRow]:
-        rows = self._connect().execute(
+        rows = self._read(
             "SELECT * FROM results WHERE run_id = ? ORDER BY created, row_id, variant, repeat",
             (run_id,),
         )
-        return [cast(ResultRow, dict(r)) for r in rows]
+        return [cast(ResultRow, r) for r in rows]
 
     def scores(self, run_id: str) -> list[ScoreRow]:
-        rows = self._connect().execute("SELECT * FROM scores WHERE run_id = ?", (run_id,))
-        return [cast(ScoreRow, dict(r)) for r in rows]
+        rows = self._read("SELECT * FROM scores WHERE run_id = ?", (run_id,))
+        return [cast(ScoreRow, r) for r in rows]
 
     def review_cell(
         self,
@@ -365,22 +378,21 @@ class Store:
         with self._tx() as db:
             db.execute(
                 """INSERT INTO feedback (created, run_id, row_id, variant, repeat,
-                   score_override, thumbs, note) VALUES (?,?,?,?,?,?,?,?)
+                   score_override, thumbs, note, author) VALUES (?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(run_id, row_id, variant, repeat) WHERE run_id IS NOT NULL
                    DO UPDATE SET score_override = excluded.score_override,
-                   thumbs = excluded.thumbs, note = excluded.note, created = excluded.created""",
-                (_now(), run_id, row_id, variant, repeat, score, thumbs, note),
+                   thumbs = excluded.thumbs, note = excluded.note, created = excluded.created,
+                   author = excluded.author""",
+                (_now(), run_id, row_id, variant, repeat, score, thumbs, note, self.author),
             )
 
     def reviews(self, run_id: str) -> dict[CellKey, ReviewRow]:
-        rows = self._connect().execute(
-            """SELECT row_id, variant, repeat, score_override, thumbs, note, created
+        rows = self._read(
+            """SELECT row_id, variant, repeat, score_override, thumbs, note, created, author
                FROM feedback WHERE run_id = ?""",
             (run_id,),
         )
-        return {
-            (r["row_id"], r["variant"], int(r["repeat"])): cast(ReviewRow, dict(r)) for r in rows
-        }
+        return {(r["row_id"], r["variant"], int(r["repeat"])): cast(ReviewRow, r) for r in rows}
 
     def score_overrides(self, run_id: str) -> dict[CellKey, float]:
         return {
@@ -391,26 +403,22 @@ class Store:
 
     def typical_latency_ms(self, model_ref: str) -> float | None:
         """Median latency of this model's recent real (uncached, successful) answers."""
-        rows = (
-            self._connect()
-            .execute(
-                """SELECT latency_ms FROM (
+        rows = self._read(
+            """SELECT latency_ms FROM (
                  SELECT latency_ms, created FROM results
                   WHERE model = ? AND error IS NULL AND cached = 0
                  UNION ALL
                  SELECT latency_ms, created FROM calls WHERE model = ? AND error IS NULL
-               ) ORDER BY created DESC LIMIT 200""",
-                (model_ref, model_ref),
-            )
-            .fetchall()
+               ) AS answers ORDER BY created DESC LIMIT 200""",
+            (model_ref, model_ref),
         )
-        values = sorted(float(r[0]) for r in rows if r[0] is not None)
+        values = sorted(float(r["latency_ms"]) for r in rows if r["latency_ms"] is not None)
         return values[len(values) // 2] if values else None
 
     # --- response cache -------------------------------------------------------------------
 
     def cache_get(self, key: str) -> CallResult | None:
-        row = self._connect().execute("SELECT * FROM cache WHERE key = ?", (key,)).fetchone()
+        row = self._read_one("SELECT * FROM cache WHERE key = ?", (key,))
         if row is None:
             return None
         usage = None
@@ -437,10 +445,7 @@ class Store:
     def cache_put(self, key: str, result: CallResult) -> None:
         with self._tx() as db:
             db.execute(
-                """INSERT OR REPLACE INTO cache (key, created, model, output, ttft_ms, latency_ms,
-                   input_tokens, output_tokens, tokens_estimated, cost_usd, confidence,
-                   tool_calls_json, thinking, thinking_ms, reasoning_tokens, signature)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                upsert("cache", CACHE_COLUMNS, ("key",)),
                 (
                     key,
                     _now(),
@@ -456,51 +461,47 @@ class Store:
 
     def cache_clear(self) -> int:
         with self._tx() as db:
-            return db.execute("DELETE FROM cache").rowcount
+            return int(db.execute("DELETE FROM cache").rowcount)
 
     def cache_size(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM cache").fetchone()[0])
+        row = self._read_one("SELECT COUNT(*) AS n FROM cache")
+        return int(row["n"]) if row else 0
 
     # --- file history and settings ------------------------------------------------------
 
     def add_version(self, path: str, name: str, action: str, content: str, fingerprint: str) -> int:
         """Record one saved version of a workspace file (`path` relative to the workspace)."""
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO file_versions (saved, path, name, action, content, fingerprint)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (_now(), path, name, action, content, fingerprint),
-            )
-            return int(cur.lastrowid or 0)
+            row = db.execute(
+                "INSERT INTO file_versions (saved, path, name, action, content, fingerprint,"
+                " author) VALUES (?,?,?,?,?,?,?) RETURNING id",
+                (_now(), path, name, action, content, fingerprint, self.author),
+            ).fetchone()
+            return int(row["id"])
 
     def versions(self, path: str, limit: int = 100) -> list[VersionRow]:
         """Saved versions of one file, newest first."""
-        rows = self._connect().execute(
+        rows = self._read(
             "SELECT * FROM file_versions WHERE path = ? ORDER BY id DESC LIMIT ?", (path, limit)
         )
-        return [cast(VersionRow, dict(r)) for r in rows]
+        return [cast(VersionRow, r) for r in rows]
 
     def last_versions(self, prefix: str) -> list[VersionRow]:
         """The newest version of every file whose path starts with `prefix`, newest first."""
-        rows = self._connect().execute(
+        rows = self._read(
             "SELECT * FROM file_versions WHERE id IN (SELECT MAX(id) FROM file_versions"
-            " WHERE substr(path, 1, length(?)) = ? GROUP BY path) ORDER BY id DESC",
-            (prefix, prefix),
+            " WHERE substr(path, 1, ?) = ? GROUP BY path) ORDER BY id DESC",
+            (len(prefix), prefix),
         )
-        return [cast(VersionRow, dict(r)) for r in rows]
+        return [cast(VersionRow, r) for r in rows]
 
     def version(self, version_id: int) -> VersionRow | None:
-        row = (
-            self._connect()
-            .execute("SELECT * FROM file_versions WHERE id = ?", (version_id,))
-            .fetchone()
-        )
-        return cast(VersionRow, dict(row)) if row else None
+        row = self._read_one("SELECT * FROM file_versions WHERE id = ?", (version_id,))
+        return cast(VersionRow, row) if row else None
 
     def get_setting(self, key: str, default: Any = None) -> Any:
-        row = self._connect().execute("SELECT value_json FROM settings WHERE key = ?", (key,))
-        found = row.fetchone()
-        return json.loads(found[0]) if found else default
+        row = self._read_one("SELECT value_json FROM settings WHERE key = ?", (key,))
+        return json.loads(row["value_json"]) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
         with self._tx() as db:
@@ -512,7 +513,7 @@ class Store:
             )
 
     def settings(self) -> dict[str, Any]:
-        rows = self._connect().execute("SELECT key, value_json FROM settings")
+        rows = self._read("SELECT key, value_json FROM settings")
         return {r["key"]: json.loads(r["value_json"]) for r in rows}
 
 

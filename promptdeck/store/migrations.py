@@ -1,12 +1,12 @@
-"""Numbered schema migrations of the SQLite store, applied in order.
+"""Numbered schema migrations of the store, applied in order, the same on both engines.
 
-`PRAGMA user_version` records how many have run. Never edit a migration that has shipped:
-append a new one.
+SQLite's `PRAGMA user_version`, or PostgreSQL's `promptdeck_schema` table, records how many
+have run (`engines.Engine.migrate`). Written in the SQL both speak; the engine translates
+the two column types that differ. Never edit a migration that has shipped: append a new one.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 MIGRATIONS: Sequence[str] = (
@@ -183,14 +183,15 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE cache ADD COLUMN reasoning_tokens INTEGER;
     ALTER TABLE cache ADD COLUMN signature TEXT NOT NULL DEFAULT ''
     """,
+    # 10: a team shares one store: who started a run or a Playground run, made a call,
+    # reviewed a cell or saved a file (the signed-in user; the CLI's is PROMPTDECK_USER or
+    # the login name). The Playground's history reads calls by their run.
+    """
+    ALTER TABLE runs ADD COLUMN author TEXT;
+    ALTER TABLE playground_runs ADD COLUMN author TEXT;
+    ALTER TABLE calls ADD COLUMN author TEXT;
+    ALTER TABLE feedback ADD COLUMN author TEXT;
+    ALTER TABLE file_versions ADD COLUMN author TEXT;
+    CREATE INDEX calls_playground_run ON calls(playground_run)
+    """,
 )
-
-
-def migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> int:
-    """Apply the migrations this database has not seen; returns the new version."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    for number, sql in enumerate(migrations[version:], start=version + 1):
-        for statement in filter(str.strip, sql.split(";")):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number}")
-    return len(migrations)

@@ -40,6 +40,7 @@ class CallRow(TypedDict):
     thinking: str
     thinking_ms: float | None
     reasoning_tokens: int | None
+    author: str | None
     thumbs: int | None
 
 
@@ -52,6 +53,7 @@ class PlaygroundRunRow(TypedDict):
     columns_json: str
     inputs_json: str
     overrides_json: str
+    author: str | None
 
 
 class ResultRow(TypedDict):
@@ -112,6 +114,7 @@ class ReviewRow(TypedDict):
     thumbs: int | None
     note: str | None
     created: str
+    author: str | None  # who reviewed it (None: no sign-in)
 
 
 class VersionRow(TypedDict):
@@ -124,6 +127,7 @@ class VersionRow(TypedDict):
     action: str
     content: str
     fingerprint: str
+    author: str | None  # who saved it (None: no sign-in)
 
 
 CellKey = tuple[str, str, int]  # (row_id, variant, repeat)
@@ -157,6 +161,7 @@ class RunRecord:
     snapshot: Mapping[str, Any]
     total_cells: int
     finished: str | None
+    author: str | None = None  # who started it (None: no sign-in)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
@@ -168,6 +173,7 @@ class RunRecord:
             json.loads(row["snapshot_json"]),
             row["total_cells"],
             row["finished"],
+            row.get("author"),
         )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from promptdeck.errors import ConfigError
 from promptdeck.model.refs import split_model_ref
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 
 # Store keys (the settings table is shared: plain names, one per setting).
 JUDGE_MODEL = "judge_model"

@@ -34,7 +34,7 @@ import yaml
 
 from promptdeck.errors import DatasetError
 from promptdeck.model.types import Message
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import Case, load_dataset, stable_id
 from promptdeck.workspace.fileio import (
     MISSING,

@@ -170,7 +170,7 @@ def save_if_unchanged(path: Path, data: bytes | str, expected: str) -> str:
 
 
 class History(Protocol):
-    """What a versioned write needs of the store (promptdeck.store.sqlite.Store has it)."""
+    """What a versioned write needs of the store (promptdeck.store.db.Store has it)."""
 
     def versions(self, path: str, limit: int = ...) -> Sequence[object]: ...
 

@@ -1,7 +1,8 @@
 """Where things live: the workspace is the current directory (or an explicit root).
 
 It holds `prompts/`, `datasets/`, `providers.yaml` (or the file named by
-PROMPTDECK_PROVIDERS) and the store under PROMPTDECK_HOME (default `.promptdeck/`).
+PROMPTDECK_PROVIDERS) and the store under PROMPTDECK_HOME (default `.promptdeck/`), or on the
+PostgreSQL server that PROMPTDECK_DATABASE_URL names.
 """
 
 from __future__ import annotations
@@ -41,3 +42,9 @@ class Workspace:
     @property
     def store_path(self) -> Path:
         return self.home / "promptdeck.sqlite"
+
+    @property
+    def store_target(self) -> str:
+        """The store: PROMPTDECK_DATABASE_URL (a team's PostgreSQL) if set, else the SQLite
+        file under the home. (No file is created under the home with a database URL.)"""
+        return os.environ.get("PROMPTDECK_DATABASE_URL", "").strip() or str(self.store_path)

@@ -25,8 +25,8 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 
 from promptdeck.errors import FileConflictError, PromptFileError
 from promptdeck.scoring.checks import Check
+from promptdeck.store.db import Store
 from promptdeck.store.rows import VersionRow
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.fileio import (
     MISSING,
     Loaded,

@@ -13,8 +13,8 @@ from promptdeck.analysis.results import (
 )
 from promptdeck.model.types import CallResult, Usage
 from promptdeck.scoring.scorers import Score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 
 
 def add(

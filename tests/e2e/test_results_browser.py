@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from promptdeck.analysis.report import html_report
 from promptdeck.analysis.run import analyze_run
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from tests.e2e.conftest import ARTIFACTS, shot, wait_idle
 from tests.llm_server import LLMServer, Scenario
 from tests.pages.test_results import stored_run

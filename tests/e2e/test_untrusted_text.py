@@ -19,8 +19,8 @@ from playwright.sync_api import Browser, Page
 
 from promptdeck.model.types import CallResult, Usage
 from promptdeck.scoring.scorers import Score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 from tests.e2e.conftest import running_app, shot, wait_idle
 from tests.llm_server import LLMServer, Scenario
 

@@ -17,7 +17,7 @@ from promptdeck.model.registry import Registry
 from promptdeck.model.secrets import Secrets
 from promptdeck.scoring.judge import EXPECTED, judge_method
 from promptdeck.scoring.scorers import JUDGE
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.providers_file import open_registry
 

@@ -26,7 +26,7 @@ from promptdeck.model.http import run_with_client
 from promptdeck.model.registry import Registry
 from promptdeck.model.retry import MAX_RETRIES
 from promptdeck.model.secrets import Secrets
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import Case, Dataset
 from promptdeck.workspace.providers_file import open_registry
 from tests.helpers import variant

@@ -8,7 +8,7 @@ from promptdeck.evals.plan import Cell
 from promptdeck.evals.runner import Runner
 from promptdeck.model.http import run_with_client
 from promptdeck.model.registry import ProviderConfig, Registry
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import Case
 from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer, Scenario

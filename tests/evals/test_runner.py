@@ -7,7 +7,7 @@ from promptdeck.evals.runner import Progress, Runner
 from promptdeck.evals.suite import Suite
 from promptdeck.model.http import run_with_client
 from promptdeck.scoring.judge import JudgeSpec
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import Case, Dataset
 from promptdeck.workspace.prompts import PromptVariant
 from tests.helpers import server_registry, variant

@@ -7,8 +7,8 @@ from pathlib import Path
 from promptdeck.evals import demo
 from promptdeck.evals.jobs import JobRegistry
 from promptdeck.evals.start import RunOptions, open_run, start_in_background
+from promptdeck.store.db import Store
 from promptdeck.store.settings import Settings, save_settings
-from promptdeck.store.sqlite import Store
 from tests.evals.test_runner import make_plan
 from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer

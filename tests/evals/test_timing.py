@@ -8,7 +8,7 @@ from pathlib import Path
 
 from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
 from promptdeck.evals.timing import TimeRange, estimate_time, run_kind
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from tests.evals.test_runner import make_plan
 from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer, Scenario

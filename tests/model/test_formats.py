@@ -26,7 +26,7 @@ from promptdeck.model.retry import should_retry
 from promptdeck.model.types import Message
 from promptdeck.scoring.judge import JUDGE_PARAMS, JudgeSpec, response_format, verdict_schema
 from promptdeck.scoring.scorers import Graded, pointwise_score
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from tests.helpers import server_registry
 from tests.llm_server import LLMServer, Scenario, asked_format
 

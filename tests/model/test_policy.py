@@ -10,7 +10,7 @@ from pathlib import Path
 from promptdeck.model.http import run_with_client
 from promptdeck.model.policy import CallPolicy, _RateLimit, request_key
 from promptdeck.model.types import ChatRequest, Message
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from tests.helpers import server_registry
 from tests.llm_server import LLMServer, Scenario
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import append_case, load_dataset
 from tests.helpers import shown
 from tests.pages.conftest import ROOT, open_page

@@ -4,9 +4,9 @@ from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
 from promptdeck.model.types import CallResult, Usage
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
 from promptdeck.store.settings import Settings, save_settings
-from promptdeck.store.sqlite import Store
 from tests.helpers import shown
 from tests.llm_server import LLMServer, Scenario
 from tests.pages.conftest import ROOT

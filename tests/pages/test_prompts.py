@@ -2,7 +2,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from tests.helpers import shown
 from tests.pages.conftest import ROOT
 

@@ -11,8 +11,8 @@ from promptdeck import ui
 from promptdeck.model.types import CallResult, Usage
 from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
 from promptdeck.scoring.scorers import Score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 from tests.helpers import shown
 from tests.pages.conftest import ROOT
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from promptdeck.model.local import default_model_path
 from promptdeck.model.secrets import SESSION_KEYS, mask_secret
 from promptdeck.model.types import CallResult
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.fileio import fingerprint_file
 from tests.llm_server import MODELS_LIST, LLMServer, Scenario
 from tests.pages.conftest import ROOT, open_page

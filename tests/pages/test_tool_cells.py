@@ -6,8 +6,8 @@ from streamlit.testing.v1 import AppTest
 
 from promptdeck.model.types import CallResult, ToolStep, Usage
 from promptdeck.scoring.scorers import Score
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 from tests.helpers import shown
 from tests.pages.conftest import ROOT
 

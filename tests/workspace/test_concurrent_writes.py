@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from promptdeck.errors import FileConflictError
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.datasets import append_case, load_dataset
 from promptdeck.workspace.prompt_edit import PromptFiles
 

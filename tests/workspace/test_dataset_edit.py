@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from promptdeck.errors import DatasetError, FileConflictError
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.dataset_edit import (
     FROM_APP,
     FROM_FILE,

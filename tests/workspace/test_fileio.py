@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptdeck.errors import ConfigError, DatasetError, FileConflictError, PromptFileError
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.dataset_edit import load_table
 from promptdeck.workspace.datasets import append_case, load_dataset
 from promptdeck.workspace.fileio import (

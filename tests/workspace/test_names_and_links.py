@@ -10,7 +10,7 @@ import pytest
 
 from promptdeck.errors import ConfigError, DatasetError, PromptFileError
 from promptdeck.evals.suite import load_suite
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.dataset_edit import load_table, save_table
 from promptdeck.workspace.prompt_edit import PromptFiles
 from promptdeck.workspace.prompts import load_prompts

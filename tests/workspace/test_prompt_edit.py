@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from promptdeck.errors import FileConflictError, PromptFileError
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.fileio import MISSING
 from promptdeck.workspace.prompt_edit import (
     PromptFiles,

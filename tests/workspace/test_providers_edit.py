@@ -18,7 +18,7 @@ from promptdeck.errors import ConfigError, FileConflictError
 from promptdeck.model.local import default_model_path
 from promptdeck.model.pricing import Price
 from promptdeck.model.secrets import Secrets, SessionKeys
-from promptdeck.store.sqlite import Store
+from promptdeck.store.db import Store
 from promptdeck.workspace.dotenv_file import dotenv_git_warning, save_key_in_dotenv
 from promptdeck.workspace.fileio import MISSING, fingerprint_file
 from promptdeck.workspace.providers_edit import (

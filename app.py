@@ -65,6 +65,7 @@ else:
 
 if registry is not None:
     st.subheader("Providers")
+    editor = ui.can_edit()  # a viewer sees no key, not even masked
     statuses = pd.DataFrame(
         [
             {
@@ -81,6 +82,8 @@ if registry is not None:
             for s in registry.statuses()
         ]
     )
+    if not editor:
+        statuses = statuses.drop(columns=["key variable", "key"])
     st.dataframe(statuses, hide_index=True, width="stretch")
     st.caption(
         "Ready: its key is set (or it needs none) and, for a server on this machine, something "
@@ -120,12 +123,13 @@ else:
         )
     except PromptDeckError:
         demo_plan = None  # the Results page says why
-    if demo_plan is not None and registry is not None:
+    if demo_plan is not None and registry is not None and ui.can_edit():
         st.caption(
             f"No eval run yet. The demo eval compares {len(demo_plan.variants)} support prompts "
             f"on {len(demo_plan.cases)} tickets on the embedded model, judge included."
         )
         if st.button("Run the demo eval", type="primary", icon=":material/play_arrow:"):
+            ui.require_editor("run evals")
             job = demo.start_demo(demo_plan, registry, ui.store(), ui.jobs())
             st.session_state.ev_run = job.run_id
             st.switch_page("pages/results.py", query_params={"run": job.run_id})

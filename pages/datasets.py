@@ -133,6 +133,7 @@ def browse(table: Table) -> None:
 
 
 def save(table: Table, edited: pd.DataFrame) -> None:
+    ui.require_editor("change datasets")
     try:
         saved = save_table(table, edited, ui.store(), root)
     except FileConflictError as exc:
@@ -336,6 +337,7 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         return
     label = f"Import {len(plan.rows)} cases into datasets/{target.path.name}"
     if st.button(label, type="primary", icon=":material/upload:", key="ds_imp_go"):
+        ui.require_editor("change datasets")
         try:
             saved = write_import(plan, ui.store(), root)
         except FileConflictError as exc:
@@ -403,7 +405,14 @@ if table is not None and fingerprint_file(table.path) != table.fingerprint:
         "Reload from disk (drops your edits)", key="ds_reload", on_click=reload, args=(table.path,)
     )
 
-if table is not None:
+editor = ui.can_edit()  # a viewer browses the cases and their history
+if table is not None and not editor:
+    browse_tab, history_tab = st.tabs(["Browse", "History"])
+    with browse_tab:
+        browse(table)
+    with history_tab:
+        history(table)
+elif table is not None:
     # Keyed: a save or an upload reruns the page, and the tab in use must stay open.
     tabs = st.tabs(["Browse", "Edit", "Import", "History"], key="ds_tab", on_change="rerun")
     with tabs[0]:
@@ -414,6 +423,6 @@ if table is not None:
         import_section(writable, current)
     with tabs[3]:
         history(table)
-else:
+elif editor:
     st.subheader("Import production queries")
     import_section(writable, current)

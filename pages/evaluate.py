@@ -234,6 +234,7 @@ def growth_controls(plan: EvalPlan) -> Budget | None:
 def start(plan: EvalPlan, concurrency: int, budget: Budget | None) -> None:
     """Start the run in the background (or resume the unfinished run of the same plan), or
     a run that grows until its gates are decided."""
+    ui.require_editor("run evals")
     options = RunOptions(concurrency=concurrency, use_cache=saved.use_cache)
     if budget is not None:
         job = start_until_decided(registry, store, jobs, plan, options, budget)
@@ -246,39 +247,55 @@ def start(plan: EvalPlan, concurrency: int, budget: Budget | None) -> None:
 run_id = st.query_params.get("run") or st.session_state.get("ev_run")
 if run_id:  # keep the run in the URL, so a refresh or a shared link reattaches to it
     st.session_state.ev_run = st.query_params["run"] = run_id
-with st.expander("Plan a new run", expanded=run_id is None):
-    suite = choose_suite()
-    sampling = sample_controls(suite) if suite is not None else None
-    if suite is not None and sampling is not None:
-        n, seed, stratify, repeats = sampling
-        suite = Suite(
-            suite.path,
-            suite.dataset,
-            suite.variants,
-            SampleSpec(n=n, stratify=stratify, seed=seed, floor=suite.sample.floor),
-            suite.baseline,
-            repeats,
-            judge_controls(suite),
-            suite.gates,
+
+
+def plan_panel() -> None:
+    """Plan a run and start it: editors only (a viewer is told where results are)."""
+    if not ui.can_edit():
+        st.info(
+            "Planning and running evals is for editors: you are a viewer of this workspace. A "
+            "run's answers show here when its link has `?run=`; its results are on the Results "
+            "page.",
+            icon=":material/lock:",
         )
-        concurrency = st.slider(
-            "Calls in flight per provider", 1, 32, saved.concurrency, key="ev_conc"
-        )
-        try:
-            plan = build_plan(suite, library)
-        except PromptDeckError as exc:
-            st.error(ui.plain(exc))
-        else:
-            show_plan(plan, concurrency)
-            show_judge_prompt(plan)
-            budget = growth_controls(plan)
-            st.button(
-                "Run",
-                type="primary",
-                icon=":material/play_arrow:",
-                on_click=start,
-                args=(plan, concurrency, budget),
+        st.page_link("pages/results.py", label="Open Results", icon=":material/insights:")
+        return
+    with st.expander("Plan a new run", expanded=run_id is None):
+        suite = choose_suite()
+        sampling = sample_controls(suite) if suite is not None else None
+        if suite is not None and sampling is not None:
+            n, seed, stratify, repeats = sampling
+            suite = Suite(
+                suite.path,
+                suite.dataset,
+                suite.variants,
+                SampleSpec(n=n, stratify=stratify, seed=seed, floor=suite.sample.floor),
+                suite.baseline,
+                repeats,
+                judge_controls(suite),
+                suite.gates,
             )
+            concurrency = st.slider(
+                "Calls in flight per provider", 1, 32, saved.concurrency, key="ev_conc"
+            )
+            try:
+                plan = build_plan(suite, library)
+            except PromptDeckError as exc:
+                st.error(ui.plain(exc))
+            else:
+                show_plan(plan, concurrency)
+                show_judge_prompt(plan)
+                budget = growth_controls(plan)
+                st.button(
+                    "Run",
+                    type="primary",
+                    icon=":material/play_arrow:",
+                    on_click=start,
+                    args=(plan, concurrency, budget),
+                )
+
+
+plan_panel()
 
 
 def progress_panel(run_id: str) -> None:
@@ -301,7 +318,7 @@ def progress_panel(run_id: str) -> None:
         detail += f" · {p.cached} cached · {p.elapsed_s:,.0f} s{eta} · spend {spend}"
     st.progress(done / total if total else 1.0, text=detail)
     if job is not None and running:
-        st.button("Cancel", icon=":material/cancel:", on_click=job.cancel.set)
+        ui.cancel_button(job)
     elif record.status != "done":
         why = ui.plain(job.error) if job and job.error else f"status: {record.status}"
         st.warning(

@@ -19,6 +19,14 @@ from promptdeck.workspace.prompts import PromptVariant, template_variables, vari
 MAX_COLUMNS = 4
 ui.frame("Playground")
 st.title("Playground")
+if not ui.can_edit():
+    st.info(
+        "Running prompts is for editors: you are a viewer of this workspace. Eval results "
+        "and reports are on the Results page.",
+        icon=":material/lock:",
+    )
+    st.page_link("pages/results.py", label="Open Results", icon=":material/insights:")
+    st.stop()
 
 library = ui.prompt_library()
 ui.show_prompt_errors(library)
@@ -111,6 +119,7 @@ def save_scratch(data: dict[str, Any]) -> None:
 
 
 def write_scratch(data: dict[str, Any]) -> None:
+    ui.require_editor("save prompt files")
     # Read from the session, not the render: a name typed and clicked at once arrives here.
     name = str(st.session_state.get("pg_s_name") or "").strip()
     data = {
@@ -227,6 +236,7 @@ with st.expander("Run settings: override the variants' params for this run", exp
 
 def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
     # A callback runs before the script, so the page it draws already shows the run.
+    ui.require_editor("run prompts")
     inputs = {name: st.session_state.get(f"pg_in_{name}", "") for name in variables}
     empty = [name for name, value in inputs.items() if not str(value).strip()]
     st.session_state.pg_empty = empty
@@ -250,6 +260,7 @@ def start_run(variants: list[PromptVariant], variables: list[str]) -> None:
 
 def send_follow_up() -> None:
     """The message typed below the answers, after each column's own conversation."""
+    ui.require_editor("run prompts")
     text = str(st.session_state.get("pg_follow_up") or "").strip()
     current: LiveRun | None = st.session_state.get("pg_run")
     if not text or current is None or current.running:
@@ -353,6 +364,7 @@ def draw_column(
         key = f"{prefix}_thumbs_{view.call_id}"
         value = st.feedback("thumbs", key=key)
         if value is not None and st.session_state.get(f"{key}_saved") != value:
+            ui.require_editor("rate answers")
             ui.store().set_thumbs(view.call_id, 1 if value == 1 else -1)
             st.session_state[f"{key}_saved"] = value
 
@@ -476,6 +488,7 @@ def save_case_panel() -> None:
             view = views[at]
         note = st.text_input("Why this case matters", key="pg_case_note")
         if st.button("Save as eval case", key="pg_case_save"):
+            ui.require_editor("add cases to datasets")
             try:
                 values = conversation_case(view.conversation, inputs) if view else inputs
                 values = {**values, "note": note, "source": "playground"}

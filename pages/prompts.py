@@ -40,6 +40,7 @@ st.caption(
 
 library = ui.prompt_library()
 ws = ui.workspace()
+editor = ui.can_edit()  # a viewer reads the files, their history and runs; changes nothing
 files = PromptFiles(ws.prompts_dir, ui.store())
 state = st.session_state
 state.setdefault("pp_base", {})  # variant -> Loaded: the file as it was when editing began
@@ -64,6 +65,7 @@ def key(name: str, field: str) -> str:
 
 def act(action: Callable[[], object], done: str, *, select: str | None = None) -> None:
     """Run a file action; an error becomes a message, success a toast and a fresh page."""
+    ui.require_editor("change prompt files")
     try:
         action()
     except PromptDeckError as exc:
@@ -92,7 +94,8 @@ if not names:
         "`prompts/<task>/` (the README shows the format).",
         icon=":material/lightbulb:",
     )
-    new_variant_form()
+    if editor:
+        new_variant_form()
     st.stop()
 
 ui.show_prompt_errors(library)
@@ -129,53 +132,64 @@ except PromptFileError as exc:  # not UTF-8 text: nothing here can edit it safel
     st.error(ui.plain(exc))
     st.stop()
 
-if top.button("Open in Playground", icon=":material/play_circle:", disabled=variant is None):
+if not editor:
+    st.caption("You are a viewer: this page shows the files, their history and their runs.")
+elif top.button("Open in Playground", icon=":material/play_circle:", disabled=variant is None):
     state.pg_variants = [name]
     st.switch_page("pages/playground.py", query_params={"variant": name})
-is_baseline = variant is not None and BASELINE_TAG in variant.tags
-if top.button(
-    "The baseline" if is_baseline else "Mark as baseline",
-    icon=":material/flag:",
-    disabled=variant is None or is_baseline,
-    help=f"Tags this variant `{BASELINE_TAG}` and untags the other variants of its task; "
-    "the Evaluate page picks the tagged variant as the baseline.",
-):
-    act(lambda: files.mark_baseline(name, sorted(library.variants)), f"{name} is the baseline")
-with top.popover("Copy", icon=":material/content_copy:"):
-    copy_to = st.text_input("New name", f"{name}-copy", key="pp_copy_name").strip()
-    if st.button("Duplicate", key="pp_copy_go", type="primary"):
-        act(lambda: files.duplicate(name, copy_to), f"Copied to {copy_to}", select=copy_to)
-with top.popover("Rename", icon=":material/edit:"):
-    rename_to = st.text_input("New name", name, key="pp_rename_name").strip()
-    if st.button("Rename", key="pp_rename_go", type="primary"):
-        act(
-            lambda: files.rename(name, rename_to, disk.fingerprint),
-            f"Renamed to {rename_to}",
-            select=rename_to,
-        )
-with top.popover("Delete", icon=":material/delete:"):
-    st.write(
-        f"Delete {ui.code(disk.path)}? Its last version stays in the history and can be restored."
-    )
-    sure = st.checkbox("Yes, delete this variant", key="pp_delete_sure")
-    if st.button("Delete", key="pp_delete_go", type="primary", disabled=not sure):
-        act(lambda: files.delete(name, disk.fingerprint), f"Deleted {name}")
-with top.popover("New variant", icon=":material/add:"):
-    new_variant_form()
-if deleted := files.deleted():
-    with top.popover("Deleted", icon=":material/restore_from_trash:", use_container_width=True):
-        gone = st.selectbox(
-            "Deleted variant",
-            deleted,
-            format_func=lambda v: f"{v['name']} · {v['saved'][:16].replace('T', ' ')}",
-            key="pp_gone",
-        )
-        if st.button("Restore", key="pp_gone_go", type="primary"):
+
+
+def file_actions() -> None:
+    """Baseline, copy, rename, delete, new, restore a deleted variant: editors only."""
+    is_baseline = variant is not None and BASELINE_TAG in variant.tags
+    if top.button(
+        "The baseline" if is_baseline else "Mark as baseline",
+        icon=":material/flag:",
+        disabled=variant is None or is_baseline,
+        help=f"Tags this variant `{BASELINE_TAG}` and untags the other variants of its task; "
+        "the Evaluate page picks the tagged variant as the baseline.",
+    ):
+        act(lambda: files.mark_baseline(name, sorted(library.variants)), f"{name} is the baseline")
+    with top.popover("Copy", icon=":material/content_copy:"):
+        copy_to = st.text_input("New name", f"{name}-copy", key="pp_copy_name").strip()
+        if st.button("Duplicate", key="pp_copy_go", type="primary"):
+            act(lambda: files.duplicate(name, copy_to), f"Copied to {copy_to}", select=copy_to)
+    with top.popover("Rename", icon=":material/edit:"):
+        rename_to = st.text_input("New name", name, key="pp_rename_name").strip()
+        if st.button("Rename", key="pp_rename_go", type="primary"):
             act(
-                lambda: files.restore(gone["name"], gone["id"], MISSING),
-                f"Restored {gone['name']}",
-                select=gone["name"],
+                lambda: files.rename(name, rename_to, disk.fingerprint),
+                f"Renamed to {rename_to}",
+                select=rename_to,
             )
+    with top.popover("Delete", icon=":material/delete:"):
+        st.write(
+            f"Delete {ui.code(disk.path)}? Its last version stays in the history and can be "
+            "restored."
+        )
+        sure = st.checkbox("Yes, delete this variant", key="pp_delete_sure")
+        if st.button("Delete", key="pp_delete_go", type="primary", disabled=not sure):
+            act(lambda: files.delete(name, disk.fingerprint), f"Deleted {name}")
+    with top.popover("New variant", icon=":material/add:"):
+        new_variant_form()
+    if deleted := files.deleted():
+        with top.popover("Deleted", icon=":material/restore_from_trash:", use_container_width=True):
+            gone = st.selectbox(
+                "Deleted variant",
+                deleted,
+                format_func=lambda v: f"{v['name']} · {v['saved'][:16].replace('T', ' ')}",
+                key="pp_gone",
+            )
+            if st.button("Restore", key="pp_gone_go", type="primary"):
+                act(
+                    lambda: files.restore(gone["name"], gone["id"], MISSING),
+                    f"Restored {gone['name']}",
+                    select=gone["name"],
+                )
+
+
+if editor:
+    file_actions()
 
 
 # --- editing ------------------------------------------------------------------------------
@@ -358,6 +372,7 @@ def preview(current: PromptVariant) -> None:
 
 
 def save(text: str, expected: str) -> None:
+    ui.require_editor("change prompt files")
     try:
         files.save(name, text, expected)
     except FileConflictError as exc:
@@ -479,7 +494,7 @@ def history_tab() -> None:
         text_diff(disk.text, chosen["content"], "current", f"#{chosen['id']}") or "(same as now)",
         language="diff",
     )
-    if st.button("Restore this version", icon=":material/history:", key="pp_restore"):
+    if editor and st.button("Restore this version", icon=":material/history:", key="pp_restore"):
         act(
             lambda: files.restore(name, chosen["id"], disk.fingerprint), f"Restored #{chosen['id']}"
         )
@@ -513,9 +528,20 @@ def runs_tab() -> None:
     )
 
 
-edit, compare, history, runs = st.tabs(["Edit", "Compare", "History", "Runs"])
+def file_tab() -> None:
+    """A viewer's Edit tab: the file as it is on disk, nothing to change."""
+    st.caption(f"{ui.code(disk.path)}, as saved.")
+    st.code(disk.text, language="yaml", wrap_lines=True)
+    if variant is not None:
+        preview(variant)
+
+
+edit, compare, history, runs = st.tabs(["Edit" if editor else "File", "Compare", "History", "Runs"])
 with edit:
-    edit_tab()
+    if editor:
+        edit_tab()
+    else:
+        file_tab()
 with compare:
     compare_tab()
 with history:

@@ -47,6 +47,7 @@ runs = store.list_runs()
 
 
 def start_demo(plan: EvalPlan) -> None:
+    ui.require_editor("run evals")
     registry = ui.registry()
     job = demo.start_demo(plan, registry, store, jobs)
     st.session_state.ev_run = job.run_id  # the Evaluate page shows the same run, answer by answer
@@ -83,6 +84,9 @@ def first_run() -> None:
         "offline, no key.",
         icon=":material/science:",
     )
+    if not ui.can_edit():
+        st.caption("An editor of this workspace can run it.")
+        return
     st.button(
         "Run the demo eval",
         type="primary",
@@ -109,7 +113,7 @@ def progress_panel(run_id: str) -> None:
         "appear here when the run has finished; Evaluate shows every answer as it arrives."
     )
     if job is not None and job.running:
-        st.button("Cancel", icon=":material/cancel:", on_click=job.cancel.set)
+        ui.cancel_button(job)
     else:
         st.rerun()  # finished (or cancelled): draw the run's results, and stop polling
 
@@ -482,51 +486,61 @@ for column, name in ((left, baseline), (right, variant)):
             show_cell(cell, base_cell["output"] if marked and name != baseline else None)
 
 target = case_cells[case_cells["variant"] == variant].iloc[0]
-with st.form(f"review_{row_id}_{variant}"):
-    st.markdown(f"**Review {ui.plain(variant)}'s answer**")
-    cols = st.columns([1, 1, 3])
-    # Empty unless a human scored it: a thumbs or a note alone is never a score override.
-    low, high = run_judge_scale(record.snapshot)
-    judged = "unscored" if pd.isna(target["judge_raw"]) else f"{target['judge_raw']:g}"
-    score = cols[0].number_input(
-        f"Your score ({low:g}–{high:g})",
-        low,
-        high,
-        value=float(target["judge_score"]) if target["overridden"] else None,
-        step=1.0,
-        placeholder=f"the judge's: {judged}",
-        help="Leave empty to keep the judge's score; clear it to remove yours.",
-    )
-    choices = ["–", "👍", "👎"]
-    given = {1: "👍", -1: "👎"}.get(0 if pd.isna(target["thumbs"]) else int(target["thumbs"]))
-    thumbs = cols[1].radio("Thumbs", choices, choices.index(given or "–"), horizontal=True)
-    note = cols[2].text_input("Note", value=target["note"] or "")
-    if st.form_submit_button("Save review"):
-        store.review_cell(
-            run_id,
-            row_id,
-            variant,
-            int(target["repeat"]),
-            score=score,
-            thumbs={"👍": 1, "👎": -1}.get(thumbs),
-            note=note or None,
-        )
-        st.rerun()
 
-with st.expander("Add this case to a dataset (human in the loop)"):
-    paths = [p for p in find_datasets(ui.workspace().datasets_dir) if p.suffix == ".csv"]
-    names = ["reviewed_cases.csv", *[p.name for p in paths if p.name != "reviewed_cases.csv"]]
-    dest = st.selectbox("Dataset", names, key="res_dest")
-    why = st.text_input("Why this case matters", key="res_why")
-    if st.button("Add case", key="res_add"):
-        values = {k: str(v) for k, v in row_input.items() if k != "id"}
-        values.update({"note": why, "source": f"run {run_id}, {variant}"})
-        try:
-            workspace = ui.workspace()
-            new_id = append_case(workspace.datasets_dir / dest, values, root=workspace.root)
-            st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")
-        except PromptDeckError as exc:
-            st.error(ui.plain(exc))
+
+def review_panel() -> None:
+    """A human review of the variant's answer, and the case into a dataset: editors only."""
+    with st.form(f"review_{row_id}_{variant}"):
+        st.markdown(f"**Review {ui.plain(variant)}'s answer**")
+        cols = st.columns([1, 1, 3])
+        # Empty unless a human scored it: a thumbs or a note alone is never a score override.
+        low, high = run_judge_scale(record.snapshot)
+        judged = "unscored" if pd.isna(target["judge_raw"]) else f"{target['judge_raw']:g}"
+        score = cols[0].number_input(
+            f"Your score ({low:g}–{high:g})",
+            low,
+            high,
+            value=float(target["judge_score"]) if target["overridden"] else None,
+            step=1.0,
+            placeholder=f"the judge's: {judged}",
+            help="Leave empty to keep the judge's score; clear it to remove yours.",
+        )
+        choices = ["–", "👍", "👎"]
+        given = {1: "👍", -1: "👎"}.get(0 if pd.isna(target["thumbs"]) else int(target["thumbs"]))
+        thumbs = cols[1].radio("Thumbs", choices, choices.index(given or "–"), horizontal=True)
+        note = cols[2].text_input("Note", value=target["note"] or "")
+        if st.form_submit_button("Save review"):
+            ui.require_editor("review answers")
+            store.review_cell(
+                run_id,
+                row_id,
+                variant,
+                int(target["repeat"]),
+                score=score,
+                thumbs={"👍": 1, "👎": -1}.get(thumbs),
+                note=note or None,
+            )
+            st.rerun()
+
+    with st.expander("Add this case to a dataset (human in the loop)"):
+        paths = [p for p in find_datasets(ui.workspace().datasets_dir) if p.suffix == ".csv"]
+        names = ["reviewed_cases.csv", *[p.name for p in paths if p.name != "reviewed_cases.csv"]]
+        dest = st.selectbox("Dataset", names, key="res_dest")
+        why = st.text_input("Why this case matters", key="res_why")
+        if st.button("Add case", key="res_add"):
+            ui.require_editor("add cases to datasets")
+            values = {k: str(v) for k, v in row_input.items() if k != "id"}
+            values.update({"note": why, "source": f"run {run_id}, {variant}"})
+            try:
+                workspace = ui.workspace()
+                new_id = append_case(workspace.datasets_dir / dest, values, root=workspace.root)
+                st.success(f"Added as {ui.plain(new_id)} to datasets/{ui.plain(dest)}.")
+            except PromptDeckError as exc:
+                st.error(ui.plain(exc))
+
+
+if ui.can_edit():
+    review_panel()
 
 st.subheader("Compare with another run")
 same = [r for r in runs if r.id != run_id]

@@ -29,6 +29,9 @@ from promptdeck.workspace.providers_file import set_local_model_path
 
 ui.frame("Settings")
 st.title("Settings")
+if not ui.can_edit():  # providers, keys, defaults: nothing of it is a viewer's to see
+    st.info("Settings are for editors: you are a viewer of this workspace.", icon=":material/lock:")
+    st.stop()
 
 workspace = ui.workspace()
 store = ui.store()
@@ -59,6 +62,7 @@ def providers_section() -> None:
     cols = st.columns([3, 1], vertical_alignment="bottom")
     name = cols[0].selectbox("Provider", [s.name for s in statuses], key="set_test_provider")
     if cols[1].button("Test connection", key="set_test"):
+        ui.require_editor("test connections")
         with st.spinner(f"Testing {name}…"):
             st.session_state.set_test_result = (name, probe_connection(registry, name))
     tested = st.session_state.get("set_test_result")
@@ -99,6 +103,7 @@ def defaults_section() -> None:
 
 
 def save_defaults(judge: str, concurrency: int, use_cache: bool) -> None:
+    ui.require_editor("change settings")
     try:
         save_settings(store, Settings(judge, int(concurrency), bool(use_cache)))
     except PromptDeckError as exc:
@@ -129,6 +134,7 @@ def ask_to_clear(ask: bool = True) -> None:
 
 
 def clear() -> None:
+    ui.require_editor("change settings")
     st.session_state.set_cleared = store.cache_clear()
     st.session_state.set_confirm_clear = False
 
@@ -152,6 +158,7 @@ def local_model_section() -> None:
 
 def save_model_path() -> None:
     # Read in the callback: a path typed and saved in one go arrives with the click.
+    ui.require_editor("change settings")
     path = st.session_state.get("set_model_path", "")
     try:
         message = set_local_model_path(
@@ -334,6 +341,7 @@ def edit_or_remove(doc: ProvidersDoc, name: str) -> None:
 
 
 def save_provider(prefix: str, doc: ProvidersDoc, new: bool = False) -> None:
+    ui.require_editor("change providers")
     where, root, form = workspace.providers_file, workspace.root, "add" if new else "edit"
     try:
         entry = entry_from(prefix)
@@ -369,6 +377,7 @@ def ask_to_remove(name: str | None) -> None:
 
 
 def remove_entry(name: str, doc: ProvidersDoc) -> None:
+    ui.require_editor("change providers")
     st.session_state.set_confirm_remove = None
     try:
         message = remove_provider(store, workspace.root, doc.path, name, doc.fingerprint)
@@ -419,11 +428,13 @@ def key_editor() -> None:
 
 
 def forget_key(name: str) -> None:
+    ui.require_editor("change keys")
     SESSION_KEYS.forget(name)
     st.session_state.set_key_msg = (True, f"{name} is no longer set for this session.")
 
 
 def save_key() -> None:
+    ui.require_editor("change keys")
     state = st.session_state
     name, value = state.get("set_key_env") or "", (state.get("set_key_value") or "").strip()
     state.set_key_value = ""  # the key is not kept in the page's state

@@ -11,15 +11,17 @@ anything). HTML built by the app escapes every part (`html.escape`).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from promptdeck.errors import ConfigError
-from promptdeck.evals.jobs import JobRegistry
+from promptdeck.evals.jobs import EvalJob, JobRegistry
 from promptdeck.evals.live import StepView
 from promptdeck.model.local import MODEL_NAME, local_model_status
 from promptdeck.model.pricing import PriceTable, format_cost
@@ -33,6 +35,13 @@ from promptdeck.store.rows import stored_steps
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
 from promptdeck.workspace.providers_file import open_registry
+from promptdeck.workspace.serving import (
+    UNSAFE_ENV,
+    exposure_refusal,
+    is_loopback,
+    missing_auth_keys,
+)
+from promptdeck.workspace.team import SUB_PREFIX, Role, Team, identity_of, load_team, team_file
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
 
@@ -94,18 +103,170 @@ def frame(title: str) -> None:
     servers by the browser, an outside request on every page load."""
     st.set_page_config(page_title=f"{title} · PromptDeck", page_icon=str(FAVICON), layout="wide")
     host = st.context.headers.get("Host")
-    if not host_allowed(host, st.get_option("server.address")):
+    address = st.get_option("server.address")
+    if not host_allowed(host, address):
         st.error(
             f"PromptDeck serves this computer only (localhost), not {plain(host)}. "
             "Open it at http://localhost instead."
         )
         st.stop()
+    try:
+        you = access()
+    except ConfigError as exc:  # a broken secrets.toml or team list: nobody gets in
+        st.error(plain(exc), icon=":material/lock:")
+        st.stop()
+    unsafe = bool(os.environ.get(UNSAFE_ENV))
+    if host and (refusal := exposure_refusal(address, you.missing, unsafe)) is not None:
+        st.error(plain(refusal), icon=":material/lock:")  # `streamlit run` by hand
+        st.stop()
+    if you.role is None:
+        _closed_door(you)
+        st.stop()
+    if host and you.missing is None and not is_loopback(address):
+        st.warning(
+            "**No sign-in** (started with --unsafe-no-auth): anyone on this network can use "
+            "your keys and change your files.",
+            icon=":material/lock_open:",
+        )
     with st.sidebar:
         st.markdown("### PromptDeck")
         for path, label, page_icon in PAGES:
             st.page_link(path, label=label, icon=page_icon)
         st.divider()
+        if you.identity is not None:
+            st.caption(f"Signed in as **{plain(you.name)}** ({plain(you.shown)}) · {you.role}")
+            if st.button("Sign out", key="ui_sign_out", icon=":material/logout:"):
+                st.logout()
         st.caption(f"Workspace: {code(workspace().root.resolve())}")
+
+
+# --- sign-in and roles ---------------------------------------------------------------------
+# With an [auth] section in Streamlit's secrets, every page needs a signed-in user whom the
+# workspace's team list (workspace.team) names. The role is worked out again on every run
+# from st.user (Streamlit's signed identity cookie) and the file: it is never kept in the
+# session, so nothing a browser sends can choose it, and a change to team.yaml applies at
+# the next click.
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who this session is and what it may do. `missing`: None without sign-in (everyone is
+    an editor, as on a laptop), [] with it, else the [auth] keys that are missing. `role`
+    None: no page for this session (`why` says why; not signed in when `why` is None)."""
+
+    missing: list[str] | None
+    role: Role | None
+    identity: str | None = None  # an email, or sub:<id>; None without sign-in
+    name: str = ""
+    why: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return self.identity.removeprefix(SUB_PREFIX) if self.identity else ""
+
+
+def _auth_section() -> Mapping[str, object] | None:
+    """The [auth] section Streamlit's st.login() uses (None: none). A secrets file that
+    exists but cannot be read is a ConfigError, never taken for "no sign-in"."""
+    try:
+        found = st.secrets.get("auth")
+    except Exception:  # st.secrets raises when there is no file, or it is not TOML
+        broken = [f for f in st.get_option("secrets.files") if Path(f).is_file()]
+        if broken:
+            raise ConfigError(
+                f"Cannot read {', '.join(broken)}: sign-in cannot be checked, so no page is "
+                "shown. Fix the TOML and reload."
+            ) from None
+        return None
+    if found is None:
+        return None
+    return found if isinstance(found, Mapping) else {}
+
+
+def access() -> Access:
+    """This session's access, from st.user and the team list; ConfigError: a broken file."""
+    missing = missing_auth_keys(_auth_section())
+    if missing is None:
+        return Access(None, "editor")
+    if missing:
+        why = f"Sign-in is set up but [auth] in .streamlit/secrets.toml lacks {', '.join(missing)}."
+        return Access(missing, None, why=why)
+    user = st.user.to_dict()
+    if not user.get("is_logged_in"):
+        return Access(missing, None)
+    identity = identity_of(user)
+    name = str(user.get("name") or identity or "")
+    if identity is None:
+        return Access(missing, None, None, name, "Your sign-in sent no email and no subject.")
+    team = _team(team_file(workspace().root))
+    role = team.role_of(identity) if team is not None else None
+    if role is None:
+        who = identity.removeprefix(SUB_PREFIX)
+        why = f"Signed in as {who}, who is not on this workspace's team list (team.yaml)"
+        if team is not None:
+            why += "; ask an editor to add you."
+        else:
+            why += (
+                f": there is no {team_file(workspace().root)} yet. Whoever runs PromptDeck "
+                "must create it (editors: [...], viewers: [...])."
+            )
+        return Access(missing, None, identity, name, why)
+    return Access(missing, role, identity, name)
+
+
+def _team(path: Path) -> Team | None:
+    """The team list, read again when the file changes (its time and size)."""
+    found = path.stat() if path.is_file() else None
+    version = (found.st_mtime_ns, found.st_size) if found else None
+    return _load_team(str(path.resolve()), version)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_team(path: str, version: tuple[int, int] | None) -> Team | None:
+    return load_team(Path(path))
+
+
+def _closed_door(you: Access) -> None:
+    """What a session without a role sees: a sign-in button, or why it cannot get in."""
+    st.title("PromptDeck")
+    if you.why is not None:
+        st.error(plain(you.why), icon=":material/lock:")
+        if you.identity is not None and st.button("Sign out", icon=":material/logout:"):
+            st.logout()
+        return
+    st.markdown("This workspace is shared with a team: sign in to use it.")
+    if st.button("Sign in", type="primary", icon=":material/login:"):
+        st.login()
+    if st.query_params:
+        st.caption("After signing in you land on Home: open your link again then.")
+
+
+def can_edit() -> bool:
+    """May this session run, edit, save or test? (Viewers read results and reports.)"""
+    return access().role == "editor"
+
+
+def require_editor(action: str) -> None:
+    """The one guard of every action a viewer may not take: called where the action runs
+    (the callback or the branch that writes), not only where its button is drawn, so a
+    widget event that reaches a viewer's session is refused, not performed."""
+    if not can_edit():
+        st.error(
+            f"Viewers cannot {plain(action)}: ask an editor (team.yaml) if you need to.",
+            icon=":material/lock:",
+        )
+        st.stop()
+
+
+def cancel_button(job: EvalJob) -> None:
+    """Cancel a running eval (editors only; a viewer watches it)."""
+    if can_edit():
+        st.button("Cancel", icon=":material/cancel:", on_click=_cancel, args=(job,))
+
+
+def _cancel(job: EvalJob) -> None:
+    require_editor("cancel runs")
+    job.cancel.set()
 
 
 def workspace() -> Workspace:

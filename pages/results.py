@@ -97,6 +97,18 @@ def first_run() -> None:
     st.caption("Or plan your own run on the Evaluate page.")
 
 
+def share_panel(run_id: str) -> None:
+    """The link to this run's presentation view, to copy, and the offline alternative."""
+    st.markdown("**Link to this run's presentation view** (read-only; viewers can open it)")
+    st.code(ui.share_url("results", {"run": run_id, "present": "1"}), language=None)
+    offline = ui.code(f"promptdeck report {run_id} --html report.html")
+    st.markdown(  # not a caption: the headline's caption stays the page's first
+        "Whoever opens it signs in first if sign-in is on, then sees the headline, gates and "
+        f"chart. For someone without access: {offline}, a self-contained file (also under "
+        "**Export for stakeholders**)."
+    )
+
+
 def progress_panel(run_id: str) -> None:
     """Polled while the run's job works; redraws the whole page once it has finished."""
     job = jobs.get(run_id)
@@ -129,7 +141,7 @@ wanted = st.query_params.get("run")
 run_id = wanted if wanted in by_id else runs[0].id
 if not present:
     st.title("Results")
-    cols = st.columns([3, 2, 1])
+    cols = st.columns([3, 2, 1, 1])
     run_id = cols[0].selectbox(
         "Run",
         list(by_id),
@@ -169,6 +181,9 @@ if not present:
     if cols[2].button("Present", icon=":material/slideshow:", help="Big headline, no controls"):
         st.query_params.update({"run": run_id, "present": "1"})
         st.rerun()
+    cols[3].write("")
+    with cols[3].popover("Share", icon=":material/share:"):
+        share_panel(run_id)
 run = first if baseline == first.baseline else analyze_run(store, run_id, baseline)
 cells = run.cells
 
@@ -244,9 +259,12 @@ if present:
         st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     gates_banner(run)
     st.altair_chart(charts.delta_by_category(run.comparisons), width="stretch")
-    if st.button("Leave presentation mode"):
+    left, right = st.columns([1, 3])
+    if left.button("Leave presentation mode"):
         del st.query_params["present"]
         st.rerun()
+    with right.expander("Share this view", icon=":material/share:"):
+        share_panel(run_id)
     st.stop()
 
 

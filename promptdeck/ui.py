@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import streamlit as st
 
@@ -267,6 +268,17 @@ def cancel_button(job: EvalJob) -> None:
 def _cancel(job: EvalJob) -> None:
     require_editor("cancel runs")
     job.cancel.set()
+
+
+def share_url(page: str, params: Mapping[str, str]) -> str:
+    """The absolute URL of `page` (its URL path, e.g. "results") with `params`, as the
+    browser reached this page (st.context.url; the Host header without it; a relative URL
+    without either, e.g. in AppTest). Called from `page` itself."""
+    here = (st.context.url or "").rstrip("/")
+    if not here.endswith(f"/{page}"):
+        host = st.context.headers.get("Host")
+        here = f"http://{host}/{page}" if host else f"/{page}"
+    return f"{here}?{urlencode(params, quote_via=quote)}"
 
 
 def workspace() -> Workspace:

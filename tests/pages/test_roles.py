@@ -184,6 +184,21 @@ def test_a_viewer_reads_a_prompt_file_but_cannot_save_it(team: Path) -> None:
     assert not at.text_area and not at.text_input
 
 
+def test_share_link_is_the_absolute_url_of_the_presentation_view(team: Path) -> None:
+    run_id = stored_run(team, rows=4)
+    url = "https://promptdeck.acme.com:8443/results"
+    at = open_as(BOB, "pages/results.py", url=url)
+    links = [c.value for c in at.code if "present=1" in c.value]
+    assert links == [f"{url}?run={run_id}&present=1"]
+    at = open_as(BOB, "pages/results.py", url=url)
+    at.query_params.update({"run": run_id, "present": "1"})
+    at.run()
+    assert not at.exception
+    assert "Leave presentation mode" in labels(at)
+    assert [c.value for c in at.code if "present=1" in c.value] == [f"{url}?run={run_id}&present=1"]
+    assert "promptdeck report" in texts(at) and "--html report.html" in texts(at)
+
+
 # --- an action that reaches a viewer's session anyway is refused where it runs -------------
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from promptdeck.workspace.datasets import load_dataset
@@ -44,9 +45,24 @@ def make_workspace(root: Path, server: LLMServer, rows: int = ROWS, suite: str =
     return root
 
 
+# workspace root -> its PROMPTDECK_DATABASE_URL, for the tests that run on PostgreSQL too
+DATABASE_URLS: dict[Path, str] = {}
+
+
+def use_store(root: Path, store_target: str) -> None:
+    """The CLI of this workspace uses `store_target` (the `store_target` fixture): a
+    PostgreSQL URL, or the SQLite file under root/home that it uses anyway."""
+    if "://" in store_target:
+        DATABASE_URLS[root] = store_target
+    else:
+        assert Path(store_target) == root / "home" / "promptdeck.sqlite"
+
+
 def cli_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTDECK_")}
     env |= {"PROMPTDECK_HOME": str(root / "home"), "PYTHONPATH": str(REPO)}
+    if root in DATABASE_URLS:
+        env["PROMPTDECK_DATABASE_URL"] = DATABASE_URLS[root]
     return env
 
 
@@ -87,6 +103,10 @@ def summary_rows(stdout: str) -> dict[str, list[str]]:
 
 def read_db(root: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read-only, so that the test never changes (or locks) what the CLI wrote."""
+    if root in DATABASE_URLS:
+        with psycopg.connect(DATABASE_URLS[root]) as pg:
+            pg.read_only = True
+            return pg.execute(sql.replace("?", "%s"), params).fetchall()
     path = root / "home" / "promptdeck.sqlite"
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
@@ -236,7 +256,7 @@ def test_usage_and_config_errors_exit_2_with_a_clear_message(
 def stored_results(root: Path) -> int:
     try:
         return int(read_db(root, "SELECT COUNT(*) FROM results")[0][0])
-    except sqlite3.OperationalError:  # the store is not created (or migrated) yet
+    except (sqlite3.OperationalError, psycopg.Error):  # no store (or not migrated) yet
         return 0
 
 
@@ -280,13 +300,15 @@ def test_a_bad_gate_is_refused_at_load_before_any_request(
 
 
 def test_a_killed_run_resumes_and_repeats_nothing_it_finished(
-    llm_server: LLMServer, tmp_path: Path
+    llm_server: LLMServer, tmp_path: Path, store_target: str
 ) -> None:
+    """On SQLite and on PostgreSQL (`store_target`)."""
     rows, concurrency = 20, 2
     for model, _ in VARIANTS.values():
         llm_server.set_scenario(model.removeprefix("fake/"), Scenario(first_token_delay=0.1))
     suite = "dataset: qa.csv\nvariants: [qa/alpha, qa/beta]\n"
     root = make_workspace(tmp_path, llm_server, rows=rows, suite=suite)
+    use_store(root, store_target)
     args = ("run", "datasets/qa.suite.yaml", "--no-cache", "--concurrency", str(concurrency))
 
     first = start_cli(root, *args)
@@ -326,7 +348,44 @@ def test_a_killed_run_resumes_and_repeats_nothing_it_finished(
         request_of(*cell): 2 if request_of(*cell) in lost else 1 for cell in all_cells
     }
     assert len(llm_server.requests) == rows * 2 + concurrency
-    assert read_db(root, "PRAGMA integrity_check") == [("ok",)]
+    if root not in DATABASE_URLS:
+        assert read_db(root, "PRAGMA integrity_check") == [("ok",)]
+    else:  # the database is the only store: no SQLite file was made under PROMPTDECK_HOME
+        assert not (root / "home").exists() or list((root / "home").rglob("*.sqlite*")) == []
+
+
+def test_two_workspaces_write_to_one_store_at_once_and_see_each_other(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
+    """Two teammates' CLI runs, from their own workspaces (own prompts, own cwd), into one
+    store at the same time: both finish whole, and each can report the other's run."""
+    llm_server.default_scenario = Scenario(first_token_delay=0.02)
+    suite = "dataset: qa.csv\nvariants: [qa/alpha, qa/beta]\n"
+    roots = [make_workspace(tmp_path / name, llm_server, rows=15, suite=suite) for name in "ab"]
+    for root in roots:
+        use_store(
+            root,
+            store_target if "://" in store_target else str(root / "home" / "promptdeck.sqlite"),
+        )
+    if "://" not in store_target:  # one SQLite file, shared
+        DATABASE_URLS.pop(roots[1], None)
+        roots[1].joinpath("home").symlink_to(roots[0] / "home", target_is_directory=True)
+        roots[0].joinpath("home").mkdir()
+    running = [
+        start_cli(root, "run", "datasets/qa.suite.yaml", "--no-cache", "--concurrency", "4")
+        for root in roots
+    ]
+    outcomes = [p.communicate(timeout=60) for p in running]
+    assert [p.returncode for p in running] == [0, 0], outcomes
+    run_ids = [run_id_of(out) for out, _ in outcomes]
+    assert run_ids[0] != run_ids[1]
+    for root, other in zip(roots, reversed(run_ids), strict=True):
+        assert len(cell_keys(root, other)) == 30  # every cell of the other run, once
+        report = cli(root, "report", other, "--md", str(root / "other.md"))
+        assert report.returncode == 0, report.stderr
+        assert other in (root / "other.md").read_text()
+    assert sorted(r[0] for r in read_db(roots[0], "SELECT id FROM runs")) == sorted(run_ids)
+    assert len(llm_server.requests) == 60  # nothing asked twice
 
 
 JUDGED = SUITE.replace("sample: {n: 6, seed: 1}", "sample: {n: 10, seed: 1}") + (

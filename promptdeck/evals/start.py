@@ -73,7 +73,7 @@ def open_run(
     snapshot = plan.snapshot()
     snapshot["timing_kind"] = run_kind(snapshot, concurrency)
     total = len(plan.cells())
-    run_id = store.find_unfinished_run(snapshot["fingerprint"]) if resume else None
+    run_id = store.claim_unfinished_run(snapshot["fingerprint"]) if resume else None
     if run_id is None:
         run_id = store.create_run(snapshot, name=name or plan.suite.name, total_cells=total)
         return OpenedRun(run_id, total, 0)

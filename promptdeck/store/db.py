@@ -227,10 +227,21 @@ class Store:
     def create_run(self, snapshot: Mapping[str, Any], *, name: str, total_cells: int) -> str:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         with self._tx() as db:
+            now = _now()  # owned and alive from the start: never taken for a dead run
             db.execute(
                 "INSERT INTO runs (id, created, status, name, snapshot_json, total_cells,"
-                " author) VALUES (?,?,?,?,?,?,?)",
-                (run_id, _now(), "running", name, json.dumps(snapshot), total_cells, self.author),
+                " author, owner, heartbeat) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    now,
+                    "running",
+                    name,
+                    json.dumps(snapshot),
+                    total_cells,
+                    self.author,
+                    OWNER,
+                    now,
+                ),
             )
         return run_id
 
@@ -262,9 +273,11 @@ class Store:
             raise ConfigError(f"no run {run_id!r} in {self.location}")
         return RunRecord.from_row(row)
 
-    def find_unfinished_run(self, fingerprint: str) -> str | None:
+    def claim_unfinished_run(self, fingerprint: str) -> str | None:
         """The newest run of the same plan that did not finish (killed or cancelled) and
-        that no live process is still running."""
+        that no live process is running, now claimed by this process. The claim is a
+        compare-and-set on the owner and heartbeat it read, so of two processes that find
+        the same dead run at once (two machines, one database), one resumes it."""
         rows = self._read(
             """SELECT id, snapshot_json, status, owner, heartbeat FROM runs
                WHERE status != 'done' ORDER BY created DESC"""
@@ -274,7 +287,14 @@ class Store:
                 continue
             if row["status"] == "running" and _alive(row["owner"], row["heartbeat"]):
                 continue
-            return str(row["id"])
+            with self._tx() as db:
+                claimed = db.execute(
+                    """UPDATE runs SET status = 'running', owner = ?, heartbeat = ?
+                       WHERE id = ? AND COALESCE(owner, '') = ? AND COALESCE(heartbeat, '') = ?""",
+                    (OWNER, _now(), row["id"], row["owner"] or "", row["heartbeat"] or ""),
+                ).rowcount
+            if claimed:
+                return str(row["id"])
         return None
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:

@@ -177,11 +177,10 @@ def test_opening_again_migrates_nothing_and_processes_migrate_once(store_target:
     assert Store(store_target).migrated == (latest, latest)
 
 
-def test_a_live_run_is_never_resumed_by_another_process(store_target: str) -> None:
+def test_a_live_run_is_never_resumed_and_a_dead_one_by_one_claimant(store_target: str) -> None:
     store = Store(store_target)
     live = store.create_run({"fingerprint": "f"}, name="t", total_cells=1)
-    store.set_run_status(live, "running")  # owned by this (live) process
-    assert store.find_unfinished_run("f") is None
+    assert store.claim_unfinished_run("f") is None  # its process (this one) is alive
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -189,12 +188,21 @@ def test_a_live_run_is_never_resumed_by_another_process(store_target: str) -> No
         check=True,
     ).stdout.strip()
     with store._engine.tx() as db:
-        db.execute(
-            "UPDATE runs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{gone}", live)
-        )
-    assert store.find_unfinished_run("f") == live  # its process is gone: resume it
+        dead = f"{socket.gethostname()}:{gone}"
+        db.execute("UPDATE runs SET owner = ? WHERE id = ?", (dead, live))
+    claims: list[str | None] = []
+    threads = [
+        threading.Thread(target=lambda: claims.append(store.claim_unfinished_run("f")))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claims, key=str) == [live] + [None] * 7  # its process is gone: one resumes it
+    assert store.claim_unfinished_run("f") is None  # now this live process owns it
     store.set_run_status(live, "done")
-    assert store.find_unfinished_run("f") is None
+    assert store.claim_unfinished_run("f") is None
 
 
 def test_sqlite_is_a_wal_file_with_its_version(tmp_path: Path) -> None:

@@ -451,7 +451,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
-    source, target = Store(args.source), Store(args.target)
+    source, target = Store(args.source, existing=True), Store(args.target)
     counts = copy_store(source, target)
     for table, rows in counts.items():
         print(f"{table}: {rows} rows")

@@ -85,8 +85,8 @@ class Store:
     """A thread-safe handle on the store. `Store(path)` opens SQLite, `Store(url)` with a
     `postgresql://` URL opens PostgreSQL (`engines.open_engine`)."""
 
-    def __init__(self, target: Path | str) -> None:
-        self._engine: Engine = open_engine(target)
+    def __init__(self, target: Path | str, *, existing: bool = False) -> None:
+        self._engine: Engine = open_engine(target, existing=existing)
         self.engine = self._engine.name
         self.location = self._engine.location  # a file path, or the URL without its password
         self.author: str | None = None  # who the writes of this handle are stamped with

@@ -105,21 +105,22 @@ class Engine(ABC):
         return before, len(migrations)
 
 
-def open_engine(target: Path | str) -> Engine:
+def open_engine(target: Path | str, *, existing: bool = False) -> Engine:
     """`postgresql://…` (or `postgres://…`) opens PostgreSQL; `sqlite:///path` or a plain
-    path opens SQLite."""
+    path opens SQLite, creating the file unless `existing` is asked for."""
     text = str(target)
     scheme = text.partition("://")[0].lower() if "://" in text else ""
     if scheme in POSTGRES_SCHEMES:
         return Postgres(text)
-    if scheme == "sqlite":
-        return SQLite(Path(sqlite_path(text)))
-    if scheme:
+    if scheme and scheme != "sqlite":
         raise ConfigError(
             f"unknown database URL scheme {scheme!r} in {mask_url(text)}: use "
             "postgresql://user:password@host:port/db or sqlite:///path/to/file.sqlite"
         )
-    return SQLite(Path(text))
+    path = Path(sqlite_path(text) if scheme else text)
+    if existing and not path.is_file():
+        raise ConfigError(f"no SQLite store at {path}")
+    return SQLite(path)
 
 
 def sqlite_path(url: str) -> str:

@@ -1,3 +1,6 @@
+"""The eval runner against the local SSE test server, on both store engines (every test
+that takes `store_target` runs on a SQLite file and on a real PostgreSQL database)."""
+
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -33,9 +36,9 @@ def run(
     return run_id, run_with_client(runner.run(run_id, plan, **kw))  # type: ignore[arg-type]
 
 
-def test_concurrency_bound_holds(llm_server: LLMServer, tmp_path: Path) -> None:
+def test_concurrency_bound_holds(llm_server: LLMServer, tmp_path: Path, store_target: str) -> None:
     llm_server.set_scenario("m", Scenario(tokens=["a ", "b"], first_token_delay=0.05))
-    store = Store(tmp_path / "s.sqlite")
+    store = Store(store_target)
     runner = Runner(server_registry(llm_server), store, concurrency=4)
     run_id, progress = run(runner, make_plan([variant("t/v", "fake/m")], 24))
     assert (progress.done, progress.total, progress.errors) == (24, 24, 0)
@@ -45,17 +48,21 @@ def test_concurrency_bound_holds(llm_server: LLMServer, tmp_path: Path) -> None:
     assert {r["output"] for r in store.results(run_id)} == {"a b"}
 
 
-def test_retry_after_429_then_success(llm_server: LLMServer, tmp_path: Path) -> None:
+def test_retry_after_429_then_success(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
     llm_server.set_scenario("m", Scenario(fail_statuses=[429], retry_after=0.01))
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"), concurrency=1)
+    runner = Runner(server_registry(llm_server), Store(store_target), concurrency=1)
     run_id, _ = run(runner, make_plan([variant("t/v", "fake/m")], 1))
     [row] = runner.store.results(run_id)
     assert (row["error"], row["attempts"], row["output"]) == (None, 2, "Echo: q0")
     assert llm_server.request_count("m") == 2
 
 
-def test_unchanged_rerun_makes_zero_calls(llm_server: LLMServer, tmp_path: Path) -> None:
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"), concurrency=4)
+def test_unchanged_rerun_makes_zero_calls(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
+    runner = Runner(server_registry(llm_server), Store(store_target), concurrency=4)
     plan = make_plan([variant("t/a", "fake/a"), variant("t/b", "fake/b")], 10)
     run(runner, plan)
     before = len(llm_server.requests)
@@ -65,9 +72,11 @@ def test_unchanged_rerun_makes_zero_calls(llm_server: LLMServer, tmp_path: Path)
     assert all(r["cached"] == 1 for r in runner.store.results(run_id))
 
 
-def test_fallback_answers_when_the_primary_fails(llm_server: LLMServer, tmp_path: Path) -> None:
+def test_fallback_answers_when_the_primary_fails(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
     llm_server.set_scenario("down", Scenario(fail_statuses=[503] * 10))
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"), max_retries=0)
+    runner = Runner(server_registry(llm_server), Store(store_target), max_retries=0)
     plan = make_plan([variant("t/v", "fake/down", fallback="fake/backup")], 3)
     run_id, progress = run(runner, plan)
     rows = runner.store.results(run_id)
@@ -78,9 +87,11 @@ def test_fallback_answers_when_the_primary_fails(llm_server: LLMServer, tmp_path
     assert llm_server.request_count("down") == 3 and llm_server.request_count("backup") == 3
 
 
-def test_resume_after_cancel_requests_no_cell_twice(llm_server: LLMServer, tmp_path: Path) -> None:
+def test_resume_after_cancel_requests_no_cell_twice(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
     llm_server.set_scenario("m", Scenario(tokens=["x"], first_token_delay=0.02))
-    store = Store(tmp_path / "s.sqlite")
+    store = Store(store_target)
     runner = Runner(server_registry(llm_server), store, concurrency=2, use_cache=False)
     plan = make_plan([variant("t/v", "fake/m")], 30)
     cancel = threading.Event()
@@ -102,9 +113,9 @@ def test_resume_after_cancel_requests_no_cell_twice(llm_server: LLMServer, tmp_p
 
 
 def test_a_failing_cell_is_a_row_and_checks_are_scores(
-    llm_server: LLMServer, tmp_path: Path
+    llm_server: LLMServer, tmp_path: Path, store_target: str
 ) -> None:
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))
+    runner = Runner(server_registry(llm_server), Store(store_target))
     plan = make_plan(
         [
             variant("t/ok", "fake/m", checks=[{"type": "equals"}]),
@@ -124,8 +135,10 @@ def test_a_failing_cell_is_a_row_and_checks_are_scores(
     }
 
 
-def test_repeats_keep_every_answer(llm_server: LLMServer, tmp_path: Path) -> None:
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))  # cache on
+def test_repeats_keep_every_answer(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
+    runner = Runner(server_registry(llm_server), Store(store_target))  # cache on
     plan = make_plan([variant("t/v", "fake/m")], 2, repeats=3)
     run_id, progress = run(runner, plan)
     assert (progress.total, progress.cached, llm_server.request_count("m")) == (6, 0, 6)
@@ -146,12 +159,14 @@ def judged_plan(variants: list[PromptVariant], rows: int, judge: JudgeSpec) -> E
     return replace(plan, suite=replace(plan.suite, judge=judge, baseline=variants[0].name))
 
 
-def test_pointwise_judge_scores_every_answer(llm_server: LLMServer, tmp_path: Path) -> None:
+def test_pointwise_judge_scores_every_answer(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
     llm_server.set_scenario(
         "judge", Scenario(tokens=['{"reasoning": "Polite and correct.", ', '"score": 4}'])
     )
     llm_server.set_scenario("mute", Scenario(tokens=["I cannot grade this."]))
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))
+    runner = Runner(server_registry(llm_server), Store(store_target))
     for model, value, reason in (
         ("judge", 4.0, "Polite and correct."),
         ("mute", None, "unscored: no verdict found"),
@@ -172,14 +187,16 @@ def test_pointwise_judge_scores_every_answer(llm_server: LLMServer, tmp_path: Pa
     assert asked[0]["response_format"]["type"] == "json_schema"
 
 
-def test_pairwise_judge_asks_both_orders(llm_server: LLMServer, tmp_path: Path) -> None:
+def test_pairwise_judge_asks_both_orders(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
     # A judge that always prefers the first answer shown: position bias, so a tie.
     llm_server.set_scenario(
         "pj", Scenario(tokens=['{"reasoning": "A reads better", "winner": "A"}'])
     )
     llm_server.set_scenario("b", Scenario(tokens=["the baseline answer"]))
     llm_server.set_scenario("n", Scenario(tokens=["the new answer"]))
-    runner = Runner(server_registry(llm_server), Store(tmp_path / "s.sqlite"))
+    runner = Runner(server_registry(llm_server), Store(store_target))
     plan = judged_plan(
         [variant("t/base", "fake/b"), variant("t/new", "fake/n")],
         4,

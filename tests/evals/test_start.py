@@ -14,8 +14,10 @@ from tests.helpers import server_registry, variant
 from tests.llm_server import LLMServer
 
 
-def test_options_come_from_the_settings_page_unless_overridden(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_options_come_from_the_settings_page_unless_overridden(
+    tmp_path: Path, store_target: str
+) -> None:
+    store = Store(store_target)
     assert RunOptions.from_settings(store) == RunOptions(None, None, True, True)
     save_settings(store, Settings("local/smollm2", 8, False))
     assert RunOptions.from_settings(store) == RunOptions(8, None, False, True)
@@ -25,9 +27,9 @@ def test_options_come_from_the_settings_page_unless_overridden(tmp_path: Path) -
 
 
 def test_a_second_start_of_the_same_plan_resumes_its_unfinished_run(
-    llm_server: LLMServer, tmp_path: Path
+    llm_server: LLMServer, tmp_path: Path, store_target: str
 ) -> None:
-    store, jobs = Store(tmp_path / "s.sqlite"), JobRegistry()
+    store, jobs = Store(store_target), JobRegistry()
     registry = server_registry(llm_server)
     plan = make_plan([variant("t/a", "fake/a")], 4)
     opened = open_run(store, plan, resume=True)
@@ -40,8 +42,10 @@ def test_a_second_start_of_the_same_plan_resumes_its_unfinished_run(
     assert again.wait(30) and llm_server.request_count("a") == 4  # the rest was cached
 
 
-def test_the_demo_follows_the_saved_cache_setting(llm_server: LLMServer, tmp_path: Path) -> None:
-    store, jobs = Store(tmp_path / "s.sqlite"), JobRegistry()
+def test_the_demo_follows_the_saved_cache_setting(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
+    store, jobs = Store(store_target), JobRegistry()
     save_settings(store, Settings(use_cache=False))
     plan = make_plan([variant("t/a", "fake/a")], 2)
     job = demo.start_demo(plan, server_registry(llm_server), store, jobs)

@@ -107,6 +107,7 @@ if runs:
                     "status": r.status,
                     "cells": r.total_cells,
                     "started": r.created[:19].replace("T", " "),
+                    "run by": ui.who(r.author),
                 }
                 for r in runs
             ]

@@ -223,11 +223,9 @@ def history(table: Table) -> None:
     if not versions:
         st.caption("No saves from the app yet. Each save or import is listed here with its text.")
         return
-    st.dataframe(
-        pd.DataFrame(versions)[["id", "saved", "action", "fingerprint"]],
-        hide_index=True,
-        width="stretch",
-    )
+    rows = pd.DataFrame(versions)[["id", "saved", "action", "author", "fingerprint"]]
+    rows["author"] = [ui.who(a) for a in rows["author"]]
+    st.dataframe(rows.rename(columns={"author": "saved by"}), hide_index=True, width="stretch")
     picked = st.selectbox(
         "Show a version", [v["id"] for v in versions], key=f"ds_version_{table.path.name}"
     )

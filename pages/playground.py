@@ -420,7 +420,9 @@ def history_panel() -> None:
         text = " ".join(str(next(iter(inputs.values()), "")).split())
         preview = f' · "{text[:50]}{"…" if len(text) > 50 else ""}"' if text else ""
         when = r["created"][:16].replace("T", " ")
-        return f"#{r['id']} · {when} UTC · {', '.join(json.loads(r['columns_json']))}{preview}"
+        by = f" by {r['author']}" if r["author"] else ""
+        columns = ", ".join(json.loads(r["columns_json"]))
+        return f"#{r['id']} · {when} UTC{by} · {columns}{preview}"
 
     with st.expander(f"Earlier runs ({len(earlier)})", icon=":material/history:"):
         picked = st.selectbox(

@@ -11,6 +11,7 @@ import streamlit as st
 from promptdeck import ui
 from promptdeck.analysis.versions import runs_of_variant
 from promptdeck.errors import FileConflictError, PromptDeckError, PromptFileError
+from promptdeck.store.rows import VersionRow
 from promptdeck.workspace.datasets import find_datasets, load_dataset
 from promptdeck.workspace.fileio import MISSING, Loaded
 from promptdeck.workspace.prompt_edit import (
@@ -482,14 +483,15 @@ def history_tab() -> None:
             "(in the local store), so any version can be brought back."
         )
         return
-    table = pd.DataFrame(versions)[["id", "saved", "action", "fingerprint"]]
-    st.dataframe(table, hide_index=True, width="stretch")
-    chosen = st.selectbox(
-        "Version",
-        versions,
-        format_func=lambda v: f"#{v['id']} · {v['saved'][:19].replace('T', ' ')} · {v['action']}",
-        key="pp_history_pick",
-    )
+    table = pd.DataFrame(versions)[["id", "saved", "action", "author", "fingerprint"]]
+    table["author"] = [ui.who(a) for a in table["author"]]
+    st.dataframe(table.rename(columns={"author": "saved by"}), hide_index=True, width="stretch")
+
+    def label(v: VersionRow) -> str:
+        by = f" · by {v['author']}" if v["author"] else ""
+        return f"#{v['id']} · {v['saved'][:19].replace('T', ' ')} · {v['action']}{by}"
+
+    chosen = st.selectbox("Version", versions, format_func=label, key="pp_history_pick")
     st.code(
         text_diff(disk.text, chosen["content"], "current", f"#{chosen['id']}") or "(same as now)",
         language="diff",

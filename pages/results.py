@@ -38,12 +38,24 @@ from promptdeck.evals import demo
 from promptdeck.evals.plan import EvalPlan
 from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
+from promptdeck.store.rows import RunRecord
 from promptdeck.workspace.datasets import append_case, find_datasets
 
 ui.frame("Results")
 store = ui.store()
 jobs = ui.jobs()
 runs = store.list_runs()
+
+
+def run_by(author: str | None) -> str:
+    return f" · run by {author}" if author else ""
+
+
+def started_by(record: RunRecord) -> None:
+    """Who started the run, and when (with sign-in: without it, the person at this computer)."""
+    if record.author:
+        when = record.created[:16].replace("T", " ")
+        st.markdown(f":gray[Run by **{ui.plain(record.author)}** · started {when} UTC]")
 
 
 def start_demo(plan: EvalPlan) -> None:
@@ -149,9 +161,11 @@ if not present:
         key="res_run",
         # No status in the label: Streamlit 1.67 keeps showing a selected option's old label
         # after its text changes (checked in a browser), so "running" would outlive the run.
-        format_func=lambda r: f"{by_id[r].name} · {r}",
+        format_func=lambda r: f"{by_id[r].name} · {r}" + run_by(by_id[r].author),
     )
 record = store.get_run(run_id)
+if not present:
+    started_by(record)
 demo_judge = ui.is_demo_model(run_judge_model(record.snapshot))
 if (job := jobs.get(run_id)) is not None and job.running:
     if not present:
@@ -254,6 +268,7 @@ def summary_table(run: RunAnalysis) -> None:
 
 if present:
     st.markdown(f"# {ui.plain(record.name)}")
+    started_by(record)
     headline(run, big=True)
     if demo_judge:
         st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
@@ -450,6 +465,7 @@ with st.container(border=True):
     if row_input.get("expected"):
         st.caption(f"Reference: {ui.plain(row_input['expected'])}")
 judge_audit = judge_audits(store.scores(run_id), row_id)
+reviews = store.reviews(run_id)
 
 
 def show_cell(cell: "pd.Series[Any]", diff_against: str | None) -> None:
@@ -489,6 +505,11 @@ def show_cell(cell: "pd.Series[Any]", diff_against: str | None) -> None:
         + (f" · failed: {failed_checks}" if failed_checks else "")
         + f" · {cell['latency_ms'] or 0:,.0f} ms · {format_cost(cost)}"
     )
+    if (review := reviews.get((row_id, cell["variant"], int(cell["repeat"])))) is not None:
+        by = f" by **{ui.plain(review['author'])}**" if review["author"] else ""
+        note = f" · {ui.plain(review['note'])}" if review["note"] else ""
+        thumbs = {1: " · 👍", -1: " · 👎"}.get(review["thumbs"] or 0, "")
+        st.caption(f"Reviewed{by} on {review['created'][:16].replace('T', ' ')}{thumbs}{note}")
 
 
 marked = st.toggle(
@@ -569,7 +590,7 @@ else:
         "Earlier or later run",
         [r.id for r in same],
         key="res_other",
-        format_func=lambda r: f"{by_id[r].name} · {r}",
+        format_func=lambda r: f"{by_id[r].name} · {r}" + run_by(by_id[r].author),
     )
     other = load_cells(store, other_id)
     shared = sorted(set(other["variant"]) & set(variants)) if not other.empty else []

@@ -344,9 +344,22 @@ def is_demo_model(model_ref: str | None) -> bool:
         return Registry(builtin_configs(), Secrets(), PriceTable()).is_demo_model(model_ref)
 
 
+def who(author: str | None) -> str:
+    """Who did something, as the store recorded it: a signed-in identity, or "–" (no
+    sign-in: the person at this computer)."""
+    return author or "–"
+
+
 def store() -> Store:
+    """The workspace's store, stamping who acts on every write it makes: the signed-in
+    user's identity (an email, or sub:<id>); None without sign-in."""
     target = workspace().store_target
-    return _store(target if "://" in target else str(Path(target).resolve()))
+    shared = _store(target if "://" in target else str(Path(target).resolve()))
+    try:
+        author = access().identity
+    except ConfigError:  # frame() has shown it; nothing is written by such a session
+        author = None
+    return shared.acting_as(author)
 
 
 @st.cache_resource(show_spinner=False)

@@ -259,3 +259,66 @@ def test_thumbs_are_not_stored_once_a_viewer(team: Path, llm_server: LLMServer) 
     at.feedback(key=f"pg_thumbs_{view.call_id}").set_value(0).run()
     assert not at.exception
     assert Store(team / ".promptdeck" / "promptdeck.sqlite").thumbs(view.call_id) is None
+
+
+# --- who did what: the signed-in identity is stamped on every write, and shown --------------
+
+
+def test_a_save_is_stamped_and_the_history_says_who(team: Path) -> None:
+    at = open_as(ALICE, "pages/prompts.py")
+    at.text_area(key="pp:t/alpha:system").input("You are alpha, and brief.").run()
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception
+    store = Store(team / ".promptdeck" / "promptdeck.sqlite")
+    versions = store.versions("prompts/t/alpha.yaml")
+    assert [(v["action"], v["author"]) for v in versions] == [
+        ("save", "alice@acme.com"),
+        ("original", "alice@acme.com"),  # the first save keeps the file as it was, too
+    ]
+    at = open_as(BOB, "pages/prompts.py")  # a viewer reads who saved what
+    history = next(d.value for d in at.dataframe if "saved by" in d.value.columns)
+    assert list(history["saved by"]) == ["alice@acme.com", "alice@acme.com"]
+    assert "by alice@acme.com" in at.selectbox(key="pp_history_pick").options[0]
+
+
+def test_a_playground_run_and_its_thumbs_are_stamped(team: Path, llm_server: LLMServer) -> None:
+    at = open_as(ALICE, "pages/playground.py")
+    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
+    at.text_area(key="pg_in_input").input("hi").run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    live = at.session_state["pg_run"]
+    assert live.wait(20)
+    at.run()
+    [view] = live.snapshot()
+    at.feedback(key=f"pg_thumbs_{view.call_id}").set_value(1).run()
+    store = Store(team / ".promptdeck" / "promptdeck.sqlite")
+    [call] = store.recent_calls()
+    assert call["author"] == "alice@acme.com"
+    assert [r["author"] for r in store.playground_runs()] == ["alice@acme.com"]
+    assert store.thumbs(view.call_id) == 1
+
+
+def test_a_run_and_a_review_say_who(team: Path, llm_server: LLMServer) -> None:
+    run_id = stored_run(team, rows=4)  # by the CLI, say: no sign-in, no author
+    store = Store(team / ".promptdeck" / "promptdeck.sqlite")
+    by_alice = store.acting_as("alice@acme.com")
+    mine = by_alice.create_run({"suite": {"baseline": "t/base"}, "cases": []}, name="mine",
+                               total_cells=0)  # fmt: skip
+    by_alice.set_run_status(mine, "done")
+    at = open_as(ALICE, "pages/results.py")  # the newest run: hers
+    assert "Run by **alice@acme.com** · started " in texts(at)
+    options = at.selectbox(key="res_run").options
+    assert f"mine · {mine} · run by alice@acme.com" in options
+    assert f"demo · {run_id}" in options  # no author, nothing said
+    at.selectbox(key="res_run").set_value(run_id).run()
+    assert "Run by" not in texts(at)
+    at.number_input[0].set_value(2.0)
+    at.text_input[0].input("too long")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+    [review] = store.reviews(run_id).values()
+    assert review["author"] == "alice@acme.com" and review["note"] == "too long"
+    at = open_as(BOB, "pages/results.py")
+    at.selectbox(key="res_run").set_value(run_id).run()
+    said = texts(at)
+    assert "Reviewed by **alice@acme.com** on " in said and "too long" in said

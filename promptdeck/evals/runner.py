@@ -33,7 +33,7 @@ from promptdeck.scoring.scorers import (
     pairwise_score,
     pointwise_score,
 )
-from promptdeck.store.db import Store
+from promptdeck.store.db import BEAT_S, Store
 from promptdeck.store.rows import CellKey, CellRecord, stored_steps
 from promptdeck.workspace.images import row_images, with_images
 from promptdeck.workspace.prompts import render_messages
@@ -67,8 +67,10 @@ class Runner:
         rpm: float | None = None,
         use_cache: bool = True,
         max_retries: int = MAX_RETRIES,
+        beat_s: float = BEAT_S,
     ) -> None:
         self.store = store
+        self.beat_s = beat_s  # how often a running run tells the store it is alive
         self.policy = CallPolicy(
             registry,
             cache=store if use_cache else None,
@@ -106,7 +108,11 @@ class Runner:
             )
             for _ in range(max(1, sum(self.policy.limit_for(p) for p in providers)))
         ]
-        await _run_workers(workers, cancel)
+        beating = asyncio.create_task(self._beat(run_id))
+        try:
+            await _run_workers(workers, cancel)
+        finally:
+            beating.cancel()
         cancelled = cancel is not None and cancel.is_set()
         finished = tally.done == total
         judge = plan.suite.judge
@@ -121,6 +127,14 @@ class Runner:
         if on_progress is not None:
             on_progress(final)
         return final
+
+    async def _beat(self, run_id: str) -> None:
+        """Says every `beat_s` that this run is alive, however slow its cells: another
+        machine sharing the store resumes a run only when its heartbeat is older than
+        LIVE_RUN_S."""
+        while True:
+            await asyncio.sleep(self.beat_s)
+            await asyncio.to_thread(self.store.beat, run_id)
 
     async def _worker(
         self,

@@ -45,6 +45,7 @@ from promptdeck.store.rows import (
 )
 
 LIVE_RUN_S = 60.0  # a run of another machine that stored nothing for this long is dead
+BEAT_S = LIVE_RUN_S / 4  # how often a running run says it is alive
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -254,6 +255,12 @@ class Store:
                 "UPDATE runs SET snapshot_json = ?, total_cells = ?, heartbeat = ? WHERE id = ?",
                 (json.dumps(snapshot), total_cells, _now(), run_id),
             )
+
+    def beat(self, run_id: str) -> None:
+        """The run's process is alive (the runner calls it every BEAT_S while it runs), so
+        that a slow cell never makes it look dead to another machine."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (_now(), run_id))
 
     def set_run_status(self, run_id: str, status: str) -> None:
         finished = _now() if status in ("done", "cancelled", "failed") else None

@@ -2,6 +2,7 @@
 that takes `store_target` runs on a SQLite file and on a real PostgreSQL database)."""
 
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -210,3 +211,24 @@ def test_pairwise_judge_asks_both_orders(
     bodies = [r.body["messages"][-1]["content"] for r in llm_server.requests if r.model == "pj"]
     assert not any("t/new" in b or "t/base" in b for b in bodies)  # names hidden from the judge
     assert runner.store.get_run(run_id).status == "done"
+
+
+def test_a_run_beats_while_a_slow_cell_is_out(
+    llm_server: LLMServer, tmp_path: Path, store_target: str
+) -> None:
+    """Another machine takes a run for dead when its heartbeat is old: a run whose only cell
+    takes a long time still beats, although it stores nothing."""
+    llm_server.set_scenario("m", Scenario(first_token_delay=1.0))
+    store = Store(store_target)
+    runner = Runner(server_registry(llm_server), store, beat_s=0.05)
+    plan = make_plan([variant("t/v", "fake/m")], 1)
+    run_id = store.create_run(plan.snapshot(), name="t", total_cells=1)
+    beats: set[str] = set()
+    worker = threading.Thread(target=run, args=(runner, plan, run_id))
+    worker.start()
+    while worker.is_alive() and not store.done_cells(run_id):
+        beats.add(
+            store._read_one("SELECT heartbeat FROM runs WHERE id = ?", (run_id,))["heartbeat"]
+        )
+    worker.join()
+    assert len(beats) >= 3  # it beat several times while its one cell was out

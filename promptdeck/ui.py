@@ -135,7 +135,8 @@ def frame(title: str) -> None:
             st.page_link(path, label=label, icon=page_icon)
         st.divider()
         if you.identity is not None:
-            st.caption(f"Signed in as **{plain(you.name)}** ({plain(you.shown)}) · {you.role}")
+            # the address as code: Markdown would make it a mailto: link
+            st.caption(f"Signed in as **{plain(you.name)}** ({code(you.shown)}) · {you.role}")
             if st.button("Sign out", key="ui_sign_out", icon=":material/logout:"):
                 st.logout()
         st.caption(f"Workspace: {code(workspace().root.resolve())}")

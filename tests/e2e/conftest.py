@@ -61,15 +61,15 @@ def app_workspace(tmp_path_factory: pytest.TempPathFactory, llm: LLMServer) -> P
 
 
 @contextlib.contextmanager
-def running_app(workspace: Path) -> Iterator[str]:
-    """A fresh streamlit server for `workspace` on a free port, with the project's
-    .streamlit/config.toml (Streamlit reads it from the working directory); its log goes to
-    a file."""
+def running_app(workspace: Path, port: int | None = None) -> Iterator[str]:
+    """A fresh streamlit server for `workspace` on a free port (or `port`: one that a
+    secrets.toml's redirect_uri already names), with the project's .streamlit/config.toml
+    (Streamlit reads it from the working directory); its log goes to a file."""
     config = workspace / ".streamlit" / "config.toml"
     if not config.exists():
         config.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / ".streamlit" / "config.toml", config)
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "PROMPTDECK_HOME": str(workspace / ".promptdeck")}
     env.pop("PROMPTDECK_PROVIDERS", None)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ def test_without_auth_the_app_is_a_single_users_as_before(team: Path) -> None:
 def test_an_editor_has_every_action_and_the_sidebar_says_who(team: Path) -> None:
     at = open_as(ALICE, "pages/settings.py")
     sidebar = shown("\n".join(str(c.value) for c in at.sidebar.caption))
-    assert "Signed in as **Alice** (alice@acme.com) · editor" in sidebar
+    assert "Signed in as **Alice** (` alice@acme.com `) · editor" in sidebar
     assert "Sign out" in [b.label for b in at.sidebar.button]
     assert {"Test connection", "Save key", "Save defaults"} <= set(labels(at))
     at.switch_page("pages/playground.py").run()
@@ -149,7 +149,7 @@ def test_an_editor_has_every_action_and_the_sidebar_says_who(team: Path) -> None
 def test_a_viewer_has_no_action_anywhere(team: Path) -> None:
     run_id = stored_run(team, rows=4)
     at = open_as(BOB)
-    assert "Signed in as **Bob** (bob@acme.com) · viewer" in shown(
+    assert "Signed in as **Bob** (` bob@acme.com `) · viewer" in shown(
         "\n".join(str(c.value) for c in at.sidebar.caption)
     )
     providers = at.dataframe[0].value

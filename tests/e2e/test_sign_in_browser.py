@@ -21,11 +21,18 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ROOT, VARIANT, WORDS, free_port, running_app, wait_idle
+from tests.e2e.conftest import (
+    ROOT,
+    VARIANT,
+    WORDS,
+    free_port,
+    running_app,
+    shot,
+    wait_idle,
+)
 from tests.llm_server import LLMServer, Scenario
 
 pytestmark = pytest.mark.browser
-DOCS = ROOT / "docs"
 LAST = WORDS[-1].strip()
 USERS = {
     "alice": {"email": "alice@acme.com", "name": "Alice Editor"},
@@ -138,7 +145,7 @@ def test_without_a_session_only_the_sign_in_page(page: Page, team_app: tuple[str
         assert page.get_by_role("button").filter(has_text="Run").count() == 0
     page.goto(url)
     wait_idle(page)
-    page.screenshot(path=str(DOCS / "sign-in.png"))
+    shot(page, "sign-in")  # docs/sign-in.png is a copy
 
 
 def test_an_editor_signs_in_and_runs_the_playground(
@@ -179,7 +186,7 @@ def test_a_viewer_opens_a_shared_run_and_finds_no_action(
     expect(code).to_be_visible()
     expect(page.get_by_text("promptdeck report")).to_be_visible()
     wait_idle(page)
-    page.screenshot(path=str(DOCS / "viewer-share.png"), full_page=True)
+    shot(page, "viewer-share")  # docs/viewer-share.png is a copy
 
     page.goto(f"{url}/playground")
     wait_idle(page)

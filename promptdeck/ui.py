@@ -363,8 +363,19 @@ def store() -> Store:
     return shared.acting_as(author)
 
 
-@st.cache_resource(show_spinner=False)
 def _store(target: str) -> Store:
+    """The shared store. One that cannot be opened (a wrong password, a server down, no
+    such database) stops the page with why, the URL's password masked: never a traceback."""
+    try:
+        return _open_store(target)
+    except ConfigError as exc:
+        hint = "\n\nCheck PROMPTDECK_DATABASE_URL, then reload." if "://" in target else ""
+        st.error(f"**The run store cannot be opened.** {plain(exc)}{hint}", icon=":material/error:")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(target: str) -> Store:
     return Store(target)
 
 

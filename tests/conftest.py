@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.llm_server import LLMServer
 from tests.postgres import PostgresServer
+
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -16,6 +19,28 @@ def llm_server() -> Iterator[LLMServer]:
     """A real OpenAI / Azure / Anthropic wire-format server on 127.0.0.1, stopped afterwards."""
     with LLMServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session: the browser tests of tests/e2e and
+    tests/test_start.py share it (two sync Playwrights cannot run in one thread)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required for the browser tests: apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from promptdeck.ui import host_allowed
-from tests.e2e.conftest import CHROMIUM, wait_idle
+from tests.e2e.conftest import wait_idle
 
 REPO = Path(__file__).resolve().parents[1]
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
@@ -146,10 +146,13 @@ WARNING = "anyone on this network can use your keys and change your files"
 
 
 @pytest.mark.browser
-def test_unsafe_no_auth_starts_and_every_page_says_so(tmp_path: Path) -> None:
+def test_unsafe_no_auth_starts_and_every_page_says_so(tmp_path: Path, browser: Browser) -> None:
     port = free_port()
     command = [*START, "--server.address", "0.0.0.0", "--unsafe-no-auth"]
-    with serving(tmp_path, command, start_env(tmp_path, port)) as url, browser_page() as page:
+    with (
+        serving(tmp_path, command, start_env(tmp_path, port)) as url,
+        browser_page(browser) as page,
+    ):
         assert listening(port) == {"00000000"}
         for path in ("", "/settings"):
             page.goto(url + path)
@@ -158,11 +161,16 @@ def test_unsafe_no_auth_starts_and_every_page_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_a_hand_started_server_on_the_network_shows_no_page(tmp_path: Path) -> None:
+def test_a_hand_started_server_on_the_network_shows_no_page(
+    tmp_path: Path, browser: Browser
+) -> None:
     """Defence in depth: `streamlit run` without scripts/start, on 0.0.0.0, no sign-in."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "0.0.0.0"]
-    with serving(tmp_path, command, start_env(tmp_path, port)) as url, browser_page() as page:
+    with (
+        serving(tmp_path, command, start_env(tmp_path, port)) as url,
+        browser_page(browser) as page,
+    ):
         page.goto(url + "/settings")
         page.get_by_text("PromptDeck will not serve on 0.0.0.0").wait_for()
         wait_idle(page)
@@ -171,15 +179,12 @@ def test_a_hand_started_server_on_the_network_shows_no_page(tmp_path: Path) -> N
 
 
 @contextlib.contextmanager
-def browser_page() -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield browser.new_context().new_page()
-        finally:
-            browser.close()
+def browser_page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize(

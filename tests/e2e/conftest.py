@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.conftest import CHROMIUM  # noqa: F401  (bench/playground_app.py imports it from here)
 from tests.llm_server import LLMServer, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
 WORDS = [f"word{i} " for i in range(60)]
 
 VARIANT = """description: {model} test variant
@@ -112,26 +112,6 @@ def running_app(workspace: Path, port: int | None = None) -> Iterator[str]:
 def app_url(app_workspace: Path) -> Iterator[str]:
     with running_app(app_workspace) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required for the browser tests: apt-get install chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@
     ├── TemplateError          a template that does not render (missing variable, sandbox)
     ├── CheckConfigError       a guardrail / check declared wrongly (variant, check)
     ├── FileConflictError      a file changed on disk since it was loaded; not overwritten
+    ├── StoreError             the run store's database cannot be reached (down, connection lost)
     └── ProviderError          a model call that failed
         ├── AuthError              no key configured, or 401 / 403: wrong or not allowed
         ├── RateLimitError         429: too many requests (carries retry_after)
@@ -100,6 +101,11 @@ class FileConflictError(PromptDeckError):
 
 def _file_conflict_error(path: str, disk_text: str, deleted: bool) -> FileConflictError:
     return FileConflictError(path, disk_text=disk_text, deleted=deleted)
+
+
+class StoreError(PromptDeckError):
+    """The run store's database went away (server down, connection lost, pool exhausted).
+    What was committed before is kept; the message names the store, never its password."""
 
 
 class ProviderError(PromptDeckError):

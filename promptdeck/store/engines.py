@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from promptdeck.errors import ConfigError
+from promptdeck.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:  # psycopg is imported only when a PostgreSQL URL is used
     import psycopg
@@ -261,11 +261,12 @@ class Postgres(Engine):
 
     name = "postgresql"
     POOL_SIZE = 16  # the runner's writer threads and the app's sessions share it
+    WAIT_S = 10.0  # for a free connection (or a server to come back) before a StoreError
 
     def __init__(self, url: str) -> None:
         import psycopg
         from psycopg.rows import dict_row
-        from psycopg_pool import ConnectionPool
+        from psycopg_pool import ConnectionPool, PoolTimeout
 
         self.url = url
         self.location = mask_url(url)
@@ -283,12 +284,19 @@ class Postgres(Engine):
                     min_size=1,
                     max_size=self.POOL_SIZE,
                     kwargs={"row_factory": dict_row},
-                    check=ConnectionPool.check_connection,  # a restarted server: reconnect
+                    timeout=self.WAIT_S,
+                    # a connection the server dropped (restart, idle timeout) is replaced
+                    # before use, not failed: one cheap round trip per checkout
+                    check=ConnectionPool.check_connection,
                     num_workers=2,
                     name="promptdeck",
                     open=True,
                 )
+                _OPEN[url] = 0
+            _OPEN[url] += 1
         self.pool: ConnectionPool[psycopg.Connection[Any]] = pool
+        self._errors = (psycopg.OperationalError, PoolTimeout)
+        self._closed = False
 
     def without_password(self, exc: BaseException) -> str:
         text = str(exc).strip()
@@ -299,13 +307,22 @@ class Postgres(Engine):
 
     @contextmanager
     def read(self) -> Iterator[Db]:
-        with self.pool.connection() as connection:
-            yield _PostgresDb(connection)
+        with self.tx() as db:
+            yield db
 
     @contextmanager
     def tx(self) -> Iterator[Db]:
-        with self.pool.connection() as connection:  # commits at the end, rolls back on error
-            yield _PostgresDb(connection)
+        """A pooled connection; committed at the end, rolled back on an error. A server
+        that went away is a StoreError (a broken connection is dropped from the pool, so
+        the next call connects again)."""
+        try:
+            with self.pool.connection() as connection:
+                yield _PostgresDb(connection)
+        except self._errors as exc:
+            raise StoreError(
+                f"the run store at {self.location} cannot be reached: "
+                f"{self.without_password(exc)}. What was stored before is kept."
+            ) from None
 
     def lock_schema(self, db: Db) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
@@ -339,15 +356,23 @@ class Postgres(Engine):
         return statement
 
     def close(self) -> None:
+        """Closes the pool when the last store open on this URL (in this process) closes."""
         with _POOLS_LOCK:
-            _POOLS.pop(self.url, None)
+            if self._closed:
+                return
+            self._closed = True
+            _OPEN[self.url] -= 1
+            if _OPEN[self.url] > 0:
+                return
+            del _POOLS[self.url], _OPEN[self.url]
         self.pool.close()
 
 
 # One pool per database URL and process, however many Store handles are opened on it; closed
-# at exit. (A pool left to the garbage collector may be collected by its own worker thread,
-# which then cannot stop itself.)
+# with the last of them, or at exit. (A pool left to the garbage collector may be collected
+# by its own worker thread, which then cannot stop itself.)
 _POOLS: dict[str, ConnectionPool[Any]] = {}
+_OPEN: dict[str, int] = {}  # open engines per URL
 _POOLS_LOCK = threading.Lock()
 
 

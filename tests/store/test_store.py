@@ -10,11 +10,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from promptdeck.errors import ConfigError
+from promptdeck.errors import ConfigError, StoreError
 from promptdeck.model.types import CallResult, ChatRequest, Message, ToolCall, ToolStep, Usage
 from promptdeck.scoring.scorers import Score
 from promptdeck.store.db import MIGRATIONS, Store
@@ -294,3 +295,33 @@ def test_a_wrong_password_or_a_closed_port_is_named_without_the_password(
 def test_a_bad_database_url_says_what_to_write(target: str, fault: str) -> None:
     with pytest.raises(ConfigError, match=fault):
         Store(target)
+
+
+def test_a_server_that_drops_the_connections_is_reconnected_and_one_that_is_gone_named(
+    postgres_server: PostgresServer,
+) -> None:
+    """A restart (every connection dropped) costs nothing: the pool replaces dropped
+    connections before use. A database that is gone is a StoreError naming the store."""
+    url = postgres_server.new_database()
+    store = Store(url)
+    run_id = store.create_run({}, name="kept", total_cells=1)
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        assert store.get_run(run_id).name == "kept"  # on a fresh connection
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with pytest.raises(StoreError) as gone:
+        store.get_run(run_id)
+    assert f"the run store at {mask_url(url)} cannot be reached" in str(gone.value)
+    assert postgres_server.password not in str(gone.value)
+    store.close()
+
+
+def test_closing_one_store_leaves_the_others_on_the_same_url_open(pg_url: str) -> None:
+    first, second = Store(pg_url), Store(pg_url)
+    first.close()
+    first.close()  # twice: still counted once
+    assert second.list_runs() == []
+    second.close()

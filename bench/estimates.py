@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptdeck.evals import demo
-from promptdeck.evals.plan import EvalPlan, estimate
+from promptdeck.evals.plan import EvalPlan, estimate, every_case
 from promptdeck.evals.start import RunOptions, open_run, run_in_foreground
 from promptdeck.evals.timing import TimeRange, estimate_time
 from promptdeck.model.registry import Registry
@@ -59,7 +59,7 @@ def larger(plan: EvalPlan, rows: int) -> EvalPlan:
     """The demo suite with `rows` rows, stratified and seeded as the suite says."""
     sample = plan.suite.sample
     cases = sample_cases(
-        plan.dataset.cases, n=rows, fraction=None, seed=sample.seed,
+        every_case(plan), n=rows, fraction=None, seed=sample.seed,
         stratify=sample.stratify, floor=1,
     )  # fmt: skip
     return replace(plan, cases=tuple(cases))

@@ -222,7 +222,7 @@ def growth_controls(plan: EvalPlan) -> Budget | None:
     if not on:
         return None
     cols = st.columns(3)
-    total = len(plan.dataset.cases)
+    total = plan.dataset.rows
     max_rows = cols[0].number_input("Row budget", 1, total, total, key="ev_grow_rows")
     max_cost = cols[1].number_input(
         "Cost budget (USD)", 0.0, None, None, key="ev_grow_cost", placeholder="none"

@@ -244,15 +244,24 @@ def _closed_door(you: Access) -> None:
 
 
 def can_edit() -> bool:
-    """May this session run, edit, save or test? (Viewers read results and reports.)"""
-    return access().role == "editor"
+    """May this session run, edit, save or test? (Viewers read results and reports.) A team
+    list or secrets file broken since the page was drawn means no."""
+    try:
+        return access().role == "editor"
+    except ConfigError:
+        return False
 
 
 def require_editor(action: str) -> None:
     """The one guard of every action a viewer may not take: called where the action runs
     (the callback or the branch that writes), not only where its button is drawn, so a
     widget event that reaches a viewer's session is refused, not performed."""
-    if not can_edit():
+    try:
+        role = access().role
+    except ConfigError as exc:  # broken since the page was drawn: nothing is done
+        st.error(f"Not done: {plain(exc)}", icon=":material/lock:")
+        st.stop()
+    if role != "editor":
         st.error(
             f"Viewers cannot {plain(action)}: ask an editor (team.yaml) if you need to.",
             icon=":material/lock:",

@@ -19,7 +19,14 @@ from promptdeck.evals.suite import Suite
 from promptdeck.model.pricing import PriceTable
 from promptdeck.model.types import DEFAULT_MAX_TOKENS, Message, estimate_tokens
 from promptdeck.scoring.scorers import Graded, question_of
-from promptdeck.workspace.datasets import Case, Dataset, check_variables, load_dataset
+from promptdeck.workspace.dataset_sample import load_sample
+from promptdeck.workspace.datasets import (
+    Case,
+    Dataset,
+    DatasetSample,
+    check_variables,
+    load_dataset,
+)
 from promptdeck.workspace.fileio import MISSING, fingerprint_file
 from promptdeck.workspace.prompts import (
     PromptLibrary,
@@ -44,7 +51,8 @@ class Cell:
 @dataclass(frozen=True)
 class EvalPlan:
     suite: Suite
-    dataset: Dataset
+    # every row loaded, or (a sample asked for) only the sampled rows: `every_case` reads all
+    dataset: Dataset | DatasetSample
     cases: tuple[Case, ...]
     variants: tuple[PromptVariant, ...]
 
@@ -85,6 +93,20 @@ class EvalPlan:
             if (found := fingerprint_file(Path(v.path))) != MISSING
         }
         return data
+
+
+def every_case(plan: EvalPlan) -> tuple[Case, ...]:
+    """Every row of the plan's dataset (for runs that grow past the sample): a plan built
+    for a sample read only its sample, so the file is read whole now (`whole` keeps it)."""
+    dataset = plan.dataset
+    return dataset.cases if isinstance(dataset, Dataset) else load_dataset(dataset.path).cases
+
+
+def whole(plan: EvalPlan) -> EvalPlan:
+    """The plan with every row of its dataset loaded (its cases unchanged)."""
+    if isinstance(plan.dataset, Dataset):
+        return plan
+    return replace(plan, dataset=load_dataset(plan.dataset.path))
 
 
 def graded(case: Case, messages: Sequence[Message]) -> Graded:
@@ -130,30 +152,40 @@ def build_plan(
     seed: int | None = None,
     repeats: int | None = None,
 ) -> EvalPlan:
-    """Resolve variants, load and sample the dataset; overrides win over the suite."""
+    """Resolve variants, load and sample the dataset; overrides win over the suite. With a
+    sample, only the sampled rows are read (`load_sample`: the rows `sample_cases` picks
+    from the whole dataset, in two streaming passes), so a million-row file costs seconds
+    and megabytes; without one, every row is loaded."""
     missing = [name for name in suite.variants if name not in prompts.variants]
     if missing:
         raise ConfigError(_missing_variants(suite, prompts, missing))
     variants = tuple(prompts.variants[name] for name in suite.variants)
-    dataset = load_dataset(suite.dataset)
-    problems = check_variables(dataset, {v.name: template_variables(v) for v in variants})
-    if problems:
-        raise ConfigError("; ".join(problems))
     sample = suite.sample
     if n is not None:
         sample = replace(sample, n=n, fraction=None)
     if seed is not None:
         sample = replace(sample, seed=seed)
     suite = replace(suite, sample=sample, repeats=repeats or suite.repeats)
-    cases = sample_cases(
-        dataset.cases,
-        n=sample.n,
-        fraction=sample.fraction,
-        seed=sample.seed,
-        stratify=sample.stratify,
-        floor=sample.floor,
-    )
-    return EvalPlan(suite, dataset, tuple(cases), variants)
+    dataset: Dataset | DatasetSample
+    if sample.n is None and sample.fraction is None:
+        dataset = load_dataset(suite.dataset)
+        cases = dataset.cases
+    else:
+        dataset = load_sample(
+            suite.dataset,
+            n=sample.n,
+            fraction=sample.fraction,
+            seed=sample.seed,
+            stratify=sample.stratify,
+            floor=sample.floor,
+        )
+        cases = dataset.sample
+    problems = check_variables(dataset, {v.name: template_variables(v) for v in variants})
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if isinstance(dataset, Dataset):  # every row: checks the stratify column, keeps them all
+        cases = tuple(sample_cases(cases, stratify=sample.stratify))
+    return EvalPlan(suite, dataset, cases, variants)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from promptdeck.analysis.cells import load_cells, run_judge_scale
 from promptdeck.analysis.gates import INSUFFICIENT, evaluate_gates
 from promptdeck.errors import ConfigError
-from promptdeck.evals.plan import EvalPlan
+from promptdeck.evals.plan import EvalPlan, every_case, whole
 from promptdeck.evals.runner import Progress, Runner
 from promptdeck.workspace.sampling import count_strata, stratified_order
 
@@ -48,15 +48,15 @@ class Outcome:
 def grown_plan(plan: EvalPlan, rows: int) -> EvalPlan:
     """`plan` with the first `rows` rows of the dataset's stratified order."""
     sample = plan.suite.sample
-    order = stratified_order(plan.dataset.cases, seed=sample.seed, stratify=sample.stratify)
+    order = stratified_order(every_case(plan), seed=sample.seed, stratify=sample.stratify)
     return replace(plan, cases=tuple(order[:rows]))
 
 
 def first_rows(plan: EvalPlan, budget: Budget) -> int:
     """The first look: one batch, and at least one row of every category."""
-    strata = len(count_strata(plan.dataset.cases, plan.suite.sample.stratify))
+    strata = len(count_strata(every_case(plan), plan.suite.sample.stratify))
     rows = max(budget.batch, strata)
-    return min(rows, budget.max_rows or rows, len(plan.dataset.cases))
+    return min(rows, budget.max_rows or rows, plan.dataset.rows)
 
 
 def start_sequential(runner: Runner, plan: EvalPlan, budget: Budget, *, name: str) -> str:
@@ -65,6 +65,7 @@ def start_sequential(runner: Runner, plan: EvalPlan, budget: Budget, *, name: st
         raise ConfigError(
             f"{plan.suite.name}: run until decided needs gates to decide; the suite has none"
         )
+    plan = whole(plan)  # read every row once
     first = grown_plan(plan, first_rows(plan, budget))
     snapshot = _snapshot(first, budget, looks=[])
     return runner.store.create_run(snapshot, name=name, total_cells=len(first.cells()))
@@ -81,7 +82,8 @@ async def run_until_decided(
 ) -> Outcome:
     """Run batch after batch (module docstring); every finished cell is stored at once."""
     store = runner.store
-    total_rows = len(plan.dataset.cases)
+    plan = whole(plan)  # read every row once, not at every look
+    total_rows = plan.dataset.rows
     rows, spent, unpriced = first_rows(plan, budget), 0.0, 0
     looks: list[dict[str, Any]] = []
     progress: Progress | None = None

@@ -35,7 +35,8 @@ from promptdeck.workspace.dataset_edit import (
     read_only_message,
     write_rows,
 )
-from promptdeck.workspace.datasets import Case, csv_records, jsonl_row, stable_id
+from promptdeck.workspace.dataset_rows import csv_records, jsonl_row
+from promptdeck.workspace.datasets import Case, stable_id
 from promptdeck.workspace.fileio import MISSING, decode_text
 from promptdeck.workspace.sampling import sample_cases
 

@@ -14,32 +14,19 @@ import csv
 import hashlib
 import io
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from promptdeck.errors import DatasetError
-from promptdeck.workspace.fileio import (
-    NotUTF8,
-    atomic_write,
-    decode_text,
-    folder_lock,
-    outside,
-    read_text,
-)
-from promptdeck.workspace.yamlfile import parse_yaml_rows
+from promptdeck.workspace.dataset_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
+from promptdeck.workspace.dataset_rows import Row, cell_text, iter_rows
+from promptdeck.workspace.fileio import NotUTF8, atomic_write, decode_text, folder_lock, outside
 
 RESERVED = ("id", "category", "expected", "rubric", "human_score")
 SUFFIXES = (".csv", ".jsonl", ".yaml", ".yml", ".parquet")
 # Listed so that a spreadsheet dropped into datasets/ shows up and says how to convert it.
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
-# A cell is a template variable sent to a model: 4 Mi characters is about a million tokens,
-# the largest context windows. (csv's own default, 128 Ki, refuses a long document.)
-MAX_CELL_CHARS = 4 * 1024 * 1024
-csv.field_size_limit(MAX_CELL_CHARS)  # process-wide: every CSV the workspace reads
-
-Row = dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -68,6 +55,22 @@ class Dataset:
     def variables(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in RESERVED)
 
+    @property
+    def rows(self) -> int:
+        return len(self.cases)
+
+
+@dataclass(frozen=True)
+class DatasetSample:
+    """A dataset file read for a sample of its rows (`dataset_sample.load_sample`): its
+    columns and size, and only the sampled cases, in file order."""
+
+    name: str
+    path: Path
+    columns: tuple[str, ...]
+    rows: int  # in the file
+    sample: tuple[Case, ...]
+
 
 def find_datasets(root: Path) -> list[Path]:
     if not root.is_dir():
@@ -79,6 +82,23 @@ def find_datasets(root: Path) -> list[Path]:
 
 
 def load_dataset(path: Path) -> Dataset:
+    """Every row of a dataset file, read one row at a time (dataset_rows); DatasetError
+    names the file and the line, item or row. For a sample of a large file, read only the
+    sample: `dataset_sample.load_sample`."""
+    check_suffix(path)
+    columns: dict[str, None] = {}
+    cases: list[Case] = []
+    for _, row in iter_rows(path):
+        columns.update(dict.fromkeys(row))
+        cases.append(case_of(row))
+    if not cases:
+        raise DatasetError(f"{path}: no rows; add at least one case")
+    check_unique_ids(path, enumerate(cases, start=1))
+    return Dataset(path.stem, path, tuple(columns), tuple(cases))
+
+
+def check_suffix(path: Path) -> None:
+    """DatasetError unless the file is of a kind a dataset can be."""
     suffix = path.suffix.lower()
     if suffix in SPREADSHEET_SUFFIXES:
         raise DatasetError(
@@ -90,19 +110,10 @@ def load_dataset(path: Path) -> Dataset:
             f"{path}: unsupported file type {suffix or '(none)'!r}; "
             "use .csv, .jsonl (one JSON object per line), .yaml or .parquet"
         )
-    rows = _read_parquet(path) if suffix == ".parquet" else _read_text_rows(path, suffix)
-    if not rows:
-        raise DatasetError(f"{path}: no rows; add at least one case")
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    cases = tuple(_case(row) for row in rows)
-    _check_unique_ids(path, cases)
-    return Dataset(path.stem, path, tuple(columns), cases)
 
 
 def check_variables(
-    dataset: Dataset, variables_by_variant: Mapping[str, Sequence[str]]
+    dataset: Dataset | DatasetSample, variables_by_variant: Mapping[str, Sequence[str]]
 ) -> list[str]:
     """One message per template variable that no column of the dataset provides."""
     have = ", ".join(dataset.columns)
@@ -123,172 +134,17 @@ def stable_id(values: Mapping[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _read_text_rows(path: Path, suffix: str) -> list[Row]:
-    try:
-        text = read_text(path)
-    except ValueError as exc:  # unreadable, or not UTF-8 (with the line and byte)
-        raise DatasetError(f"{path}: {exc}") from exc
-    if not text.strip():
-        raise DatasetError(
-            f"{path}: the file is empty (no rows); add a header and at least one row"
-        )
-    if "\x00" in text:  # valid UTF-8, yet no text file holds NULs: UTF-16 without a BOM?
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DatasetError(
-            f"{path}: line {line}: NUL bytes: this is not UTF-8 text (UTF-16?); "
-            "save the file as UTF-8"
-        )
-    if suffix == ".csv":
-        return read_csv_rows(path, text)
-    if suffix == ".jsonl":
-        return read_jsonl_rows(path, text)
-    return _read_yaml(path, text)
-
-
-def read_csv_rows(path: Path, text: str) -> list[Row]:
-    records = csv_records(path, text_lines(text))
-    header = next(records, None)
-    return [] if header is None else [dict(zip(header, r, strict=True)) for r in records]
-
-
-def text_lines(text: str) -> Iterator[str]:
-    """The lines of `text` with their endings (\r\n, \r or \n), as csv wants them; unlike
-    io.StringIO, which holds a copy of 4 bytes a character, this copies one line at a time."""
-    return (match.group() for match in _LINE.finditer(text))
-
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
-
-
-def csv_records(path: Path, lines: Iterable[str]) -> Iterator[list[str]]:
-    """The header, then every record with as many fields; blank records are skipped, and a
-    malformed one is a DatasetError with its line."""
-    # strict: an unterminated quote would otherwise swallow the rest of the file silently
-    reader = csv.reader(lines, strict=True)
-    header: list[str] | None = None
-    while True:
-        start = reader.line_num + 1
-        try:
-            record = next(reader, None)
-        except csv.Error as exc:
-            raise DatasetError(f"{path}: line {start}: {_csv_problem(str(exc))}") from exc
-        if record is None:
-            return
-        if not any(map(str.strip, record)):
-            continue
-        if header is None:
-            header = _header(path, start, record)
-        elif len(record) != len(header):
-            raise DatasetError(
-                f"{path}: line {start}: {len(record)} fields, the header has {len(header)}"
-            )
-        yield record
-
-
-def _csv_problem(detail: str) -> str:
-    if "unexpected end of data" in detail:
-        return 'a quoted field starts here but its closing quote (") is missing'
-    if "field larger than field limit" in detail:
-        return (
-            f"a field is too long (over {MAX_CELL_CHARS:,} characters, the most one cell "
-            "may hold); is a closing quote missing?"
-        )
-    return f'malformed CSV ({detail}); write "" for a quote inside a quoted field'
-
-
-def _header(path: Path, line: int, record: list[str]) -> list[str]:
-    for i, name in enumerate(record, start=1):
-        if not name.strip():
-            raise DatasetError(f"{path}: line {line}: column {i} of the header has no name")
-        if name in record[: i - 1]:
-            raise DatasetError(f"{path}: line {line}: column {name!r} appears twice in the header")
-    return record
-
-
-def read_jsonl_rows(path: Path, text: str) -> list[Row]:
-    # JSON Lines ends a record at "\n" only; str.splitlines would also split inside a JSON
-    # string at U+2028, U+0085 and friends, which JSON allows raw
-    lines = enumerate(text.split("\n"), start=1)
-    return [jsonl_row(path, n, line) for n, line in lines if line.strip()]
-
-
-def jsonl_row(path: Path, line_no: int, line: str) -> Row:
-    """One line of a JSON Lines file as a row; DatasetError names the line."""
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"{path}: line {line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
-        ) from exc
-    except RecursionError:  # thousands of nested brackets
-        raise DatasetError(f"{path}: line {line_no}: invalid JSON: nested too deeply") from None
-    return _mapping(path, value, f"line {line_no}")
-
-
-def _read_yaml(path: Path, text: str) -> list[Row]:
-    try:
-        data = parse_yaml_rows(text)  # cells as written: `no` and `1.10` stay text
-    except ValueError as exc:
-        raise DatasetError(f"{path}: {exc}") from None
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise DatasetError(
-            f"{path}: expected a YAML list of rows (each '- column: value'), got {_kind(data)}"
-        )
-    return [_mapping(path, row, f"item {i}") for i, row in enumerate(data, start=1)]
-
-
-def _read_parquet(path: Path) -> list[Row]:
-    import pyarrow as pa  # type: ignore[import-untyped]  # lazy: heavy, and only for .parquet
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
-
-    try:
-        table = pq.read_table(path)
-    except OSError as exc:  # a missing file, or bytes that are not Parquet
-        raise DatasetError(f"{path}: cannot read as Parquet: {exc}") from exc
-    except pa.ArrowException as exc:
-        raise DatasetError(f"{path}: cannot read as Parquet: {exc}") from exc
-    rows: list[Row] = table.to_pylist()
-    return [{str(k): v for k, v in row.items()} for row in rows]
-
-
-def _mapping(path: Path, row: object, where: str) -> Row:
-    if not isinstance(row, dict):
-        raise DatasetError(
-            f"{path}: {where}: expected an object of column: value, got {_kind(row)}"
-        )
-    return {str(k): v for k, v in row.items()}
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    names = {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _case(row: Mapping[str, object]) -> Case:
-    values = {k: _cell(v) for k, v in row.items()}
+def case_of(row: Row) -> Case:
+    """A row as a case: its cells as text, its id given or a hash of its content."""
+    values = {k: cell_text(v) for k, v in row.items()}
     given = values.get("id", "").strip()
     return Case(given or stable_id(values), values)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float | list | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)  # dates, decimals, ... (YAML, Parquet): their text, not a JSON string
-
-
-def _check_unique_ids(path: Path, cases: Sequence[Case]) -> None:
+def check_unique_ids(path: Path, numbered: Iterable[tuple[int, Case]]) -> None:
+    """DatasetError at the first row (numbered from 1) whose id an earlier row has."""
     seen: dict[str, int] = {}
-    for i, case in enumerate(cases, start=1):
+    for i, case in numbered:
         first = seen.setdefault(case.id, i)
         if first == i:
             continue

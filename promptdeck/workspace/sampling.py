@@ -8,6 +8,9 @@ close to proportional as n allows, and the choice needs no randomness.
 
 `sample_cases` draws each stratum's rows with `random.Random(seed)` and returns them in the
 dataset's order, so the same seed and data always give the same rows in the same order.
+`draw` is that draw on row numbers alone: `dataset_sample.load_sample` makes it from a first
+pass over a file (counting, keeping no row) and then reads only the rows drawn, which are
+the rows `sample_cases` picks from the loaded dataset.
 
 `stratified_order` is for samples that grow (run until decided): an order of every row whose
 every prefix is a stratified sample, so rows can be added in batches and a row once drawn
@@ -49,12 +52,23 @@ def sample_cases(
     size = sample_size(len(cases), n=n, fraction=fraction)
     if size >= len(cases):
         return list(cases)
+    return [cases[i] for i in draw(strata, size, seed=seed, floor=floor)]
+
+
+def draw(
+    strata: Mapping[str, Sequence[int]], size: int, *, seed: int = 0, floor: int = 1
+) -> list[int]:
+    """The row numbers a seeded stratified sample of `size` rows keeps, ascending; `strata`
+    holds each stratum's row numbers in dataset order. Only the strata's sizes and the seed
+    decide which positions are drawn (random.sample picks positions), so the same file and
+    seed give the same rows however the file was read."""
     quotas = allocation({k: len(v) for k, v in strata.items()}, size, floor)
     rng = random.Random(seed)
     chosen: list[int] = []
     for key in sorted(strata):
-        chosen.extend(rng.sample(strata[key], quotas[key]))
-    return [cases[i] for i in sorted(chosen)]
+        rows = strata[key]
+        chosen.extend(rows[j] for j in rng.sample(range(len(rows)), quotas[key]))
+    return sorted(chosen)
 
 
 def sample_size(total: int, *, n: int | None = None, fraction: float | None = None) -> int:
@@ -133,18 +147,22 @@ def _pinned_at_floor(
 
 
 def _strata(cases: Sequence[Case], stratify: str | None) -> dict[str, list[int]]:
-    if stratify is not None and stratify != OPTIONAL_STRATUM_COLUMN and cases:
-        columns = list(dict.fromkeys(k for case in cases for k in case.values))
-        if stratify not in columns:
-            raise DatasetError(
-                f"cannot stratify by {stratify!r}: the dataset has no such column "
-                f"(columns: {', '.join(columns)})"
-            )
+    if stratify not in (None, OPTIONAL_STRATUM_COLUMN) and cases:  # columns only if needed
+        check_stratify(list(dict.fromkeys(k for case in cases for k in case.values)), stratify)
     strata: dict[str, list[int]] = {}
     for i, case in enumerate(cases):
         value = case.values.get(stratify, "").strip() if stratify else ""
         strata.setdefault(value or NO_STRATUM, []).append(i)
     return strata
+
+
+def check_stratify(columns: Sequence[str], stratify: str | None) -> None:
+    """DatasetError if the dataset has no column `stratify` (none is needed for `category`)."""
+    if stratify is not None and stratify != OPTIONAL_STRATUM_COLUMN and stratify not in columns:
+        raise DatasetError(
+            f"cannot stratify by {stratify!r}: the dataset has no such column "
+            f"(columns: {', '.join(columns)})"
+        )
 
 
 def stratified_order(

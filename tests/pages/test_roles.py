@@ -223,6 +223,19 @@ def test_run_in_the_playground_is_refused_once_a_viewer(team: Path, llm_server: 
     assert Store(team / ".promptdeck" / "promptdeck.sqlite").recent_calls() == []
 
 
+def test_an_action_after_team_yaml_broke_is_not_done(team: Path, llm_server: LLMServer) -> None:
+    at = open_as(ALICE, "pages/playground.py")
+    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
+    at.text_area(key="pg_in_input").input("Where is my parcel?").run()
+    run = next(b for b in at.button if b.label == "Run")
+    (team / "team.yaml").write_text("editors: alice@acme.com\n")  # not a list: fail closed
+    run.click().run()
+    assert not at.exception
+    [error] = [shown(e.value) for e in at.error]
+    assert error.startswith("Not done: ") and "'editors': must be a list" in error
+    assert llm_server.requests == []
+
+
 def test_saving_a_key_is_refused_once_a_viewer(team: Path) -> None:
     at = open_as(ALICE, "pages/settings.py")
     at.selectbox(key="set_key_env").set_value("OPENAI_API_KEY")

@@ -221,3 +221,7 @@ def test_someone_on_no_list_is_refused(page: Page, team_app: tuple[str, str]) ->
     wait_idle(page)
     page.get_by_text("who is not on this workspace's team list").wait_for()
     assert page.get_by_text("tiny").count() == 0
+    page.get_by_role("button", name="Sign out").click()  # Streamlit's cookie goes, and the
+    page.get_by_role("button", name="End session").click()  # provider's session too
+    page.wait_for_url(f"{url}/**")
+    page.get_by_role("button", name="Sign in").wait_for()

@@ -79,7 +79,7 @@ class _Tally:
             if (name := value or NO_STRATUM) in strata:  # "" and "(none)": one stratum
                 rows = np.sort(np.concatenate([rows, np.frombuffer(strata[name], np.int64)]))
             strata[name] = array("q")
-            strata[name].frombytes(memoryview(np.ascontiguousarray(rows, np.int64)).cast("B"))
+            strata[name].frombytes(np.ascontiguousarray(rows, np.int64).data.cast("B"))
         return strata
 
     def repeated(self) -> bool:

@@ -24,6 +24,7 @@ from promptdeck.workspace.dataset_edit import (
 )
 from promptdeck.workspace.dataset_import import (
     ColumnMap,
+    ImportPlan,
     Upload,
     guess_map,
     new_dataset_path,
@@ -47,6 +48,8 @@ state.setdefault("ds_generation", {})  # path -> bumped after a save or reload: 
 # path -> the table the editor last returned, and the frame its current editor started from.
 state.setdefault("ds_drafts", {})
 state.setdefault("ds_bases", {})
+state.setdefault("ds_digests", {})  # an upload's file id -> the SHA-256 of its bytes
+PAGE_ROWS = 500  # rows a table shows at a time: a million rows are paged, never all sent
 
 if (flash := state.pop("ds_flash", None)) is not None:
     st.success(ui.plain(flash), icon=":material/check_circle:")
@@ -88,9 +91,22 @@ def unsaved(table: Table) -> bool:
     return draft is not None and frame_rows(draft) != frame_rows(table.frame())
 
 
-def show_case_table(frame: pd.DataFrame) -> None:
+def page_of(count: int, key: str) -> slice:
+    """The rows of the page picked: past PAGE_ROWS rows, a page number to pick."""
+    if count <= PAGE_ROWS:
+        return slice(0, count)
+    pages = -(-count // PAGE_ROWS)
+    page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=key)
+    start = (int(page) - 1) * PAGE_ROWS
+    end = min(start + PAGE_ROWS, count)
+    st.caption(f"Rows {start + 1:,} to {end:,} of {count:,}")
+    return slice(start, end)
+
+
+def show_case_table(frame: pd.DataFrame, key: str) -> None:
     # cases from the app explain themselves in `note`: show it next to the id
     first = [c for c in ("id", "category", "note", "source") if c in frame]
+    frame = frame.iloc[page_of(len(frame), key)]
     st.dataframe(
         frame[first + [c for c in frame.columns if c not in first]],
         hide_index=True,
@@ -128,7 +144,7 @@ def browse(table: Table) -> None:
         return
     left, right = st.columns([3, 2])
     with left:
-        show_case_table(shown)
+        show_case_table(shown, f"ds_page_{table.path.name}")
     right.altair_chart(charts.category_counts(count_categories(shown)), width="stretch")
 
 
@@ -265,6 +281,29 @@ def parsed_upload(name: str, digest: str, _data: bytes) -> Upload:
     return parse_upload(name, _data, digest=digest)
 
 
+def digest_of(file_id: str, data: bytes) -> str:
+    """The upload's SHA-256, computed once per uploaded file (a rerun asks by its id)."""
+    known: str | None = state.ds_digests.get(file_id)
+    if known is None:
+        known = state.ds_digests[file_id] = upload_digest(data)
+    return known
+
+
+@st.cache_resource(max_entries=4, ttl=3600, show_spinner="Planning the import…")
+def planned_import(
+    upload: tuple[str, str],
+    target: tuple[str, str],
+    mapping: ColumnMap,
+    options: tuple[bool, int | None, int],
+    _parsed: Upload,
+    _table: Table,
+) -> ImportPlan:
+    """The import's plan, kept by the upload's name and digest, the target's path and
+    fingerprint, the mapping and the options: a rerun with none changed plans nothing."""
+    dedupe, sample, seed = options
+    return plan_upload(_parsed, mapping, _table, dedupe=dedupe, sample=sample, seed=seed)
+
+
 def import_section(writable: list[Path], current: Path | None) -> None:
     upload = st.file_uploader(
         "A CSV or JSONL file of production queries", type=["csv", "jsonl"], key="ds_upload"
@@ -276,7 +315,8 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         return
     data = upload.getvalue()
     try:
-        parsed = parsed_upload(upload.name, upload_digest(data), data)
+        digest = digest_of(upload.file_id, data)
+        parsed = parsed_upload(upload.name, digest, data)
     except DatasetError as exc:
         st.error(ui.plain(exc), icon=":material/description:")
         return
@@ -309,7 +349,14 @@ def import_section(writable: list[Path], current: Path | None) -> None:
         return
     mapping = ColumnMap(source, category, expected, keep_other=keep)
     try:
-        plan = plan_upload(parsed, mapping, target, dedupe=dedupe, sample=sample, seed=int(seed))
+        plan = planned_import(
+            (parsed.name, parsed.digest),
+            (str(target.path), target.fingerprint),
+            mapping,
+            (dedupe, sample, int(seed)),
+            parsed,
+            target,
+        )
     except DatasetError as exc:
         st.error(ui.plain(exc))
         return
@@ -325,7 +372,8 @@ def import_section(writable: list[Path], current: Path | None) -> None:
     if not plan.rows:
         st.info("Nothing to import: every row was skipped or is already in the dataset.")
         return
-    st.dataframe(pd.DataFrame(plan.rows), hide_index=True, width="stretch", height=240)
+    shown = plan.rows[page_of(len(plan.rows), "ds_imp_page")]
+    st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", height=240)
     if target.path == current and unsaved(target):
         st.warning(
             f"datasets/{ui.plain(target.path.name)} has unsaved edits in the Edit tab: save or "

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import overload
 
 from promptdeck.errors import DatasetError
 from promptdeck.store.db import Store
@@ -35,10 +35,10 @@ from promptdeck.workspace.dataset_edit import (
     read_only_message,
     write_rows,
 )
-from promptdeck.workspace.dataset_rows import csv_records, jsonl_row
-from promptdeck.workspace.datasets import Case, stable_id
-from promptdeck.workspace.fileio import MISSING, decode_text
-from promptdeck.workspace.sampling import sample_cases
+from promptdeck.workspace.dataset_rows import LineFeed, csv_records, jsonl_row
+from promptdeck.workspace.datasets import stable_id
+from promptdeck.workspace.fileio import MISSING
+from promptdeck.workspace.sampling import NO_STRATUM, draw
 
 IMPORTABLE = (".csv", ".jsonl")
 Cells = tuple[str, ...]  # one row's cell text, in column order
@@ -83,7 +83,7 @@ class ImportReport:
 class ImportPlan:
     target: Table
     columns: tuple[str, ...]  # the dataset's columns after the import
-    rows: tuple[Row, ...]  # the rows to add, with ids
+    rows: Sequence[Row]  # the rows to add, with ids (ImportRows: made when read)
     report: ImportReport
 
 
@@ -127,18 +127,16 @@ def parse_upload(name: str, data: bytes, digest: str | None = None) -> Upload:
             f"{name}: the file has {len(data) / 2**20:.0f} MB; import reads files up to "
             f"{MAX_UPLOAD_BYTES // 2**20} MB. Split it, or export a sample of the queries"
         )
-    # newline="" gives csv the line endings it needs; JSON Lines ends a record at "\n" only
-    text = io.TextIOWrapper(
-        io.BytesIO(data), encoding="utf-8-sig", newline="" if suffix == ".csv" else "\n"
-    )
+    # read as the loader reads a dataset: chunks split and decoded in C, a line at a time
+    feed = LineFeed(io.BytesIO(data), split_cr=suffix == ".csv")
     try:
-        columns, rows = _csv_upload(name, text) if suffix == ".csv" else _jsonl_upload(name, text)
-    except UnicodeDecodeError:
-        try:  # the one decoder says where, with the line and the byte
-            decode_text(data)
-        except ValueError as exc:
-            raise DatasetError(f"{name}: {exc} (in Excel: File > Save As > CSV UTF-8)") from None
-        raise
+        columns, rows = _csv_upload(name, feed) if suffix == ".csv" else _jsonl_upload(name, feed)
+    except UnicodeDecodeError:  # where: the line and the byte
+        raise DatasetError(
+            f"{name}: {feed.not_utf8()} (in Excel: File > Save As > CSV UTF-8)"
+        ) from None
+    except ValueError as exc:  # NUL bytes: UTF-16?
+        raise DatasetError(f"{name}: {exc}") from None
     if not rows:
         raise DatasetError(f"{name}: no rows; the file needs a header and at least one row")
     return Upload(name, digest or upload_digest(data), columns, rows)
@@ -147,39 +145,42 @@ def parse_upload(name: str, data: bytes, digest: str | None = None) -> Upload:
 def _csv_upload(name: str, lines: Iterable[str]) -> tuple[tuple[str, ...], tuple[Cells, ...]]:
     records = csv_records(Path(name), lines)
     header = tuple(next(records, ()))
-    return header, _compact(records)
+    shared = _Shared()
+    return header, tuple(tuple(map(shared, record)) for record in records)
 
 
-def _compact(records: Iterable[list[str]]) -> tuple[Cells, ...]:
-    """Rows as tuples of text. In a column of few distinct values (a category, a channel)
-    each value is kept once, not once per row: a million rows of `billing` are one string."""
-    records = iter(records)
-    first = list(itertools.islice(records, 1000))
-    width = len(first[0]) if first else 0
-    few = [k for k in range(width) if len({r[k] for r in first}) <= 100]
-    shared: dict[str, str] = {}
-    rows = []
-    for record in itertools.chain(first, records):
-        for k in few:
-            record[k] = shared.setdefault(record[k], record[k])
-        rows.append(tuple(record))
-        if len(shared) > 10_000:  # not so few after all: stop sharing
-            few = []
-    return tuple(rows)
+class _Shared(dict[str, str]):
+    """Short cell texts kept once, not once per row: a million rows of `billing` are one
+    string. Calls return the kept copy; past 10,000 texts, new ones are no longer kept."""
+
+    def __call__(self, text: str) -> str:
+        if len(text) > 24:
+            return text
+        kept = self.get(text)
+        if kept is None and len(self) < 10_000:
+            self[text] = text
+        return kept or text
 
 
 def _jsonl_upload(name: str, lines: Iterable[str]) -> tuple[tuple[str, ...], tuple[Cells, ...]]:
-    columns: dict[str, int] = {}  # in order of first appearance
-    rows: list[list[str]] = []
+    columns: dict[str, None] = {}  # in order of first appearance
+    rows: list[Cells] = []
+    shared, path = _Shared(), Path(name)
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        row = jsonl_row(Path(name), line_no, line)
-        for key in row:
-            columns.setdefault(key, len(columns))
-        rows.append([cell_text(row[c]) if c in row else "" for c in columns])
+        row = jsonl_row(path, line_no, line)
+        if row.keys() - columns.keys():
+            columns.update(dict.fromkeys(row))
+        rows.append(tuple(shared(_text(row.get(c))) for c in columns))
     width = len(columns)  # a column first seen late: the rows before it lack that cell
-    return tuple(columns), _compact(r + [""] * (width - len(r)) for r in rows)
+    return tuple(columns), tuple(
+        r + ("",) * (width - len(r)) if len(r) < width else r for r in rows
+    )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else cell_text(value)
 
 
 def read_source(name: str, data: bytes) -> tuple[list[str], list[Row]]:
@@ -265,8 +266,8 @@ def plan_upload(
     kept, report = _dedupe(upload.rows, index[mapping.input], target, dedupe)
     category = index[mapping.category] if mapping.category else None
     chosen = _sample(upload.rows, kept, category, sample, seed)
-    source = [*((t, index[s]) for t, s in targets.items()), *((c, index[c]) for c in others)]
-    added = tuple(_with_id({t: upload.rows[i][j] for t, j in source}) for i in chosen)
+    source = tuple((t, index[s]) for t, s in (*targets.items(), *((c, c) for c in others)))
+    added = ImportRows(upload.rows, tuple(chosen), source)
     new_columns = [c for c in ("id", *targets, *others) if c not in target.columns]
     if "id" in target.columns:
         columns_after = (*target.columns, *new_columns)
@@ -281,8 +282,34 @@ def plan_upload(
     return ImportPlan(target, columns_after, added, report)
 
 
-def _with_id(values: dict[str, str]) -> Row:
-    return {"id": stable_id(values), **values}
+@dataclass(frozen=True, eq=False)
+class ImportRows(Sequence[Row]):
+    """The rows an import adds, each made when asked for (a million rows as dicts would take
+    gigabytes, their ids seconds): row k is the upload's row `indexes[k]`, the cells of
+    `source` (target column, upload column) under their target names, after its new id."""
+
+    cells: Sequence[Cells]
+    indexes: Sequence[int]
+    source: tuple[tuple[str, int], ...]
+
+    def __len__(self) -> int:
+        return len(self.indexes)
+
+    @overload
+    def __getitem__(self, k: int) -> Row: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Row]: ...
+    def __getitem__(self, k: int | slice) -> Row | list[Row]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        cells = self.cells[self.indexes[k]]
+        values = {target: cells[j] for target, j in self.source}
+        return {"id": stable_id(values), **values}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 MAX_LISTED_PROBLEMS = 100  # a report of a million skipped rows lists the first ones, and counts
@@ -332,18 +359,15 @@ def _repeated(key: str, first_key: str, clashes: set[str]) -> bool:
 def _sample(
     rows: Sequence[Cells], kept: list[int], category: int | None, n: int | None, seed: int
 ) -> list[int]:
-    """The kept rows `sample_cases` picks (stratified by category when one is mapped)."""
+    """The kept rows `sample_cases` picks (stratified by category when one is mapped),
+    drawn on row numbers: no case is made for each of a million rows."""
     if n is None or n >= len(kept):
         return kept
-    strata: dict[str, dict[str, str]] = {}  # one values mapping per category, shared
-    cases = [
-        Case(str(k), strata.setdefault(rows[i][category], {"category": rows[i][category]}))
-        if category is not None
-        else Case(str(k), {})
-        for k, i in enumerate(kept)
-    ]
-    stratify = "category" if category is not None else None
-    return [kept[int(c.id)] for c in sample_cases(cases, n=n, seed=seed, stratify=stratify)]
+    strata: dict[str, list[int]] = {}
+    for k, i in enumerate(kept):
+        value = rows[i][category].strip() if category is not None else ""
+        strata.setdefault(value or NO_STRATUM, []).append(k)
+    return [kept[k] for k in draw(strata, n, seed=seed)]
 
 
 def write_import(plan: ImportPlan, store: Store, root: Path) -> Saved:

@@ -33,15 +33,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import pandas as pd
-
-from promptdeck.analysis.calibration import describe, run_agreement
-from promptdeck.analysis.cells import cell_rows
-from promptdeck.analysis.needs import suite_needs
-from promptdeck.analysis.report import html_report, markdown_summary, to_csv
-from promptdeck.analysis.run import RunAnalysis, analyze_run
 from promptdeck.errors import ConfigError, PromptDeckError
 from promptdeck.evals.plan import EvalPlan, build_plan
 from promptdeck.evals.runner import Progress
@@ -56,13 +49,19 @@ from promptdeck.evals.suite import load_suite
 from promptdeck.model.pricing import format_cost
 from promptdeck.model.registry import ProviderConfig, Registry, builtin_configs
 from promptdeck.model.secrets import Secrets
-from promptdeck.promptfoo.exporter import export_promptfoo
-from promptdeck.promptfoo.importer import import_promptfoo
 from promptdeck.store.db import Store
-from promptdeck.store.transfer import copy_store
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import load_prompts
 from promptdeck.workspace.providers_file import load_providers_file, open_registry
+
+# Above: what `run` needs before its first call, and nothing heavier. The analysis (pandas,
+# numpy, the charts), promptfoo interop and `db copy` are imported by the commands that use
+# them, so that `promptdeck run` sends its first request a few hundred ms after it starts
+# (tests/test_cli_imports.py; bench/throughput.py measures it).
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from promptdeck.analysis.run import RunAnalysis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,6 +323,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr)
     final = run_in_foreground(registry, store, opened, plan, options, on_progress=bar.update)
     bar.close()
+    from promptdeck.analysis.calibration import describe, run_agreement
+    from promptdeck.analysis.run import analyze_run
+
     analysis = analyze_run(store, opened.run_id)
     print_summary(analysis.per_variant, sys.stdout)
     overrides = store.score_overrides(opened.run_id)
@@ -337,6 +339,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def print_plan(store: Store, plan: EvalPlan) -> int:
     """What `run` would do, and the rows each gate needs; no model is called."""
+    from promptdeck.analysis.needs import suite_needs
+
     counts = ", ".join(f"{k} {v}" for k, v in plan.category_counts().items())
     judged = "" if plan.suite.judge is None else " (+ a verdict for each)"
     print(f"{plan.suite.name}: {len(plan.cases)} rows ({counts})")
@@ -357,6 +361,8 @@ def run_sequential(
     )  # fmt: skip
     bar.close()
     print(f"stopped after {outcome.rows} rows and {outcome.looks} looks: {outcome.why}")
+    from promptdeck.analysis.run import analyze_run
+
     analysis = analyze_run(store, outcome.run_id)
     print_summary(analysis.per_variant, sys.stdout)
     if outcome.stopped == "cancelled":
@@ -365,6 +371,8 @@ def run_sequential(
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from promptdeck.analysis.run import analyze_run
+
     _, _, store = open_workspace()
     return print_gates(analyze_run(store, args.run_id, args.baseline), args.insufficient)
 
@@ -388,6 +396,10 @@ def print_gates(analysis: RunAnalysis, insufficient: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from promptdeck.analysis.cells import cell_rows
+    from promptdeck.analysis.report import html_report, markdown_summary, to_csv
+    from promptdeck.analysis.run import analyze_run
+
     _, registry, store = open_workspace()
     run = store.get_run(args.run_id)
     if not (args.csv or args.html or args.md):
@@ -411,6 +423,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_import_promptfoo(args: argparse.Namespace) -> int:
+    from promptdeck.promptfoo.importer import import_promptfoo
+
     result = import_promptfoo(
         Path(args.config), Path(args.out), force=args.force, name=args.name, presets=_presets()
     )
@@ -428,6 +442,8 @@ def cmd_import_promptfoo(args: argparse.Namespace) -> int:
 
 
 def cmd_export_promptfoo(args: argparse.Namespace) -> int:
+    from promptdeck.promptfoo.exporter import export_promptfoo
+
     result = export_promptfoo(
         Path(args.suite),
         Path(args.out),
@@ -451,6 +467,8 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
+    from promptdeck.store.transfer import copy_store
+
     source, target = Store(args.source, existing=True), Store(args.target)
     counts = copy_store(source, target)
     for table, rows in counts.items():
@@ -504,11 +522,15 @@ def _judge_summary(row: pd.Series) -> str:  # type: ignore[type-arg]
 
 
 def _number(value: object, fmt: str) -> str:
+    import pandas as pd  # loaded by the analysis that made `value`
+
     return "-" if value is None or pd.isna(value) else format(value, fmt)
 
 
 def print_summary(per_variant: pd.DataFrame, out: TextIO) -> None:
     """One line per variant from `results.variant_frame`, the summary every view shows."""
+    import pandas as pd  # loaded by the analysis that made `per_variant`
+
     head = (
         f"{'variant':<28} {'cells':>5} {'errors':>6} {'cached':>6} {'fallbk':>6} "
         f"{'p50 ms':>8} {'p95 ms':>8} {'tok out':>7} {'cost':>10}  {'checks':<12} judge"

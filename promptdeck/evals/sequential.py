@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from promptdeck.analysis.cells import load_cells, run_judge_scale
-from promptdeck.analysis.gates import INSUFFICIENT, evaluate_gates
 from promptdeck.errors import ConfigError
 from promptdeck.evals.plan import EvalPlan, every_case, whole
 from promptdeck.evals.runner import Progress, Runner
@@ -112,6 +110,11 @@ async def run_until_decided(
 
 def _undecided(store: Any, run_id: str, plan: EvalPlan) -> list[str]:
     """The gates (with their variant) the anytime rule cannot decide yet."""
+    # Imported at the first look, not with this module: they bring pandas and numpy, which
+    # `promptdeck run` must not wait for before its first call (evals.start imports us).
+    from promptdeck.analysis.cells import load_cells, run_judge_scale
+    from promptdeck.analysis.gates import INSUFFICIENT, evaluate_gates
+
     cells = load_cells(store, run_id)
     order = {case.id: i for i, case in enumerate(plan.cases)}
     cells = cells.assign(batch=[order.get(str(r), len(order)) for r in cells["row_id"]])

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from promptdeck.analysis.gates import parse_gate
+from promptdeck.analysis.gate_spec import parse_gate
 from promptdeck.errors import ConfigError
 from promptdeck.scoring.judge import JUDGE_METHODS, JudgeSpec
 from promptdeck.workspace.fileio import outside, read_text

@@ -48,9 +48,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# jsonschema ships no type information; its two entry points used here are simple.
-import jsonschema  # type: ignore[import-untyped]
-
 from promptdeck.errors import CheckConfigError
 from promptdeck.model.types import ToolStep
 
@@ -233,9 +230,19 @@ def _value_problem(kind: str, value: object) -> str | None:
     return f"invalid JSON schema: {fault[1]}" if fault is not None else None
 
 
+def _jsonschema() -> Any:
+    """jsonschema, imported when a schema is first checked: most suites have none, and the
+    CLI's first call must not wait for it. It ships no type information; the two entry
+    points used here are simple."""
+    import jsonschema  # type: ignore[import-untyped]
+
+    return jsonschema
+
+
 def schema_fault(schema: Mapping[str, Any]) -> tuple[str, str] | None:
     """Why `schema` is not a valid JSON schema: (where inside it, as `.key[0]`, what is
     wrong), or None. Tool declarations and output schemas are checked the same way."""
+    jsonschema = _jsonschema()
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
@@ -247,6 +254,7 @@ def schema_fault(schema: Mapping[str, Any]) -> tuple[str, str] | None:
 def schema_violation(schema: Mapping[str, Any], document: object) -> str | None:
     """The first way `document` breaks `schema`, with its place (`at $.status: ...`), or
     None when it fits: the json_schema check's reason, and a tool call's argument check."""
+    jsonschema = _jsonschema()
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     return None if error is None else f"at {error.json_path}: {error.message}"

@@ -30,9 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
-
 from promptdeck.errors import ConfigError
 from promptdeck.model.pricing import Price, PriceTable
 from promptdeck.model.registry import KINDS, ProviderConfig, Registry, builtin_configs
@@ -48,7 +45,6 @@ from promptdeck.workspace.fileio import (
     save_versioned,
 )
 from promptdeck.workspace.yamlfile import parse_yaml
-from promptdeck.workspace.yamlsplice import round_trip_yaml
 
 GGUF_MAGIC = b"GGUF"
 
@@ -267,6 +263,12 @@ def set_local_model_path(
     empty value removes it (back to the bundled SmolLM2). Keeps the file's comments and other
     entries; refuses to overwrite a change made meanwhile. With a `store`, the save is
     recorded in its file history (named relative to `root`). Returns what was done."""
+    # ruamel.yaml only for this edit: reading the file (every `promptdeck run`) needs none.
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import YAMLError
+
+    from promptdeck.workspace.yamlsplice import round_trip_yaml
+
     value = value.strip()
     if value:
         check_model_file(value)
@@ -305,6 +307,8 @@ def set_local_model_path(
 
 def _edit_local(data: Any, value: str, *, where: str) -> bool:
     """Set or remove providers.local.model_path in parsed round-trip YAML; False if unchanged."""
+    from ruamel.yaml.comments import CommentedMap
+
     if isinstance(data, dict) and data.get("providers") is None:
         data["providers"] = CommentedMap()
     providers = data.get("providers") if isinstance(data, dict) else None

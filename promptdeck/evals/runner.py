@@ -6,6 +6,11 @@ the variant's fallback model, and the response cache (the store) keyed by the fu
 which makes re-running an unchanged eval free. Each cell is committed to the store with
 its scores the moment it is finished, so a killed run loses nothing and a resumed one
 repeats nothing.
+
+A pointwise verdict is asked by the worker that got the answer, right after it: verdicts
+overlap the other cells' answers, the last one arrives one call after the last answer,
+and a cell is never stored without its verdict. Pairwise verdicts need the baseline's
+answer as well, so they are asked once every answer is in.
 """
 
 from __future__ import annotations
@@ -101,12 +106,11 @@ class Runner:
         queue: asyncio.Queue[Cell] = asyncio.Queue()
         for cell in pending:
             queue.put_nowait(cell)
-        providers = {provider_of(c.variant.model) for c in pending}
         workers = [
             asyncio.create_task(
                 self._worker(run_id, queue, tally, plan.suite.judge, plan.folder, on_progress)
             )
-            for _ in range(max(1, sum(self.policy.limit_for(p) for p in providers)))
+            for _ in range(self._worker_count(pending, plan.suite.judge))
         ]
         beating = asyncio.create_task(self._beat(run_id))
         try:
@@ -127,6 +131,18 @@ class Runner:
         if on_progress is not None:
             on_progress(final)
         return final
+
+    def _worker_count(self, pending: list[Cell], judge: JudgeSpec | None) -> int:
+        """Enough workers to fill every call slot the cells can use: the answering
+        providers' and, with a pointwise judge, the judge's. A worker answers a cell and
+        then judges it, so a judge on its own provider counted for nothing would leave half
+        of every provider's slots idle (each worker waiting on its other call), and a run
+        twice as long as the limits allow. The call policy's per-provider semaphores, not
+        the workers, bound the calls in flight."""
+        providers = {provider_of(c.variant.model) for c in pending}
+        if pending and judge is not None and judge.mode == "pointwise":
+            providers.add(provider_of(judge.model))
+        return max(1, sum(self.policy.limit_for(p) for p in providers))
 
     async def _beat(self, run_id: str) -> None:
         """Says every `beat_s` that this run is alive, however slow its cells: another

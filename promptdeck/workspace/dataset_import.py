@@ -291,9 +291,14 @@ class ImportRows(Sequence[Row]):
     cells: Sequence[Cells]
     indexes: Sequence[int]
     source: tuple[tuple[str, int], ...]
+    ids: Sequence[str] | None = None  # every row's id, once computed (`with_ids`)
 
     def __len__(self) -> int:
         return len(self.indexes)
+
+    def with_ids(self) -> ImportRows:
+        """These rows with every id computed once: writing reads each row twice."""
+        return replace(self, ids=[row["id"] for row in self])
 
     @overload
     def __getitem__(self, k: int) -> Row: ...
@@ -304,7 +309,7 @@ class ImportRows(Sequence[Row]):
             return [self[i] for i in range(*k.indices(len(self)))]
         cells = self.cells[self.indexes[k]]
         values = {target: cells[j] for target, j in self.source}
-        return {"id": stable_id(values), **values}
+        return {"id": stable_id(values) if self.ids is None else self.ids[k], **values}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
@@ -383,13 +388,34 @@ def write_import(plan: ImportPlan, store: Store, root: Path) -> Saved:
         {**row, "id": row.get("id", "").strip() or (case_id if grows else "")}
         for row, case_id in zip(target.rows, target.ids, strict=True)
     ]
-    rows = [*old, *plan.rows]
+    added = plan.rows.with_ids() if isinstance(plan.rows, ImportRows) else plan.rows
+    rows = _Joined(old, added)  # a million imported rows are never all dicts at once
     problems = check_table(plan.columns, rows, target.sparse)
     if problems:
         raise DatasetError(not_saved_message(target.path, problems))
     action = "create" if target.fingerprint == MISSING else "import"
     new = write_rows(target, plan.columns, rows, store, root, action, range(len(old)))
     return Saved(target.path, new, len(rows))
+
+
+@dataclass(frozen=True)
+class _Joined(Sequence[Row]):
+    first: Sequence[Row]
+    then: Sequence[Row]
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.then)
+
+    @overload
+    def __getitem__(self, k: int) -> Row: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Row]: ...
+    def __getitem__(self, k: int | slice) -> Row | list[Row]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        return self.first[k] if k < len(self.first) else self.then[k - len(self.first)]
 
 
 def new_dataset_path(datasets_dir: Path, name: str) -> Path:

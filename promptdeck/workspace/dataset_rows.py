@@ -62,7 +62,6 @@ class LineFeed:
         self._chunk = chunk
         self._at = start  # the current chunk: its offset, bytes, and the \n before it
         self._bytes = b""
-        self._newlines = 0
 
     def __iter__(self) -> Iterator[str]:
         return itertools.chain.from_iterable(self._pieces())
@@ -72,7 +71,7 @@ class LineFeed:
         for offset, chunk in _chunks(self.file, at, self._chunk):
             self._at, self._bytes = offset, chunk
             if b"\x00" in chunk:  # valid UTF-8, yet no text file holds NULs
-                line = self._newlines + chunk.count(b"\n", 0, chunk.index(b"\x00")) + 1
+                line = self._line(offset + chunk.index(b"\x00"))
                 raise ValueError(
                     f"line {line}: NUL bytes: this is not UTF-8 text (UTF-16?); "
                     "save the file as UTF-8"
@@ -86,16 +85,26 @@ class LineFeed:
             if starts is not None:
                 starts.extend(itertools.accumulate(map(len, lines[:-1]), initial=offset))
             yield map(bytes.decode, lines)
-            self._newlines += chunk.count(b"\n")
 
     def not_utf8(self) -> NotUTF8:
         """Where the chunk being read stops being UTF-8 (after a UnicodeDecodeError)."""
         try:
             self._bytes.decode()
         except UnicodeDecodeError as exc:
-            line = self._newlines + self._bytes.count(b"\n", 0, exc.start) + 1
-            return NotUTF8(line, self._at + exc.start, self._bytes[exc.start])
+            at = self._at + exc.start
+            return NotUTF8(self._line(at), at, self._bytes[exc.start])
         raise AssertionError("the chunk decodes")  # pragma: no cover
+
+    def _line(self, offset: int) -> int:
+        """The line of a byte, \\n counted from the file's start (for an error only: the
+        file is read again up to it, a chunk at a time)."""
+        here = self.file.tell()
+        self.file.seek(0)
+        lines = 1
+        while offset > 0 and (block := self.file.read(min(offset, self._chunk))):
+            lines, offset = lines + block.count(b"\n"), offset - len(block)
+        self.file.seek(here)
+        return lines
 
 
 def _chunks(file: IO[bytes], at: int, size: int) -> Iterator[tuple[int, bytes]]:

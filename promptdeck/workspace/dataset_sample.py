@@ -187,6 +187,7 @@ def _tally_csv(path: Path, tally: _Tally, feed: LineFeed, stratify: str | None) 
         if header is None:
             return
         tally.columns = dict.fromkeys(header)
+        key = itemgetter(header.index(stratify) if stratify in header else 0)
         line = reader.line_num  # lines read so far
         batch: list[list[str]] = []
         while True:
@@ -197,30 +198,35 @@ def _tally_csv(path: Path, tally: _Tally, feed: LineFeed, stratify: str | None) 
             used = reader.line_num - line
             if used == 0:
                 return
-            regular = (
-                used == len(batch)
-                and set(map(len, batch)) == {len(header)}
-                and (all(map(str.strip, map(itemgetter(0), batch))) or not any(map(_blank, batch)))
-            )
-            if regular:
-                _add_batch(tally, header, stratify, line + 1, batch)
+            regular = used == len(batch) and set(map(len, batch)) == {len(header)}
+            # the stratify column's values (or the first column's): a blank record has none
+            values = list(map(str.strip, map(key, batch))) if regular else []
+            if regular and (all(values) or not any(map(_blank, batch))):
+                _add_batch(tally, header, stratify, line + 1, batch, values)
             else:
                 _add_slowly(path, tally, header, stratify, line, used, feed)
             line += used
 
 
 def _blank(record: list[str]) -> bool:
-    return not record[0].strip() and not any(map(str.strip, record))
+    return not any(map(str.strip, record))
 
 
 def _add_batch(
-    tally: _Tally, header: list[str], stratify: str | None, line: int, batch: list[list[str]]
+    tally: _Tally,
+    header: list[str],
+    stratify: str | None,
+    line: int,
+    batch: list[list[str]],
+    values: list[str] | None = None,
 ) -> None:
-    """Records of one line each, the first on `line`."""
+    """Records of one line each, the first on `line`; `values`: their stratify cells,
+    stripped, if the caller has them."""
     size = len(batch)
     tally.refs.extend(range(line, line + size))
     if stratify in header:
-        values = map(str.strip, map(itemgetter(header.index(stratify)), batch))
+        if values is None:
+            values = list(map(str.strip, map(itemgetter(header.index(stratify)), batch)))
         tally.codes.extend(map(tally.numbers.__getitem__, values))
     else:
         tally.codes.extend(itertools.repeat(tally.numbers[""], size))

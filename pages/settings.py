@@ -176,7 +176,8 @@ def keys_section() -> None:
         "A provider names the **environment variable** that holds its key (`api_key_env` in "
         "`providers.yaml`). PromptDeck looks that variable up, in this order:\n"
         "1. a key set above **for this session** (held in this PromptDeck process's memory "
-        "until it stops);\n"
+        "until it stops, and used by everyone this PromptDeck serves: on a shared server, "
+        "the whole team's calls spend it);\n"
         "2. the environment of the process that started PromptDeck;\n"
         f"3. the `.env` file in the workspace ({ui.code((workspace.root / '.env').resolve())}), "
         "where **In .env** above writes it;\n"
@@ -448,7 +449,8 @@ def save_key() -> None:
             SESSION_KEYS.set(name, value)
             message = (
                 f"{name} is set for this session ({mask_secret(value)}): kept in this "
-                "PromptDeck process's memory until it stops, written nowhere."
+                "PromptDeck process's memory until it stops, written nowhere, and used by "
+                "everyone this PromptDeck serves."
             )
     except PromptDeckError as exc:
         state.set_key_msg = (False, f"Not saved: {exc}")

@@ -362,7 +362,8 @@ def test_a_key_entered_here_is_used_and_never_written_or_shown(
     set_key(at, "STAGING_KEY", f" {SESSION_KEY} ")
     assert messages(at, "success")[0] == (
         f"STAGING_KEY is set for this session ({mask_secret(SESSION_KEY)}): kept in this "
-        "PromptDeck process's memory until it stops, written nowhere."
+        "PromptDeck process's memory until it stops, written nowhere, and used by "
+        "everyone this PromptDeck serves."
     )
     assert at.text_input(key="set_key_value").value == ""  # not kept in the page's state
     assert (

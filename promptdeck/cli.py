@@ -31,6 +31,7 @@ import getpass
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -320,9 +321,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"run_id: {opened.run_id}", flush=True)
-    bar = ProgressBar(sys.stderr)
-    final = run_in_foreground(registry, store, opened, plan, options, on_progress=bar.update)
+    bar, meanwhile = ProgressBar(sys.stderr), AnalysisImport()
+
+    def on_progress(p: Progress) -> None:
+        meanwhile.start()
+        bar.update(p)
+
+    final = run_in_foreground(registry, store, opened, plan, options, on_progress=on_progress)
     bar.close()
+    meanwhile.join()
     from promptdeck.analysis.calibration import describe, run_agreement
     from promptdeck.analysis.run import analyze_run
 
@@ -484,6 +491,27 @@ def _presets() -> dict[str, ProviderConfig]:
     if path.exists():
         presets.update(load_providers_file(path)[0])
     return presets
+
+
+class AnalysisImport:
+    """The analysis a run's summary needs (pandas, numpy: about half a second of CPU),
+    imported in a thread from the first finished cell on, while the calls wait on the
+    network: the summary then starts as soon as the last call is in."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=self._load, name="analysis-import", daemon=True)
+
+    def start(self) -> None:
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def join(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    @staticmethod
+    def _load() -> None:
+        from promptdeck.analysis import calibration, run  # noqa: F401
 
 
 class ProgressBar:

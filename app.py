@@ -40,6 +40,9 @@ with right:
         st.success(local_text, icon=":material/memory:")
     else:
         st.warning(local_text, icon=":material/memory:")
+    store = ui.store()
+    where = "in the team's PostgreSQL database" if store.engine == "postgresql" else "in"
+    st.caption(f"Runs, reviews and history are kept {where} {ui.code(store.location)}.")
 
 st.subheader("Prompt tasks")
 ui.show_prompt_errors(library)

@@ -260,6 +260,7 @@ def test_a_page_on_postgresql_shows_its_runs(flows: Flows) -> None:
         assert flows.page_exceptions[name] == [], name
         assert flows.page_errors[name] == [], name
     assert flows.run_id.encode() in flows.pages["Home"]
+    assert flows.shown_as.encode() in flows.pages["Home"]  # where the runs are kept, masked
     assert flows.run_id.encode() in flows.pages["Evaluate"]
     assert flows.run_id.encode() in flows.pages["Results"]
     assert flows.page_run_id.encode() in flows.pages["Evaluate (its eval)"]

@@ -9,9 +9,12 @@ from promptdeck import ui
 from promptdeck.analysis import charts
 from promptdeck.errors import DatasetError, FileConflictError
 from promptdeck.workspace.dataset_edit import (
+    EDITABLE_BYTES,
+    FROM_FILE,
     Table,
     conflict_diff,
     count_categories,
+    editable_size,
     edited_text,
     filter_rows,
     frame_rows,
@@ -33,6 +36,7 @@ from promptdeck.workspace.dataset_import import (
     upload_digest,
     write_import,
 )
+from promptdeck.workspace.dataset_sample import DatasetIndex, index_dataset, read_page
 from promptdeck.workspace.datasets import find_datasets
 from promptdeck.workspace.fileio import fingerprint_file
 from promptdeck.workspace.sampling import NO_STRATUM
@@ -234,8 +238,48 @@ def edit(table: Table) -> None:
         show_conflict(table, conflict)
 
 
-def history(table: Table) -> None:
-    versions = ui.store().versions(history_key(table.path, root))
+@st.cache_resource(max_entries=4, ttl=3600, show_spinner="Reading the dataset…")
+def dataset_index(path: str, version: tuple[int, int]) -> DatasetIndex:
+    """A large dataset read once per version of the file, its rows not kept: pages of it are
+    read when shown."""
+    return index_dataset(Path(path))
+
+
+def file_version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def browse_large(index: DatasetIndex) -> None:
+    st.caption(
+        f"{index.rows:,} cases: over {EDITABLE_BYTES // 2**20} MB, this dataset is shown a page "
+        "at a time, without search, filters or editing; edit the file where it is produced."
+    )
+    left, right = st.columns([3, 2])
+    with left:
+        page = page_of(index.rows, f"ds_page_{index.path.name}")
+        try:
+            cases = read_page(index, page.start, page.stop)
+        except DatasetError as exc:
+            st.error(ui.plain(exc))
+            return
+        frame = pd.DataFrame([{"id": c.id, **c.values} for c in cases])
+        st.dataframe(frame, hide_index=True, width="stretch", height=420)
+    counts = pd.DataFrame(
+        {
+            "category": list(index.categories),
+            "origin": FROM_FILE,
+            "cases": list(index.categories.values()),
+        }
+    )
+    right.altair_chart(charts.category_counts(counts), width="stretch")
+
+
+HISTORY_CHARS = 100_000  # of a version shown: a million-row version is 100 MB of text
+
+
+def history(path: Path) -> None:
+    versions = ui.store().versions(history_key(path, root))
     if not versions:
         st.caption("No saves from the app yet. Each save or import is listed here with its text.")
         return
@@ -243,10 +287,12 @@ def history(table: Table) -> None:
     rows["author"] = [ui.who(a) for a in rows["author"]]
     st.dataframe(rows.rename(columns={"author": "saved by"}), hide_index=True, width="stretch")
     picked = st.selectbox(
-        "Show a version", [v["id"] for v in versions], key=f"ds_version_{table.path.name}"
+        "Show a version", [v["id"] for v in versions], key=f"ds_version_{path.name}"
     )
-    chosen = next(v for v in versions if v["id"] == picked)
-    st.code(chosen["content"], language=None)
+    content = str(next(v for v in versions if v["id"] == picked)["content"])
+    if len(content) > HISTORY_CHARS:
+        st.caption(f"The first {HISTORY_CHARS:,} of its {len(content):,} characters:")
+    st.code(content[:HISTORY_CHARS], language=None)
 
 
 def import_target(writable: list[Path], current: Path | None) -> Table | None:
@@ -411,7 +457,9 @@ if broken:
     with st.expander(f"⚠️ {len(broken)} dataset {noun} could not be loaded", expanded=True):
         for message in broken.values():
             st.error(ui.plain(message), icon=":material/description:")
-writable = [p for p in paths if p not in broken and p.suffix.lower() != ".parquet"]
+writable = [
+    p for p in paths if p not in broken and p.suffix.lower() != ".parquet" and editable_size(p)
+]
 
 current: Path | None = None
 if not paths:
@@ -434,11 +482,16 @@ else:
     )
     current = folder / picked
 
-table = None
+table, large = None, None
 if current in broken:
     st.warning(
         f"{ui.plain(current.name)} cannot be loaded (see above): fix the file or pick another one."
     )
+elif current is not None and not editable_size(current):
+    try:
+        large = dataset_index(str(current), file_version(current))
+    except DatasetError as exc:
+        st.error(ui.plain(exc), icon=":material/description:")
 elif current is not None:
     table = current_table(current)
 if table is not None and fingerprint_file(table.path) != table.fingerprint:
@@ -452,12 +505,24 @@ if table is not None and fingerprint_file(table.path) != table.fingerprint:
     )
 
 editor = ui.can_edit()  # a viewer browses the cases and their history
-if table is not None and not editor:
+if large is not None:
+    names = ["Browse", "Import", "History"] if editor else ["Browse", "History"]
+    large_tabs = dict(
+        zip(names, st.tabs(names, key="ds_tab_large", on_change="rerun"), strict=True)
+    )
+    with large_tabs["Browse"]:
+        browse_large(large)
+    if "Import" in large_tabs:
+        with large_tabs["Import"]:
+            import_section(writable, current)
+    with large_tabs["History"]:
+        history(large.path)
+elif table is not None and not editor:
     browse_tab, history_tab = st.tabs(["Browse", "History"])
     with browse_tab:
         browse(table)
     with history_tab:
-        history(table)
+        history(table.path)
 elif table is not None:
     # Keyed: a save or an upload reruns the page, and the tab in use must stay open.
     tabs = st.tabs(["Browse", "Edit", "Import", "History"], key="ds_tab", on_change="rerun")
@@ -468,7 +533,7 @@ elif table is not None:
     with tabs[2]:
         import_section(writable, current)
     with tabs[3]:
-        history(table)
+        history(table.path)
 elif editor:
     st.subheader("Import production queries")
     import_section(writable, current)

@@ -7,7 +7,8 @@ Saving writes CSV, JSONL or YAML atomically and only if the file is still the on
 loaded, and records it in the store's file history (`fileio.save_versioned`); the first save
 is preceded by the file as it was ("original"), so it can always be looked up again.
 Parquet datasets are read-only here: they are produced by other tools, and rewriting them
-would lose their column types.
+would lose their column types. So are files over EDITABLE_BYTES: a table of a million rows
+takes gigabytes; they are browsed a page at a time (`dataset_sample.index_dataset`).
 
 How each format is written back:
 - CSV: columns in table order, with the file's line endings and byte-order mark, if any.
@@ -35,6 +36,7 @@ import yaml
 from promptdeck.errors import DatasetError
 from promptdeck.model.types import Message
 from promptdeck.store.db import Store
+from promptdeck.workspace.dataset_sample import index_dataset
 from promptdeck.workspace.datasets import Case, load_dataset, stable_id
 from promptdeck.workspace.fileio import (
     MISSING,
@@ -48,6 +50,16 @@ from promptdeck.workspace.sampling import NO_STRATUM
 from promptdeck.workspace.yamlfile import parse_yaml_rows
 
 WRITABLE = (".csv", ".jsonl", ".yaml", ".yml")
+# Larger files are not loaded as a table (a 10 MB CSV is ~100,000 rows: ~1 s and ~150 MB)
+EDITABLE_BYTES = 20 * 1024 * 1024
+
+
+def editable_size(path: Path) -> bool:
+    """Whether the file is small enough to load as a table, to edit or import into."""
+    try:
+        return path.stat().st_size <= EDITABLE_BYTES
+    except OSError:
+        return True  # missing: a new dataset
 BOM = "\ufeff"
 FROM_APP = "added from the app"
 FROM_FILE = "in the file"
@@ -410,11 +422,12 @@ def count_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def probe(paths: Iterable[Path]) -> dict[Path, str | None]:
-    """Each dataset file and the error that keeps it from loading, or None."""
+    """Each dataset file and the error that keeps it from loading, or None: every check of
+    load_dataset, without keeping the rows (`index_dataset`)."""
     found: dict[Path, str | None] = {}
     for path in paths:
         try:
-            load_dataset(path)
+            index_dataset(path)
             found[path] = None
         except DatasetError as exc:
             found[path] = str(exc)

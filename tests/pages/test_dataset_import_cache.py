@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from promptdeck.workspace import dataset_import
+from promptdeck.workspace import dataset_edit, dataset_import
 from tests.pages.test_datasets import open_datasets
 
 
@@ -72,3 +72,23 @@ def test_a_large_dataset_is_browsed_a_page_at_a_time(workspace: Path) -> None:
     assert len(at.dataframe[0].value) == 500
     at.number_input(key="ds_page_big.csv").set_value(3).run()
     assert list(at.dataframe[0].value["id"][:1]) == ["r1000"]
+
+
+def test_a_dataset_too_large_to_edit_is_read_a_page_at_a_time(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_edit, "EDITABLE_BYTES", 10_000)  # big.csv: ~30 KB
+    lines = ["id,category,input"] + [f"r{i},{'ab'[i % 2]},question {i}" for i in range(1_200)]
+    (workspace / "datasets" / "big.csv").write_text("\n".join(lines) + "\n")
+    at = open_datasets()
+    at = at.selectbox(key="ds_path").set_value("big.csv").run()
+    assert not at.exception and not at.data_editor  # nothing to edit
+    assert [t.label for t in at.tabs] == ["Browse", "Import", "History"]
+    assert len(at.dataframe[0].value) == 500
+    assert "1,200 cases: over 0 MB" in at.caption[0].value
+    at.number_input(key="ds_page_big.csv").set_value(3).run()
+    shown = at.dataframe[0].value
+    assert list(shown["id"]) == [f"r{i}" for i in range(1000, 1200)]
+    at.file_uploader(key="ds_upload").set_value(("q.jsonl", upload(3), "text/plain")).run()
+    targets = at.selectbox(key="ds_imp_target").options  # too large to import into
+    assert "support_sample.csv" in targets and "big.csv" not in targets

@@ -15,7 +15,7 @@ import pytest
 
 from promptdeck.errors import DatasetError
 from promptdeck.workspace import dataset_rows, dataset_sample
-from promptdeck.workspace.dataset_sample import load_sample
+from promptdeck.workspace.dataset_sample import index_dataset, load_sample, read_page
 from promptdeck.workspace.datasets import load_dataset, stable_id
 from promptdeck.workspace.sampling import allocation, draw, sample_cases
 
@@ -214,3 +214,21 @@ def test_memory_stays_bounded_on_a_large_file(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert sample.rows == 200_000 and len(sample.sample) == 200
     assert peak < 0.5 * size, f"{peak / 200_000:.0f} bytes a row"
+
+
+def test_an_index_reads_any_page_of_a_file_without_keeping_its_rows(files: list[Path]) -> None:
+    for path in files:
+        cases = load_dataset(path).cases
+        index = index_dataset(path)
+        assert (index.rows, index.columns) == (len(cases), load_dataset(path).columns)
+        assert sum(index.categories.values()) == len(cases)
+        for start, stop in ((0, 7), (61, 130), (len(cases) - 3, len(cases) + 5)):
+            assert read_page(index, start, stop) == list(cases[start:stop]), path.name
+
+
+def test_a_page_of_a_file_changed_since_it_was_indexed_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "a.csv", rows(20))
+    index = index_dataset(path)
+    write_csv(path, rows(21))
+    with pytest.raises(DatasetError, match="changed since it was read"):
+        read_page(index, 0, 5)

@@ -279,7 +279,8 @@ HISTORY_CHARS = 100_000  # of a version shown: a million-row version is 100 MB o
 
 
 def history(path: Path) -> None:
-    versions = ui.store().versions(history_key(path, root))
+    store = ui.store()
+    versions = store.versions(history_key(path, root), content=False)  # one text is read
     if not versions:
         st.caption("No saves from the app yet. Each save or import is listed here with its text.")
         return
@@ -289,7 +290,8 @@ def history(path: Path) -> None:
     picked = st.selectbox(
         "Show a version", [v["id"] for v in versions], key=f"ds_version_{path.name}"
     )
-    content = str(next(v for v in versions if v["id"] == picked)["content"])
+    chosen = store.version(int(picked))
+    content = "" if chosen is None else chosen["content"]
     if len(content) > HISTORY_CHARS:
         st.caption(f"The first {HISTORY_CHARS:,} of its {len(content):,} characters:")
     st.code(content[:HISTORY_CHARS], language=None)

@@ -506,10 +506,14 @@ class Store:
             ).fetchone()
             return int(row["id"])
 
-    def versions(self, path: str, limit: int = 100) -> list[VersionRow]:
-        """Saved versions of one file, newest first."""
+    def versions(self, path: str, limit: int = 100, *, content: bool = True) -> list[VersionRow]:
+        """Saved versions of one file, newest first. Without `content` their text is "": a
+        dataset's version may be a hundred megabytes (`version` reads one with its text)."""
+        text = "content" if content else "'' AS content"
         rows = self._read(
-            "SELECT * FROM file_versions WHERE path = ? ORDER BY id DESC LIMIT ?", (path, limit)
+            f"SELECT id, saved, path, name, action, {text}, fingerprint, author"
+            " FROM file_versions WHERE path = ? ORDER BY id DESC LIMIT ?",
+            (path, limit),
         )
         return [cast(VersionRow, r) for r in rows]
 

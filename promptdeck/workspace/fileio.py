@@ -172,7 +172,7 @@ def save_if_unchanged(path: Path, data: bytes | str, expected: str) -> str:
 class History(Protocol):
     """What a versioned write needs of the store (promptdeck.store.db.Store has it)."""
 
-    def versions(self, path: str, limit: int = ...) -> Sequence[object]: ...
+    def versions(self, path: str, limit: int = ..., *, content: bool = ...) -> Sequence[object]: ...
 
     def add_version(
         self, path: str, name: str, action: str, content: str, fingerprint: str
@@ -188,7 +188,7 @@ def save_versioned(
     up again; a refused save records nothing."""
     with folder_lock(path.parent):
         raw = check_unchanged(path, expected)
-        if raw is not None and not store.versions(key, limit=1):
+        if raw is not None and not store.versions(key, limit=1, content=False):
             # with the mark, if any: the recorded text is the file byte for byte
             store.add_version(key, name, ORIGINAL, decode_text(raw, keep_bom=True), expected)
         new = atomic_write(path, text)

@@ -13,16 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
 from promptdeck.ui import host_allowed
 from tests.e2e.conftest import wait_idle
+from tests.helpers import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[1]
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
@@ -80,17 +79,8 @@ def serving(tmp_path: Path, command: list[str], env: dict[str, str]) -> Iterator
             command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 300  # a first run installs the packages
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).is_success:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the app did not start"
-                time.sleep(0.2)
+        try:  # within 300 s: a first run installs the packages
+            wait_until_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log_path, 300)
             yield f"http://127.0.0.1:{port}"
         finally:
             os.killpg(proc.pid, signal.SIGTERM)

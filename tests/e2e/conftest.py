@@ -12,15 +12,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import CHROMIUM  # noqa: F401  (bench/playground_app.py imports it from here)
+from tests.helpers import wait_until_serving
 from tests.llm_server import LLMServer, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,20 +87,12 @@ def running_app(workspace: Path, port: int | None = None) -> Iterator[str]:
         "--browser.gatherUsageStats",
         "false",
     ]
-    with (ARTIFACTS / f"streamlit-{port}.log").open("w") as log:
+    log_path = ARTIFACTS / f"streamlit-{port}.log"
+    with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("streamlit did not start")
-                time.sleep(0.2)
+            wait_until_serving(url + "/_stcore/health", proc, log_path, 60)
             yield url
         finally:
             proc.terminate()

@@ -14,10 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -30,6 +28,7 @@ from tests.e2e.conftest import (
     shot,
     wait_idle,
 )
+from tests.helpers import wait_until_serving
 from tests.llm_server import LLMServer, Scenario
 
 pytestmark = pytest.mark.browser
@@ -61,16 +60,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/.well-known/openid-configuration", timeout=1).is_success:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the OIDC provider did not start"
-                time.sleep(0.1)
+            wait_until_serving(f"{url}/.well-known/openid-configuration", proc, log_path, 30)
             yield url
         finally:
             proc.terminate()

@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from promptdeck import ui
+from promptdeck.evals.live import ColumnView
 from promptdeck.model.secrets import SESSION_KEYS
 from promptdeck.store.db import Store
 from tests.helpers import shown
@@ -259,7 +260,8 @@ def test_a_connection_test_is_not_run_for_a_viewer(team: Path, llm_server: LLMSe
     assert not at.dataframe  # and the page shows a viewer nothing of the providers
 
 
-def test_thumbs_are_not_stored_once_a_viewer(team: Path, llm_server: LLMServer) -> None:
+def alice_ran_the_playground() -> tuple[AppTest, ColumnView]:
+    """Alice (an editor) ran t/alpha in the Playground; the page and its one answer."""
     at = open_as(ALICE, "pages/playground.py")
     at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
     at.text_area(key="pg_in_input").input("hi").run()
@@ -268,6 +270,11 @@ def test_thumbs_are_not_stored_once_a_viewer(team: Path, llm_server: LLMServer) 
     assert live.wait(20)
     at.run()
     [view] = live.snapshot()
+    return at, view
+
+
+def test_thumbs_are_not_stored_once_a_viewer(team: Path, llm_server: LLMServer) -> None:
+    at, view = alice_ran_the_playground()
     demote_bob(team)
     at.feedback(key=f"pg_thumbs_{view.call_id}").set_value(0).run()
     assert not at.exception
@@ -295,14 +302,7 @@ def test_a_save_is_stamped_and_the_history_says_who(team: Path) -> None:
 
 
 def test_a_playground_run_and_its_thumbs_are_stamped(team: Path, llm_server: LLMServer) -> None:
-    at = open_as(ALICE, "pages/playground.py")
-    at.multiselect(key="pg_variants").set_value(["t/alpha"]).run()
-    at.text_area(key="pg_in_input").input("hi").run()
-    next(b for b in at.button if b.label == "Run").click().run()
-    live = at.session_state["pg_run"]
-    assert live.wait(20)
-    at.run()
-    [view] = live.snapshot()
+    at, view = alice_ran_the_playground()
     at.feedback(key=f"pg_thumbs_{view.call_id}").set_value(1).run()
     store = Store(team / ".promptdeck" / "promptdeck.sqlite")
     [call] = store.recent_calls()

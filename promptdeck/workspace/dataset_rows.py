@@ -70,7 +70,8 @@ class LineFeed:
         at, starts = self._at, self.starts
         for offset, chunk in _chunks(self.file, at, self._chunk):
             self._at, self._bytes = offset, chunk
-            if b"\x00" in chunk:  # valid UTF-8, yet no text file holds NULs
+            if b"\x00" in chunk:  # no text file holds NULs: UTF-16?
+                chunk.decode()  # where it is not UTF-8 first, as when the file is decoded whole
                 line = self._line(offset + chunk.index(b"\x00"))
                 raise ValueError(
                     f"line {line}: NUL bytes: this is not UTF-8 text (UTF-16?); "
@@ -114,16 +115,16 @@ def _chunks(file: IO[bytes], at: int, size: int) -> Iterator[tuple[int, bytes]]:
     if at == 0 and file.read(3) != _BOM:
         file.seek(0)
     at = file.tell()
-    rest = b""
+    parts: list[bytes] = []  # a line longer than a chunk, in pieces (joined once)
     while block := file.read(size):
-        block = rest + block
         cut = block.rfind(b"\n") + 1
-        if cut == 0:  # a line longer than a chunk: read on
-            rest = block
+        if cut == 0:
+            parts.append(block)
             continue
-        yield at, block[:cut]
-        at, rest = at + cut, block[cut:]
-    if rest:
+        whole = b"".join([*parts, block[:cut]]) if parts else block[:cut]
+        yield at, whole
+        at, parts = at + len(whole), [block[cut:]]
+    if rest := b"".join(parts):
         yield at, rest
 
 

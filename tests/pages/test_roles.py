@@ -270,6 +270,7 @@ def alice_ran_the_playground() -> tuple[AppTest, ColumnView]:
     assert live.wait(20)
     at.run()
     [view] = live.snapshot()
+    assert view.call_id is not None  # stored
     return at, view
 
 

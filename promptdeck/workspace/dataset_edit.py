@@ -60,6 +60,8 @@ def editable_size(path: Path) -> bool:
         return path.stat().st_size <= EDITABLE_BYTES
     except OSError:
         return True  # missing: a new dataset
+
+
 BOM = "\ufeff"
 FROM_APP = "added from the app"
 FROM_FILE = "in the file"

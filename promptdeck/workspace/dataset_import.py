@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import overload
 
 from promptdeck.errors import DatasetError
 from promptdeck.store.db import Store
@@ -36,12 +35,11 @@ from promptdeck.workspace.dataset_edit import (
     write_rows,
 )
 from promptdeck.workspace.dataset_rows import LineFeed, csv_records, jsonl_row
-from promptdeck.workspace.datasets import stable_id
 from promptdeck.workspace.fileio import MISSING
+from promptdeck.workspace.import_rows import Cells, ImportRows, Joined
 from promptdeck.workspace.sampling import NO_STRATUM, draw
 
 IMPORTABLE = (".csv", ".jsonl")
-Cells = tuple[str, ...]  # one row's cell text, in column order
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -282,41 +280,6 @@ def plan_upload(
     return ImportPlan(target, columns_after, added, report)
 
 
-@dataclass(frozen=True, eq=False)
-class ImportRows(Sequence[Row]):
-    """The rows an import adds, each made when asked for (a million rows as dicts would take
-    gigabytes, their ids seconds): row k is the upload's row `indexes[k]`, the cells of
-    `source` (target column, upload column) under their target names, after its new id."""
-
-    cells: Sequence[Cells]
-    indexes: Sequence[int]
-    source: tuple[tuple[str, int], ...]
-    ids: Sequence[str] | None = None  # every row's id, once computed (`with_ids`)
-
-    def __len__(self) -> int:
-        return len(self.indexes)
-
-    def with_ids(self) -> ImportRows:
-        """These rows with every id computed once: writing reads each row twice."""
-        return replace(self, ids=[row["id"] for row in self])
-
-    @overload
-    def __getitem__(self, k: int) -> Row: ...
-    @overload
-    def __getitem__(self, k: slice) -> list[Row]: ...
-    def __getitem__(self, k: int | slice) -> Row | list[Row]:
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        cells = self.cells[self.indexes[k]]
-        values = {target: cells[j] for target, j in self.source}
-        return {"id": stable_id(values) if self.ids is None else self.ids[k], **values}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 MAX_LISTED_PROBLEMS = 100  # a report of a million skipped rows lists the first ones, and counts
 
 
@@ -389,33 +352,13 @@ def write_import(plan: ImportPlan, store: Store, root: Path) -> Saved:
         for row, case_id in zip(target.rows, target.ids, strict=True)
     ]
     added = plan.rows.with_ids() if isinstance(plan.rows, ImportRows) else plan.rows
-    rows = _Joined(old, added)  # a million imported rows are never all dicts at once
+    rows = Joined(old, added)  # a million imported rows are never all dicts at once
     problems = check_table(plan.columns, rows, target.sparse)
     if problems:
         raise DatasetError(not_saved_message(target.path, problems))
     action = "create" if target.fingerprint == MISSING else "import"
     new = write_rows(target, plan.columns, rows, store, root, action, range(len(old)))
     return Saved(target.path, new, len(rows))
-
-
-@dataclass(frozen=True)
-class _Joined(Sequence[Row]):
-    first: Sequence[Row]
-    then: Sequence[Row]
-
-    def __len__(self) -> int:
-        return len(self.first) + len(self.then)
-
-    @overload
-    def __getitem__(self, k: int) -> Row: ...
-    @overload
-    def __getitem__(self, k: slice) -> list[Row]: ...
-    def __getitem__(self, k: int | slice) -> Row | list[Row]:
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        if k < 0:
-            k += len(self)
-        return self.first[k] if k < len(self.first) else self.then[k - len(self.first)]
 
 
 def new_dataset_path(datasets_dir: Path, name: str) -> Path:

@@ -43,18 +43,13 @@ def copy_store(source: Store, target: Store) -> dict[str, int]:
         for table in TABLES:
             with source._engine.read() as db:
                 cursor = db.execute(f"SELECT * FROM {table}")
-                rows = cursor.fetchall()
-            if not rows:
-                continue
-            columns = list(dict(rows[0]))
-            insert = (
-                f"INSERT INTO {table} ({', '.join(columns)})"
-                f" VALUES ({', '.join('?' * len(columns))})"
-            )
-            for start in range(0, len(rows), BATCH):
-                out.executemany(
-                    insert, [tuple(dict(r).values()) for r in rows[start : start + BATCH]]
-                )
+                while rows := cursor.fetchmany(BATCH):  # a batch of Python rows at a time
+                    columns = list(dict(rows[0]))
+                    out.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)})"
+                        f" VALUES ({', '.join('?' * len(columns))})",
+                        [tuple(dict(r).values()) for r in rows],
+                    )
             target._engine.after_copy(out, table)
     copied = target.row_counts(TABLES)
     expected = source.row_counts(TABLES)

@@ -321,6 +321,12 @@ def draw_earlier(index: int, earlier: tuple[Said, ...], prefix: str) -> None:
 def draw_column(
     index: int, view: ColumnView, prefix: str = "pg", earlier: tuple[Said, ...] = ()
 ) -> None:
+    draw_head(index, view, prefix, earlier)
+    draw_body(index, view, prefix)
+
+
+def draw_head(index: int, view: ColumnView, prefix: str, earlier: tuple[Said, ...]) -> None:
+    """What a column shows above its answer: the same from Run to done."""
     fallback = f" (fallback for {ui.plain(view.fallback_from)})" if view.fallback_from else ""
     st.markdown(f"**{ui.plain(view.name)}**  \n{ui.plain(view.model_ref)}{fallback}")
     if view.overrides:
@@ -330,8 +336,12 @@ def draw_column(
         draw_earlier(index, earlier, prefix)
         asked = st.session_state.pg_asked[index]
         st.markdown(f"**Turn {len(earlier) + 1}** · :material/person: **You:** {ui.plain(asked)}")
-    thinking_ms = view.thinking_ms
-    ui.show_thinking(view.thinking, thinking_ms, key=f"{prefix}_think_{index}")
+
+
+def draw_body(index: int, view: ColumnView, prefix: str) -> None:
+    """What changes while a column streams: thinking, tool calls, the answer and its badge,
+    then its measures, checks and rating."""
+    ui.show_thinking(view.thinking, view.thinking_ms, key=f"{prefix}_think_{index}")
     ui.show_steps(view.steps, arriving=view.status in ("waiting", "streaming"))
     box = st.container(border=True, height=300, key=f"{prefix}_out_{index}")
     badge = {"waiting": "⏳ waiting", "streaming": "● streaming", "stopped": "⏹ stopped"}
@@ -369,7 +379,30 @@ def draw_column(
             st.session_state[f"{key}_saved"] = value
 
 
-@st.fragment(run_every=0.1 if running else None)
+# While streaming, the fragment below redraws only each column's body, REDRAW_S apart: a
+# redraw resends every element it draws, the whole answer so far included, so its bytes grow
+# with the rate and with the answers' length. Measured in Chromium (bench/scale.py wire, 3
+# columns x 400 tokens in ~7 s): whole columns 10 times a second sent 0.53 MB on the
+# websocket; bodies only, 5 times a second, 0.25 MB, the text still growing visibly.
+REDRAW_S = 0.2
+
+
+@st.fragment(run_every=REDRAW_S if running else None)
+def live_bodies(current: LiveRun, slots: list[Any], heads: list[str]) -> None:
+    """Each column's body into its slot, a container drawn with the page (a fragment may
+    write into one): the columns, headers and earlier turns are not resent on each redraw."""
+    views = current.snapshot()
+    for i, (slot, view) in enumerate(zip(slots, views, strict=True)):
+        with slot:
+            draw_body(i, view, "pg")
+    if running and (not current.running or [head_of(v) for v in views] != heads):
+        st.rerun()  # the run ended or a fallback answers: redraw the whole page once
+
+
+def head_of(view: ColumnView) -> str:
+    return f"{view.model_ref} {view.fallback_from}"
+
+
 def live_panel() -> None:
     current: LiveRun | None = st.session_state.get("pg_run")
     if current is None:
@@ -383,13 +416,14 @@ def live_panel() -> None:
             icon=":material/history:",
         )
     turns = st.session_state.get("pg_turns", [])
+    slots = []
     for i, (column, view) in enumerate(
         zip(st.columns(len(views), gap="medium"), views, strict=True)
     ):
         with column:
-            draw_column(i, view, earlier=tuple((t[0][i], t[1][i]) for t in turns))
-    if running and not current.running:
-        st.rerun()  # the run just ended: redraw the whole page once, without polling
+            draw_head(i, view, "pg", tuple((t[0][i], t[1][i]) for t in turns))
+            slots.append(st.container())
+    live_bodies(current, slots, [head_of(view) for view in views])
 
 
 live_panel()

@@ -303,7 +303,56 @@ def bench_results(tmp: Path) -> None:
 
 
 def bench_wire(tmp: Path) -> None:
-    print("\n== wire: websocket bytes == (not measured here yet)")
+    """A Playground run in headless Chromium (tests/e2e/wire.py): the websocket bytes the
+    server sends from the click on Run to every answer done, 3 columns x 400 tokens
+    against the target, 1 column as the in-run baseline; and how often the first column's
+    text changed on screen while it streamed. Median of REPEATS, in turns."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM
+    from tests.e2e.conftest import running_app
+    from tests.e2e.wire import TOKEN_DELAY, TOKENS, WireRun, add_wire_variants, measure_run
+
+    print(f"\n== wire: Playground websocket bytes, {TOKENS} tokens a column "
+          f"{TOKEN_DELAY * 1000:.0f} ms apart (median of {REPEATS}) ==")  # fmt: skip
+    runs: dict[int, list[WireRun]] = {1: [], 3: []}
+    with LLMServer() as server:
+        (tmp / "prompts").mkdir()
+        (tmp / "providers.yaml").write_text(
+            f"providers:\n  fake: {{kind: openai, base_url: '{server.openai_url}', free: true}}\n"
+        )
+        variants = add_wire_variants(tmp, server)
+        with running_app(tmp) as url, sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+            for _ in range(REPEATS):
+                for columns in (1, 3):
+                    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                    runs[columns].append(measure_run(page, url, variants[:columns]))
+                    page.close()
+            browser.close()
+    median: dict[int, dict[str, float]] = {}
+    for columns, found in runs.items():
+        median[columns] = {
+            "mb": statistics.median(r.bytes for r in found) / 1e6,
+            "frames": statistics.median(r.frames for r in found),
+            "s": statistics.median(r.seconds for r in found),
+            "ups": statistics.median(r.updates_per_s for r in found),
+            "steps": statistics.median(len(r.lengths) for r in found),
+        }
+        m, each = median[columns], ", ".join(f"{r.bytes / 1e6:.3f}" for r in found)
+        print(
+            f"  {columns} column{'s' if columns > 1 else ' '}: {m['mb']:.3f} MB [{each}] in "
+            f"{m['frames']:.0f} frames, {m['s']:.1f} s to done; the first column's text "
+            f"changed {m['steps']:.0f} times, {m['ups']:.1f} updates/s"
+        )
+    big = median[3]["mb"]
+    print(
+        f"  3 x {TOKENS} tokens: {big:.3f} MB vs target 0.5 MB ({verdict(big, 0.5)}); "
+        f"{big / median[1]['mb']:.1f}x the bytes of 1 column; "
+        f"{median[3]['ups']:.1f} visible updates/s"
+    )
 
 
 SECTIONS: dict[str, Callable[[Path], None]] = {

@@ -2,9 +2,9 @@
 answer one ticket side by side on SmolLM2: in-process (LiveRun, the baseline) and in the
 app in headless Chromium, with the shipped config (`runner.postScriptGC = false`) and with
 Streamlit's default (a full garbage collection after every script run, the Playground's
-redraws included: 10 a second when
-the figures below were measured, 5 now). Each figure is output tokens / total time per column, the
-median of the three columns, of a second run (the first loads the model's instances).
+redraws included: 10 a second when the figures below were measured, 5 now). Each figure is
+output tokens / total time per column, the median of the three columns, of a second run (the
+first loads the model's instances).
 
 Usage: .venv/bin/python bench/playground_app.py
 """

@@ -19,7 +19,10 @@ Sections (run all, or name some: `bench/scale.py cli import`):
            the process during it (VmHWM reset before each step; Streamlit, the app and the
            upload's bytes included). 100,000 rows as the in-run baseline.
            Targets: upload to preview < 60 s and < 1 GB, the rerun < 1 s.
-  results  (reserved: the Results page at 100,000 cells)
+  results  the Results page in AppTest (bench/results_page.py) for a finished run of
+           100,000 cells (2 variants x 50,000 rows, judge + 2 checks): its first render in a
+           fresh process, then a category filter change and the "Regressions only" toggle.
+           10,000 cells as the in-run baseline. Targets: < 3 s first render, < 0.5 s a filter.
   wire     (reserved: websocket bytes)
 
 Each measurement runs in its own process, median of REPEATS. The files are generated
@@ -299,7 +302,44 @@ def bench_import(tmp: Path) -> None:
 
 
 def bench_results(tmp: Path) -> None:
-    print("\n== results: the Results page at 100,000 cells == (not measured here yet)")
+    """The Results page in AppTest (bench/results_page.py, one process per measurement, so
+    a first render has nothing cached): 2 variants x 50,000 rows, judge + 2 checks, against
+    the targets; 2 x 5,000 rows as the in-run baseline. Then a change of the category
+    filter and the "Regressions only" toggle on the same page."""
+    child = [sys.executable, str(REPO / "bench" / "results_page.py")]
+    print(f"\n== results: the Results page, first render and filters (median of {REPEATS}) ==")
+    found: dict[int, dict[str, float]] = {}
+    for cells in (10_000, 100_000):
+        workspace = tmp / f"cells{cells}"
+        start = time.perf_counter()
+        subprocess.run([*child, "fill", str(workspace), str(cells // 2)], check=True)
+        filled = time.perf_counter() - start
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [*child, "measure", str(workspace)], check=True, capture_output=True, text=True
+                ).stdout.strip().splitlines()[-1]
+            )
+            for _ in range(REPEATS)
+        ]  # fmt: skip
+        found[cells] = m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        each = ", ".join(f"{r['first_s']:.1f}" for r in runs)
+        print(
+            f"  {cells:,} cells (stored in {filled:.0f} s): first render {m['first_s']:.2f} s "
+            f"[{each}], category filter {m['category_s']:.2f} s, regressions only "
+            f"{m['regressions_s']:.2f} s"
+        )
+    m = found[100_000]
+    filters = max(m["category_s"], m["regressions_s"])
+    print(
+        f"  100,000 cells: first render {m['first_s']:.2f} s vs target {RESULTS_FIRST_S:.0f} s "
+        f"({verdict(m['first_s'], RESULTS_FIRST_S)}); slower filter change {filters:.2f} s vs "
+        f"target {RESULTS_FILTER_S} s ({verdict(filters, RESULTS_FILTER_S)}); "
+        f"{m['first_s'] / found[10_000]['first_s']:.1f}x the first render of 10,000 cells"
+    )
+
+
+RESULTS_FIRST_S, RESULTS_FILTER_S = 3.0, 0.5
 
 
 def bench_wire(tmp: Path) -> None:

@@ -30,7 +30,7 @@ from promptdeck.analysis.results import (
     run_changes,
     score_distribution,
 )
-from promptdeck.analysis.run import RunAnalysis, analyze_run
+from promptdeck.analysis.run import RunAnalysis
 from promptdeck.analysis.textdiff import word_diff_html
 from promptdeck.analysis.versions import run_versions
 from promptdeck.errors import PromptDeckError
@@ -40,6 +40,8 @@ from promptdeck.model.pricing import format_cost
 from promptdeck.scoring.judge import LOCAL_JUDGE_NOTICE
 from promptdeck.store.rows import RunRecord
 from promptdeck.workspace.datasets import append_case, find_datasets
+
+CASES_PAGE = 500  # rows of the cases table drawn (and offered under "Open a case") at once
 
 ui.frame("Results")
 store = ui.store()
@@ -174,7 +176,8 @@ if (job := jobs.get(run_id)) is not None and job.running:
             st.info(LOCAL_JUDGE_NOTICE, icon=":material/info:")
     st.fragment(run_every=0.5)(progress_panel)(run_id)
     st.stop()
-first = analyze_run(store, run_id)
+version = ui.run_version(store, run_id)  # every view below is cached under it
+first = ui.run_analysis(store, run_id, version)
 if first.cells.empty:
     st.info(f"This run has no finished cells yet (status: {record.status}).")
     st.stop()
@@ -198,7 +201,7 @@ if not present:
     cols[3].write("")
     with cols[3].popover("Share", icon=":material/share:"):
         share_panel(run_id)
-run = first if baseline == first.baseline else analyze_run(store, run_id, baseline)
+run = first if baseline == first.baseline else ui.run_analysis(store, run_id, version, baseline)
 cells = run.cells
 
 
@@ -285,7 +288,7 @@ if present:
 
 def checks_first(run_id: str) -> None:
     """With the embedded demo judge, the checks are the result to read: they are exact."""
-    rates = check_pass_rates(store.scores(run_id))
+    rates = check_pass_rates(ui.run_scores(store, run_id, version))
     if rates.empty:
         return
     st.subheader("Checks: read these first")
@@ -309,7 +312,9 @@ def checks_first(run_id: str) -> None:
         st.caption("—: the variant has no such check.")
 
 
-checks = check_comparisons(cells, baseline)
+checks = ui.run_view(
+    "checks", lambda: check_comparisons(cells, baseline), run_id, version, baseline
+)
 if demo_judge:
     checks_first(run_id)
 headline(run, big=False)
@@ -333,27 +338,34 @@ if moved:
         "prompts it ran; the Prompts page (Runs, History) shows each version.",
     )
 with st.popover("Export for stakeholders", icon=":material/download:"):
-    data = run.report_data(demo_judge=demo_judge)
+    # Each file is made when its button is pressed, not on every rerun (100,000 cells).
     st.download_button(
         "HTML report (self-contained)",
-        html_report(data),
+        lambda: html_report(run.report_data(demo_judge=demo_judge)),
         f"promptdeck-{run_id}.html",
         "text/html",
     )
     st.download_button(
         "Markdown summary (pull request)",
-        markdown_summary(data),
+        lambda: markdown_summary(run.report_data(demo_judge=demo_judge)),
         f"promptdeck-{run_id}.md",
         "text/markdown",
     )
     st.download_button(
         "CSV of every cell",
-        to_csv(cell_rows(run_id, store.results(run_id), store.scores(run_id))),
+        lambda: to_csv(cell_rows(run_id, store.results(run_id), store.scores(run_id))),
         f"promptdeck-{run_id}.csv",
         "text/csv",
     )
-calibration = run_agreement(
-    record.snapshot.get("cases", []), store.scores(run_id), store.score_overrides(run_id)
+calibration = ui.run_view(
+    "calibration",
+    lambda: run_agreement(
+        record.snapshot.get("cases", []),
+        ui.run_scores(store, run_id, version),
+        store.score_overrides(run_id),
+    ),
+    run_id,
+    version,
 )
 if calibration is not None:
     st.info(describe(calibration), icon=":material/balance:")
@@ -391,7 +403,8 @@ with tabs[1]:
         key="res_wtl_chart",
     )
 with tabs[2]:
-    st.altair_chart(charts.score_distribution(score_distribution(cells)), width="stretch")
+    dist = ui.run_view("dist", lambda: score_distribution(cells), run_id, version, baseline)
+    st.altair_chart(charts.score_distribution(dist), width="stretch")
 with tabs[3]:
     st.altair_chart(charts.latency_cost(run.per_variant), width="stretch")
 with tabs[4]:
@@ -410,7 +423,7 @@ def selected(event: Any, name: str, field: str) -> str | None:
 st.subheader("Cases")
 others = [v for v in variants if v != baseline] or variants
 filters = st.columns([2, 2, 1, 1, 1])
-categories = [ALL, *sorted(set(cells["category"]))]
+categories = [ALL, *sorted(cells["category"].unique())]
 # A click on a chart sets the filter (once per new click: the filter stays the user's to
 # change). A selectbox's index only counts when it is first drawn, so its state is set.
 for key, value, options in (
@@ -424,12 +437,22 @@ for key, value, options in (
 variant = filters[0].selectbox("Variant", others, key="res_variant")
 category = filters[1].selectbox("Category", categories, key="res_category")
 cases = filter_cases(
-    case_table(cells, baseline, variant),
+    ui.run_view(
+        "cases", lambda: case_table(cells, baseline, variant), run_id, version, baseline, variant
+    ),
     category=category,
     regressions=filters[2].toggle("Regressions only", key="res_regress"),
     unscored=filters[3].toggle("Unscored", key="res_unscored"),
     errors=filters[4].toggle("Errors", key="res_errors"),
 )
+pages = max(1, -(-len(cases) // CASES_PAGE))
+if pages > 1:  # 100,000 cells: a page of rows at a time, the worst regressions first
+    if st.session_state.get("res_cases_page", 1) > pages:  # a filter left fewer pages
+        st.session_state["res_cases_page"] = pages
+    page = st.number_input(
+        f"Page (of {pages:,}, {CASES_PAGE:,} cases each)", 1, pages, 1, key="res_cases_page"
+    )
+    cases = cases.iloc[(int(page) - 1) * CASES_PAGE : int(page) * CASES_PAGE]
 with st.container(key="res_cases"):
     st.dataframe(
         cases.rename(
@@ -464,7 +487,7 @@ with st.container(border=True):
         st.text("(this case has no input fields)")
     if row_input.get("expected"):
         st.caption(f"Reference: {ui.plain(row_input['expected'])}")
-judge_audit = judge_audits(store.scores(run_id), row_id)
+judge_audit = judge_audits(ui.run_scores(store, run_id, version), row_id)
 reviews = store.reviews(run_id)
 
 
@@ -592,7 +615,9 @@ else:
         key="res_other",
         format_func=lambda r: f"{by_id[r].name} · {r}" + run_by(by_id[r].author),
     )
-    other = load_cells(store, other_id)
+    other = ui.run_view(
+        "cells", lambda: load_cells(store, other_id), other_id, ui.run_version(store, other_id)
+    )
     shared = sorted(set(other["variant"]) & set(variants)) if not other.empty else []
     if not shared:
         st.caption("That run has none of this run's variants.")

@@ -14,13 +14,15 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import streamlit as st
 
+from promptdeck.analysis.run import RunAnalysis, analyze_run
 from promptdeck.errors import ConfigError
 from promptdeck.evals.jobs import EvalJob, JobRegistry
 from promptdeck.evals.live import StepView
@@ -32,7 +34,7 @@ from promptdeck.model.secrets import SESSION_KEYS, Secrets
 from promptdeck.model.types import CallResult
 from promptdeck.scoring.confidence import from_logprobs
 from promptdeck.store.db import Store
-from promptdeck.store.rows import stored_steps
+from promptdeck.store.rows import ScoreRow, stored_steps
 from promptdeck.workspace.paths import Workspace
 from promptdeck.workspace.prompts import PromptLibrary, load_prompts
 from promptdeck.workspace.providers_file import open_registry
@@ -45,6 +47,8 @@ from promptdeck.workspace.serving import (
 from promptdeck.workspace.team import SUB_PREFIX, Role, Team, identity_of, load_team, team_file
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
+
+T = TypeVar("T")
 
 
 def plain(text: object) -> str:
@@ -386,6 +390,52 @@ def _store(target: str) -> Store:
 @st.cache_resource(show_spinner=False)
 def _open_store(target: str) -> Store:
     return Store(target)
+
+
+def run_version(store: Store, run_id: str) -> tuple[object, ...]:
+    """The run's version stamp (`Store.run_version`): what the cached views below are
+    keyed by, read once per rerun. A new cell, a score, a review or a status makes a new one."""
+    return (store.location, *store.run_version(run_id))
+
+
+def run_analysis(
+    store: Store, run_id: str, version: tuple[object, ...], baseline: str | None = None
+) -> RunAnalysis:
+    """`analyze_run`, computed once per version of the run and shared by every rerun and
+    session: a filter change or a click redraws from it. Read-only: never modify it."""
+    return _run_analysis(store, run_id, version, baseline)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_analysis(
+    _store: Store, run_id: str, version: tuple[object, ...], baseline: str | None
+) -> RunAnalysis:
+    return analyze_run(_store, run_id, baseline)
+
+
+def run_scores(store: Store, run_id: str, version: tuple[object, ...]) -> list[ScoreRow]:
+    """`store.scores(run_id)`, read once per version of the run. Read-only."""
+    return _run_scores(store, run_id, version)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _run_scores(_store: Store, run_id: str, version: tuple[object, ...]) -> list[ScoreRow]:
+    return _store.scores(run_id)
+
+
+def run_view(
+    name: str, compute: Callable[[], T], run_id: str, version: tuple[object, ...], *key: object
+) -> T:
+    """`compute()`, a pure view of one version of a run (a table, a distribution), kept per
+    (name, run, version, key): what a rerun for a filter or a click does not recompute."""
+    return cast(T, _run_view(name, compute, run_id, version, key))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _run_view(
+    name: str, _compute: Callable[[], object], run_id: str, version: object, key: object
+) -> object:
+    return _compute()
 
 
 @st.cache_resource(show_spinner=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -35,13 +35,15 @@ def cell_rows(
     for s in scores:
         by_cell[(s["row_id"], s["variant"], s["repeat"])].append(s)
     rows = []
-    for r in results:
+    # Every row of one read has the same columns: pick the CSV's once (100,000 cells).
+    keep = [k for k in results[0] if k in CSV_COLUMNS] if results else []
+    for r in cast(Sequence[Mapping[str, Any]], results):
         mine = by_cell[(r["row_id"], r["variant"], r["repeat"])]
         judge = next((s for s in mine if s["scorer"] == JUDGE), None)
         checks = [(label, s) for s in mine if (label := check_label(s["scorer"])) is not None]
         failed = [label for label, s in checks if not s["passed"]]
         rows.append({
-            **{k: v for k, v in r.items() if k in CSV_COLUMNS},
+            **{k: r[k] for k in keep},
             "run_id": run_id,
             "judge_score": judge["value"] if judge else None,
             "judge_reason": judge["reason"] if judge else None,
@@ -65,14 +67,16 @@ def load_cells(store: Store, run_id: str) -> pd.DataFrame:
         (s["row_id"], s["variant"], s["repeat"]): s for s in scores if s["scorer"] == PAIRWISE
     }
     reviews = store.reviews(run_id)
-    keys: list[CellKey] = list(zip(cells["row_id"], cells["variant"], cells["repeat"], strict=True))
+    columns = (cells[c].tolist() for c in ("row_id", "variant", "repeat"))  # not per element
+    keys: list[CellKey] = list(zip(*columns, strict=True))
     cells["pairwise"] = [p["value"] if (p := pairwise.get(k)) else None for k in keys]
     cells["pairwise_reason"] = [p["reason"] if (p := pairwise.get(k)) else None for k in keys]
     cells["judge_raw"] = cells["judge_score"]
     overrides = [r["score_override"] if (r := reviews.get(k)) else None for k in keys]
     cells["overridden"] = [o is not None for o in overrides]
     cells["judge_score"] = [
-        o if o is not None else j for o, j in zip(overrides, cells["judge_raw"], strict=True)
+        o if o is not None else j
+        for o, j in zip(overrides, cells["judge_raw"].tolist(), strict=True)
     ]
     cells["thumbs"] = [r["thumbs"] if (r := reviews.get(k)) else None for k in keys]
     cells["note"] = [r["note"] if (r := reviews.get(k)) else None for k in keys]

@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from promptdeck.analysis.stats import (
@@ -304,11 +306,14 @@ def case_table(cells: pd.DataFrame, baseline: str, variant: str) -> pd.DataFrame
     cases = pd.DataFrame({"baseline": wide.get(baseline), "variant": wide.get(variant)})
     cases["delta"] = cases["variant"] - cases["baseline"]
     cases = cases.reset_index()
-    cases["flaky"] = [bool(flaky.get((r, variant), False)) for r in cases["row_id"]]
-    cases["error"] = [
-        bool(failed.get((r, variant), False) or failed.get((r, baseline), False))
-        for r in cases["row_id"]
-    ]
+
+    def lookup(series: pd.Series[Any], name: str) -> npt.NDArray[np.bool_]:
+        index = pd.MultiIndex.from_arrays([cases["row_id"], [name] * len(cases)])
+        found = series.reindex(index, fill_value=False)
+        return np.asarray(found, dtype=np.bool_)
+
+    cases["flaky"] = lookup(flaky, variant)
+    cases["error"] = lookup(failed, variant) | lookup(failed, baseline)
     return cases.sort_values("delta", na_position="last")
 
 

@@ -70,7 +70,7 @@ class RunAnalysis:
 
     @property
     def variants(self) -> list[str]:
-        return [] if self.cells.empty else [str(v) for v in dict.fromkeys(self.cells["variant"])]
+        return [] if self.cells.empty else [str(v) for v in self.cells["variant"].unique()]
 
     @property
     def headlines(self) -> pd.DataFrame:

@@ -148,7 +148,10 @@ def mean_ci(
 
 def _binomial_two_sided(k: int, n: int) -> float:
     """2·P(X ≤ k) for X ~ Binomial(n, 1/2), k the smaller count; capped at 1."""
-    tail = sum(math.comb(n, i) for i in range(k + 1))
+    term = tail = 1  # C(n, 0); each next term exactly from the last (math.comb is per call)
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        tail += term
     return min(1.0, float(2 * tail / 2**n))
 
 

@@ -421,6 +421,24 @@ class Store:
         )
         return {(r["row_id"], r["variant"], int(r["repeat"])): cast(ReviewRow, r) for r in rows}
 
+    def run_version(self, run_id: str) -> tuple[object, ...]:
+        """A cheap stamp that changes whenever what a run shows can: a new cell or score,
+        a human review (upserts renew `created`), the run's status. Equal stamps, equal
+        analysis: the Results page caches a run's analysis under it."""
+        rows = self._read(
+            """SELECT (SELECT COUNT(*) FROM results WHERE run_id = ?) AS cells,
+                      (SELECT MAX(created) FROM results WHERE run_id = ?) AS last_cell,
+                      (SELECT COUNT(*) FROM scores WHERE run_id = ?) AS scores,
+                      (SELECT COUNT(*) FROM feedback WHERE run_id = ?) AS reviews,
+                      (SELECT MAX(created) FROM feedback WHERE run_id = ?) AS last_review,
+                      (SELECT status FROM runs WHERE id = ?) AS status""",
+            (run_id,) * 6,
+        )
+        row = rows[0]
+        return tuple(
+            row[k] for k in ("cells", "last_cell", "scores", "reviews", "last_review", "status")
+        )
+
     def score_overrides(self, run_id: str) -> dict[CellKey, float]:
         return {
             key: float(r["score_override"])
